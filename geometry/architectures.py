@@ -1,0 +1,164 @@
+"""The built-in network architectures: small MLPs, CNNs and a ResNet-style CNN.
+
+Every network ends in an ``nn.Linear`` called ``head`` whose input is the penultimate-layer
+feature vector, so feature-space views can find the final affine layer without guessing.
+The activation is a parameter because curvature views need smooth networks (SiLU, GELU,
+softplus) while ReLU networks are piecewise linear (zero input Hessian almost everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+Activation = Literal["relu", "silu", "gelu", "softplus", "tanh"]
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "softplus": lambda: nn.Softplus(beta=5.0),
+    "tanh": nn.Tanh,
+}
+
+SMOOTH_ACTIVATIONS = frozenset({"silu", "gelu", "softplus", "tanh"})
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by name (one of ``relu, silu, gelu, softplus, tanh``)."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+
+
+class MLP(nn.Module):
+    """Fully connected classifier on flattened inputs: ``hidden`` layers, then ``head``."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        *,
+        hidden: tuple[int, ...] = (128, 128),
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for h in hidden:
+            layers += [nn.Linear(width, h), make_activation(activation)]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks (conv-act-conv-act-pool), a hidden linear layer, then ``head``.
+
+    ``pool="avg"`` keeps the whole network smooth when the activation is smooth;
+    ``pool="max"`` is the classic piecewise-linear choice.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        *,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 128,
+        activation: Activation = "relu",
+        pool: Literal["max", "avg"] = "max",
+    ) -> None:
+        super().__init__()
+        c_in, h, w = input_shape
+        pool_layer = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
+        c1, c2 = channels
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c1, 3, padding=1), make_activation(activation),
+            nn.Conv2d(c1, c1, 3, padding=1), make_activation(activation),
+            pool_layer(2),
+            nn.Conv2d(c1, c2, 3, padding=1), make_activation(activation),
+            nn.Conv2d(c2, c2, 3, padding=1), make_activation(activation),
+            pool_layer(2),
+            nn.Flatten(),
+            nn.Linear(c2 * (h // 4) * (w // 4), hidden), make_activation(activation),
+        )  # fmt: skip
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, activation: Activation) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(c_out)
+        self.act1 = make_activation(activation)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(c_out)
+        self.act2 = make_activation(activation)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.norm1(self.conv1(x)))
+        y = self.norm2(self.conv2(y))
+        return self.act2(y + self.shortcut(x))
+
+
+class ResNetSmall(nn.Module):
+    """A ResNet-style CNN for small RGB images: stem, three residual stages, global average pool, ``head``."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        *,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        c_in = input_shape[0]
+        w1, w2, w3 = widths
+        self.stem = nn.Sequential(nn.Conv2d(c_in, w1, 3, padding=1, bias=False), nn.BatchNorm2d(w1), make_activation(activation))
+        self.stages = nn.Sequential(
+            _ResidualBlock(w1, w1, 1, activation),
+            _ResidualBlock(w1, w2, 2, activation),
+            _ResidualBlock(w2, w3, 2, activation),
+        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(w3, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": SmallCNN, "resnet-small": ResNetSmall}
+
+
+def build_architecture(arch: str, *, input_shape: tuple[int, ...], num_classes: int, **options: object) -> nn.Module:
+    """Instantiate a built-in architecture (``mlp``, ``cnn``, ``resnet-small``) with fresh weights."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown built-in architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    if arch in ("cnn", "resnet-small") and len(input_shape) != 3:
+        raise ValueError(f"architecture {arch!r} needs images (C, H, W), got input shape {tuple(input_shape)}")
+    return ARCHITECTURES[arch](tuple(input_shape), num_classes, **options)  # type: ignore[arg-type]
