@@ -1,0 +1,108 @@
+"""What every view shares: one colour per class (the same on every page), images for display, top-k bars."""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.colors import qualitative
+
+_PALETTE_10 = qualitative.D3  # 10 colours, the classic class palette
+_PALETTE_24 = qualitative.Light24
+
+
+def class_color(k: int, num_classes: int) -> str:
+    """The colour of class ``k`` as ``#rrggbb``; stable across pages for a given number of classes.
+
+    Up to 10 classes use D3's palette, up to 24 Light24; beyond that, hues spaced by the golden ratio
+    (distinct for neighbouring indices; views with many classes also name classes in a legend).
+    """
+    if not 0 <= k < max(num_classes, 1):
+        raise ValueError(f"class index {k} out of range for {num_classes} classes")
+    if num_classes <= 10:
+        return _PALETTE_10[k]
+    if num_classes <= 24:
+        return _PALETTE_24[k]
+    hue = (k * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hls_to_rgb(hue, 0.5 + 0.15 * ((k // 7) % 2), 0.65)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def class_colors(num_classes: int) -> list[str]:
+    """``[class_color(k, num_classes) for k in range(num_classes)]``."""
+    return [class_color(k, num_classes) for k in range(num_classes)]
+
+
+def image_to_uint8(image: torch.Tensor | np.ndarray, *, min_size: int = 96) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] -> (H', W', 3) uint8 for display, upscaled by pixel repetition.
+
+    Small images (8x8 digits) are enlarged with nearest-neighbour repetition to at least ``min_size``
+    pixels so that browsers do not blur them. Values outside [0, 1] are clipped.
+    """
+    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if a.ndim != 3 or a.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image of shape (1 or 3, H, W), got {a.shape}")
+    a = np.clip(a, 0.0, 1.0).transpose(1, 2, 0)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    scale = max(1, int(np.ceil(min_size / max(a.shape[0], a.shape[1]))))
+    a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+    return (a * 255.0 + 0.5).astype(np.uint8)
+
+
+def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], *, k: int = 5, title: str = "") -> go.Figure:
+    """Horizontal bars of the top-``k`` class probabilities of one input, coloured by class."""
+    p = np.asarray(probabilities, dtype=float).ravel()
+    if len(p) != len(class_names):
+        raise ValueError(f"got {len(p)} probabilities for {len(class_names)} classes")
+    top = np.argsort(-p)[: min(k, len(p))][::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=p[top],
+            y=[class_names[i] for i in top],
+            orientation="h",
+            marker_color=[class_color(int(i), len(p)) for i in top],
+            text=[f"{v:.1%}" for v in p[top]],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title or None,
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+        height=60 + 28 * len(top),
+        margin=dict(l=10, r=10, t=30 if title else 10, b=10),
+        showlegend=False,
+    )
+    return fig
+
+
+def toy_scatter(
+    points: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    highlight: Sequence[int] = (),
+    title: str = "",
+) -> go.Figure:
+    """Scatter of a 2D toy data set coloured by class; ``highlight`` indices drawn as large marked points."""
+    pts = np.asarray(points, dtype=float)
+    lab = np.asarray(labels)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"expected points of shape (N, 2), got {pts.shape}")
+    fig = go.Figure()
+    for c, name in enumerate(class_names):
+        sel = lab == c
+        fig.add_trace(go.Scattergl(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=name,
+                                   marker=dict(size=5, color=class_color(c, len(class_names)), opacity=0.6)))  # fmt: skip
+    if len(highlight):
+        h = np.asarray(highlight)
+        fig.add_trace(go.Scatter(x=pts[h, 0], y=pts[h, 1], mode="markers+text", name="picked",
+                                 text=[f"#{i}" for i in h], textposition="top center",
+                                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))  # fmt: skip
+    fig.update_layout(title=title or None, xaxis_title="x₁", yaxis_title="x₂", height=420,
+                      yaxis=dict(scaleanchor="x"), margin=dict(l=10, r=10, t=30 if title else 10, b=10))  # fmt: skip
+    return fig

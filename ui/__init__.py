@@ -1,0 +1,1 @@
+"""Streamlit glue between the pages and `geometry`: session state, cached wrappers, shared widgets."""

@@ -1,0 +1,108 @@
+"""Cached access to models and datasets, and the selection the sidebar makes for every page.
+
+Streamlit never hashes tensors or weights here: model handles are cached by their source
+(a built-in name, or the sha256 of an uploaded file) and datasets by name, and results of long
+computations come from geometry's disk cache, keyed by fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+import torch
+
+import geometry
+from geometry.data import Dataset
+
+DEFAULT_MODEL = "digits-cnn-silu"
+SELECTION_KEY = "selection"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar picked: the model, the data set, and the images every page works on."""
+
+    handle: geometry.ModelHandle
+    dataset: Dataset  # the data set images are picked from (uploads form a data set of their own)
+    indices: tuple[int, ...]  # picked positions in `dataset`
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Picked inputs ``(n, *input_shape)`` in [0, 1] (or unbounded for 2D toy sets)."""
+        return self.dataset.images[list(self.indices)]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """True labels of the picked inputs ``(n,)``, -1 where unknown (uploads)."""
+        return self.dataset.labels[list(self.indices)]
+
+    def caption(self, position: int) -> str:
+        i = self.indices[position]
+        label = int(self.dataset.labels[i])
+        truth = self.dataset.class_names[label] if label >= 0 else "unlabelled"
+        return f"#{i} · {truth}"
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def builtin_handle(name: str, device: str) -> geometry.ModelHandle:
+    return geometry.load_model(name, device=device)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def file_handle(digest: str, path: str, device: str, options: tuple[tuple[str, Any], ...]) -> geometry.ModelHandle:
+    """A user model from a file; ``digest`` (sha256 of the file) is the cache key, not the bytes."""
+    return geometry.load_model(path, device=device, **dict(options))
+
+
+def save_upload(data: bytes, filename: str) -> tuple[str, str]:
+    """Store an uploaded model file under a content-addressed temp name; returns (sha256, path)."""
+    digest = hashlib.sha256(data).hexdigest()
+    folder = Path(tempfile.gettempdir()) / "boundary-atlas-uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest[:16]}-{Path(filename).name}"
+    if not path.exists():
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return digest, str(path)
+
+
+@st.cache_resource(show_spinner="Loading data…", max_entries=16)
+def dataset(name: str, split: str = "test", image_size: int | None = None) -> Dataset:
+    return geometry.load_dataset(name, split=split, image_size=image_size)
+
+
+def compatible_datasets(handle: geometry.ModelHandle) -> list[str]:
+    """Built-in data sets whose inputs have the model's input shape (its own data set first)."""
+    own = handle.card.get("dataset")
+    names = [own] if own else []
+    for name in geometry.builtin_datasets():
+        if name in names:
+            continue
+        try:
+            if tuple(dataset(name).input_shape) == tuple(handle.input_shape):
+                names.append(name)
+        except Exception:  # an unavailable optional data set simply is not offered
+            continue
+    return names
+
+
+def selection() -> Selection:
+    """The current selection; app.py sets it on every run before the page runs."""
+    sel = st.session_state.get(SELECTION_KEY)
+    if sel is None:
+        st.error("No model is loaded: open the app through app.py (streamlit run app.py).")
+        st.stop()
+    return sel
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    return devices
