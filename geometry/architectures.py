@@ -85,15 +85,20 @@ class SmallCNN(nn.Module):
         pool_layer = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
         c1, c2 = channels
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, c1, 3, padding=1), make_activation(activation),
-            nn.Conv2d(c1, c1, 3, padding=1), make_activation(activation),
+            nn.Conv2d(c_in, c1, 3, padding=1),
+            make_activation(activation),
+            nn.Conv2d(c1, c1, 3, padding=1),
+            make_activation(activation),
             pool_layer(2),
-            nn.Conv2d(c1, c2, 3, padding=1), make_activation(activation),
-            nn.Conv2d(c2, c2, 3, padding=1), make_activation(activation),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            make_activation(activation),
+            nn.Conv2d(c2, c2, 3, padding=1),
+            make_activation(activation),
             pool_layer(2),
             nn.Flatten(),
-            nn.Linear(c2 * (h // 4) * (w // 4), hidden), make_activation(activation),
-        )  # fmt: skip
+            nn.Linear(c2 * (h // 4) * (w // 4), hidden),
+            make_activation(activation),
+        )
         self.head = nn.Linear(hidden, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +141,9 @@ class ResNetSmall(nn.Module):
         super().__init__()
         c_in = input_shape[0]
         w1, w2, w3 = widths
-        self.stem = nn.Sequential(nn.Conv2d(c_in, w1, 3, padding=1, bias=False), nn.BatchNorm2d(w1), make_activation(activation))
+        self.stem = nn.Sequential(
+            nn.Conv2d(c_in, w1, 3, padding=1, bias=False), nn.BatchNorm2d(w1), make_activation(activation)
+        )
         self.stages = nn.Sequential(
             _ResidualBlock(w1, w1, 1, activation),
             _ResidualBlock(w1, w2, 2, activation),

@@ -133,7 +133,9 @@ class ModelHandle:
     def check_inputs(self, x: torch.Tensor, *, check_range: bool = False) -> torch.Tensor:
         """Validate a batch (or one input) against ``input_shape``; returns a float32 batch ``(N, *input_shape)``."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor of shape (N, {_shape_str(self.input_shape)}), got {type(x).__name__}")
+            raise TypeError(
+                f"expected a torch.Tensor of shape (N, {_shape_str(self.input_shape)}), got {type(x).__name__}"
+            )
         if tuple(x.shape) == self.input_shape:
             x = x.unsqueeze(0)
         if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:

@@ -71,12 +71,28 @@ def load_model(
         return _load_builtin(source_str, device)
     path = Path(source_str).expanduser()
     if path.is_file():
-        return _load_file(path, arch=arch, input_shape=input_shape, class_names=class_names,
-                          num_classes=num_classes, mean=mean, std=std, device=device)  # fmt: skip
+        return _load_file(
+            path,
+            arch=arch,
+            input_shape=input_shape,
+            class_names=class_names,
+            num_classes=num_classes,
+            mean=mean,
+            std=std,
+            device=device,
+        )
     if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".ts", ".bin") or os.sep in source_str:
         raise FileNotFoundError(f"no such model file: {source_str}")
-    return _load_torchvision(source_str, weights=weights, input_shape=input_shape, class_names=class_names,
-                             num_classes=num_classes, mean=mean, std=std, device=device)  # fmt: skip
+    return _load_torchvision(
+        source_str,
+        weights=weights,
+        input_shape=input_shape,
+        class_names=class_names,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        device=device,
+    )
 
 
 def _load_builtin(name: str, device: torch.device | str | None) -> ModelHandle:
@@ -87,8 +103,12 @@ def _load_with_card(card: Mapping[str, Any], weights_path: Path, device: torch.d
     from safetensors.torch import load_file
 
     input_shape = tuple(card["input_shape"])
-    network = build_architecture(card["architecture"], input_shape=input_shape, num_classes=len(card["class_names"]),
-                                 **card.get("architecture_options", {}))  # fmt: skip
+    network = build_architecture(
+        card["architecture"],
+        input_shape=input_shape,
+        num_classes=len(card["class_names"]),
+        **card.get("architecture_options", {}),
+    )
     state = _read_safetensors(weights_path, load_file)
     load_state_dict_checked(network, state, source=weights_path.name)
     return ModelHandle.from_module(
@@ -128,7 +148,9 @@ def _load_file(
         if card.get("architecture") in ARCHITECTURES:
             return _load_with_card(card, path, device)
     if _is_torchscript(path):
-        return _load_torchscript(path, input_shape=input_shape, class_names=class_names, mean=mean, std=std, device=device)
+        return _load_torchscript(
+            path, input_shape=input_shape, class_names=class_names, mean=mean, std=std, device=device
+        )
     state = read_state_dict(path)
     if arch is None:
         raise ValueError(
@@ -141,10 +163,28 @@ def _load_file(
         k = num_classes if num_classes is not None else len(class_names or ())
         network = build_architecture(arch, input_shape=tuple(input_shape), num_classes=k)
         load_state_dict_checked(network, state, source=path.name)
-        return ModelHandle.from_module(network, input_shape=input_shape, class_names=class_names, num_classes=k,
-                                       mean=mean, std=std, name=f"{arch} ({path.name})", device=device)  # fmt: skip
-    return _load_torchvision(arch, weights=None, state=state, source=path.name, input_shape=input_shape,
-                             class_names=class_names, num_classes=num_classes, mean=mean, std=std, device=device)  # fmt: skip
+        return ModelHandle.from_module(
+            network,
+            input_shape=input_shape,
+            class_names=class_names,
+            num_classes=k,
+            mean=mean,
+            std=std,
+            name=f"{arch} ({path.name})",
+            device=device,
+        )
+    return _load_torchvision(
+        arch,
+        weights=None,
+        state=state,
+        source=path.name,
+        input_shape=input_shape,
+        class_names=class_names,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        device=device,
+    )
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -168,7 +208,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                     "(torch.save(model.state_dict(), ...) or safetensors), or export it with TorchScript."
                 ) from None
             raise ValueError(f"{path.name} is not a PyTorch checkpoint ({err})") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as err:
+        except Exception as err:  # torch.load raises many kinds (IndexError, EOFError, RuntimeError) on junk
             raise ValueError(f"{path.name} is not a PyTorch checkpoint ({err})") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
@@ -199,9 +239,7 @@ def load_state_dict_checked(network: nn.Module, state: Mapping[str, torch.Tensor
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:3])})")
     if problems:
-        raise ValueError(
-            f"{source} does not match the architecture {type(network).__name__}: " + "; ".join(problems)
-        )
+        raise ValueError(f"{source} does not match the architecture {type(network).__name__}: " + "; ".join(problems))
     network.load_state_dict(state, strict=True)
 
 
@@ -227,8 +265,9 @@ def _load_torchscript(
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as err:  # torch raises RuntimeError subclasses with C++ messages
         raise ValueError(f"{path.name} could not be loaded as TorchScript ({err})") from None
-    return ModelHandle.from_module(module, input_shape=input_shape, class_names=class_names, mean=mean, std=std,
-                                   name=path.name, device=device)  # fmt: skip
+    return ModelHandle.from_module(
+        module, input_shape=input_shape, class_names=class_names, mean=mean, std=std, name=path.name, device=device
+    )
 
 
 def _load_torchvision(
@@ -270,7 +309,9 @@ def _load_torchvision(
             state = read_state_dict(weights)
             source = Path(weights).name
         if state is None:
-            raise ValueError(f"{arch}: give weights=<path to a state dict> or weights='DEFAULT' (downloads, needs internet)")
+            raise ValueError(
+                f"{arch}: give weights=<path to a state dict> or weights='DEFAULT' (downloads, needs internet)"
+            )
         if num_classes is not None:
             k = num_classes
         elif class_names is not None:
@@ -312,4 +353,3 @@ def _head_size(template: nn.Module, state: Mapping[str, torch.Tensor]) -> int | 
 def _output_size(network: nn.Module) -> int:
     last = _last_linear(network)
     return int(last[1].out_features) if last is not None else 1000
-

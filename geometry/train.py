@@ -59,26 +59,102 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     c.name: c
     for c in [
-        TrainConfig("digits-cnn-silu", "cnn", "digits", "silu", {"pool": "avg"}, epochs=40, augment_shift=1,
-                    description="Small CNN on 8x8 digits, smooth (SiLU + average pooling): the default, good for curvature."),
-        TrainConfig("digits-cnn-relu", "cnn", "digits", "relu", {"pool": "max"}, epochs=40, augment_shift=1,
-                    description="The same CNN with ReLU + max-pooling: piecewise linear, for contrast."),
-        TrainConfig("digits-mlp-relu", "mlp", "digits", "relu", {"hidden": [256, 128]}, epochs=60, augment_shift=1,
-                    description="Two-layer ReLU MLP on 8x8 digits."),
-        TrainConfig("shapes-resnet-silu", "resnet-small", "shapes", "silu", {"widths": [16, 32, 64]}, epochs=15,
-                    batch_size=128, description="ResNet-style CNN on 32x32 RGB shapes, smooth (SiLU)."),
-        TrainConfig("shapes-resnet-relu", "resnet-small", "shapes", "relu", {"widths": [16, 32, 64]}, epochs=15,
-                    batch_size=128, description="The same ResNet-style CNN with ReLU, for contrast."),
-        TrainConfig("moons-mlp", "mlp", "moons", "silu", {"hidden": [64, 64, 64]}, epochs=200, batch_size=64,
-                    lr=3e-3, description="MLP on two moons (2D: the slice is the whole input space)."),
-        TrainConfig("circles-mlp", "mlp", "circles", "silu", {"hidden": [64, 64, 64]}, epochs=200, batch_size=64,
-                    lr=3e-3, description="MLP on two concentric circles (2D)."),
-        TrainConfig("spirals-mlp", "mlp", "spirals-3", "silu", {"hidden": [128, 128, 128]}, epochs=400, batch_size=64,
-                    lr=3e-3, description="MLP on three interleaved spirals (2D)."),
-        TrainConfig("blobs-mlp", "mlp", "blobs-4", "silu", {"hidden": [32, 32]}, epochs=100, batch_size=64,
-                    lr=3e-3, description="MLP on four Gaussian blobs (2D)."),
+        TrainConfig(
+            "digits-cnn-silu",
+            "cnn",
+            "digits",
+            "silu",
+            {"pool": "avg"},
+            epochs=40,
+            augment_shift=1,
+            description="Small CNN on 8x8 digits, smooth (SiLU + average pooling): the default, good for curvature.",
+        ),
+        TrainConfig(
+            "digits-cnn-relu",
+            "cnn",
+            "digits",
+            "relu",
+            {"pool": "max"},
+            epochs=40,
+            augment_shift=1,
+            description="The same CNN with ReLU + max-pooling: piecewise linear, for contrast.",
+        ),
+        TrainConfig(
+            "digits-mlp-relu",
+            "mlp",
+            "digits",
+            "relu",
+            {"hidden": [256, 128]},
+            epochs=60,
+            augment_shift=1,
+            description="Two-layer ReLU MLP on 8x8 digits.",
+        ),
+        TrainConfig(
+            "shapes-resnet-silu",
+            "resnet-small",
+            "shapes",
+            "silu",
+            {"widths": [16, 32, 64]},
+            epochs=15,
+            batch_size=128,
+            description="ResNet-style CNN on 32x32 RGB shapes, smooth (SiLU).",
+        ),
+        TrainConfig(
+            "shapes-resnet-relu",
+            "resnet-small",
+            "shapes",
+            "relu",
+            {"widths": [16, 32, 64]},
+            epochs=15,
+            batch_size=128,
+            description="The same ResNet-style CNN with ReLU, for contrast.",
+        ),
+        TrainConfig(
+            "moons-mlp",
+            "mlp",
+            "moons",
+            "silu",
+            {"hidden": [64, 64, 64]},
+            epochs=200,
+            batch_size=64,
+            lr=3e-3,
+            description="MLP on two moons (2D: the slice is the whole input space).",
+        ),
+        TrainConfig(
+            "circles-mlp",
+            "mlp",
+            "circles",
+            "silu",
+            {"hidden": [64, 64, 64]},
+            epochs=200,
+            batch_size=64,
+            lr=3e-3,
+            description="MLP on two concentric circles (2D).",
+        ),
+        TrainConfig(
+            "spirals-mlp",
+            "mlp",
+            "spirals-3",
+            "silu",
+            {"hidden": [128, 128, 128]},
+            epochs=400,
+            batch_size=64,
+            lr=3e-3,
+            description="MLP on three interleaved spirals (2D).",
+        ),
+        TrainConfig(
+            "blobs-mlp",
+            "mlp",
+            "blobs-4",
+            "silu",
+            {"hidden": [32, 32]},
+            epochs=100,
+            batch_size=64,
+            lr=3e-3,
+            description="MLP on four Gaussian blobs (2D).",
+        ),
     ]
-}  # fmt: skip
+}
 
 
 class GradientActivation:
@@ -124,10 +200,22 @@ def train(
     is_image = x.dim() == 4
     mean, std = _normalisation(x) if is_image else (None, None)
 
-    network = build_architecture(config.arch, input_shape=train_set.input_shape, num_classes=len(train_set.class_names),
-                                 activation=config.activation, **_tuples(config.architecture_options))  # fmt: skip
-    model = ModelHandle.from_module(network, input_shape=train_set.input_shape, class_names=train_set.class_names,
-                                    mean=mean, std=std, name=config.name, device="cpu").module  # fmt: skip
+    network = build_architecture(
+        config.arch,
+        input_shape=train_set.input_shape,
+        num_classes=len(train_set.class_names),
+        activation=config.activation,
+        **_tuples(config.architecture_options),
+    )
+    model = ModelHandle.from_module(
+        network,
+        input_shape=train_set.input_shape,
+        class_names=train_set.class_names,
+        mean=mean,
+        std=std,
+        name=config.name,
+        device="cpu",
+    ).module
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
@@ -137,7 +225,9 @@ def train(
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; expected 'adam' or 'sgd'")
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+    )
     activate = GradientActivation(config.ga_alpha, config.ga_beta) if config.grad_activation == "arctan" else None
     if config.grad_activation not in ("none", "arctan"):
         raise ValueError(f"unknown gradient activation {config.grad_activation!r}; expected 'none' or 'arctan'")
@@ -164,8 +254,11 @@ def train(
             correct += int((logits.argmax(1) == yb).sum())
         history.append({"epoch": epoch + 1, "loss": total_loss / len(x), "train_accuracy": correct / len(x)})
         if progress is not None:
-            progress((epoch + 1) / config.epochs, f"{config.name}: epoch {epoch + 1}/{config.epochs}, "
-                     f"loss {total_loss / len(x):.4f}, train acc {correct / len(x):.3f}")  # fmt: skip
+            progress(
+                (epoch + 1) / config.epochs,
+                f"{config.name}: epoch {epoch + 1}/{config.epochs}, "
+                f"loss {total_loss / len(x):.4f}, train acc {correct / len(x):.3f}",
+            )
     model.eval()
     with torch.inference_mode():
         test_accuracy = float((model(test_set.images).argmax(1) == test_set.labels).float().mean())
@@ -239,8 +332,9 @@ def _write_atomically(out_dir: Path, name: str, network: nn.Module, card: dict[s
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m geometry.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m geometry.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="re-train one of the shipped models")
     p.add_argument("--all-presets", action="store_true", help="re-train every shipped model")
     p.add_argument("--name")
@@ -269,21 +363,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.preset:
         configs = [PRESETS[args.preset]]
     else:
-        missing = [flag for flag, v in (("--name", args.name), ("--arch", args.arch), ("--dataset", args.dataset)) if not v]
+        missing = [
+            flag for flag, v in (("--name", args.name), ("--arch", args.arch), ("--dataset", args.dataset)) if not v
+        ]
         if missing:
             print(f"error: give --preset/--all-presets, or {', '.join(missing)}", file=sys.stderr)
             return 2
         options = {"pool": args.pool} if args.pool else {}
-        configs = [TrainConfig(args.name, args.arch, args.dataset, args.activation, options, epochs=args.epochs,
-                               batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                               augment_shift=args.augment_shift, grad_activation=args.grad_activation,
-                               ga_alpha=args.ga_alpha, ga_beta=args.ga_beta, seed=args.seed)]  # fmt: skip
+        configs = [
+            TrainConfig(
+                args.name,
+                args.arch,
+                args.dataset,
+                args.activation,
+                options,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                optimizer=args.optimizer,
+                augment_shift=args.augment_shift,
+                grad_activation=args.grad_activation,
+                ga_alpha=args.ga_alpha,
+                ga_beta=args.ga_beta,
+                seed=args.seed,
+            )
+        ]
     for config in configs:
         command = "python -m geometry.train " + (
             f"--preset {config.name}" if (args.preset or args.all_presets) else shlex.join(argv)
         )
-        result = train(config, out_dir=args.out, command=command,
-                       progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True))  # fmt: skip
+        result = train(
+            config, out_dir=args.out, command=command, progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True)
+        )
         print(f"{config.name}: test accuracy {result.card['test_accuracy']:.4f} -> {result.weights_path}", flush=True)
     return 0
 

@@ -27,9 +27,11 @@ cols[2].metric("Input", summary["input shape"])
 cols[3].metric("Test accuracy", f"{card['test_accuracy']:.1%}" if "test_accuracy" in card else "—")
 if card:
     smooth = "smooth (curvature is exact)" if card.get("smooth") else "piecewise linear (ReLU / max-pooling)"
-    st.caption(f"{card.get('description', '')} Architecture `{card['architecture']}`, activation "
-               f"`{card['activation']}`: {smooth}. Trained on `{card['dataset']}` ({card['train_size']:,} images, "
-               f"seed {card['seed']}) by `{card['training_command']}`.")  # fmt: skip
+    st.caption(
+        f"{card.get('description', '')} Architecture `{card['architecture']}`, activation "
+        f"`{card['activation']}`: {smooth}. Trained on `{card['dataset']}` ({card['train_size']:,} images, "
+        f"seed {card['seed']}) by `{card['training_command']}`."
+    )
     with st.expander("Model card (json)"):
         st.json(card)
 else:
@@ -44,8 +46,10 @@ except ValueError as err:  # bad shapes or a model that returns NaN
 
 if len(handle.input_shape) == 1:  # a 2D toy set: the input *is* a point of the plane
     data = sel.dataset
-    st.plotly_chart(toy_scatter(data.images.numpy(), data.labels.numpy(), data.class_names,
-                                highlight=list(sel.indices)), key="toy_scatter")  # fmt: skip
+    st.plotly_chart(
+        toy_scatter(data.images.numpy(), data.labels.numpy(), data.class_names, highlight=list(sel.indices)),
+        key="toy_scatter",
+    )
 
 per_row = 3
 for start in range(0, len(sel.indices), per_row):
@@ -64,8 +68,11 @@ for start in range(0, len(sel.indices), per_row):
                 st.markdown(f"**{sel.caption(pos)}** at ({', '.join(f'{v:.2f}' for v in sel.images[pos].tolist())})")
             verdict = "✅" if pred == truth else ("❌" if truth >= 0 else "")
             st.markdown(f"Predicted **{handle.class_names[pred]}** ({p[pred]:.1%}) {verdict}")
-            st.plotly_chart(probability_bars(p, handle.class_names, k=min(5, handle.num_classes)),
-                            key=f"probs-{sel.indices[pos]}", config={"displayModeBar": False})  # fmt: skip
+            st.plotly_chart(
+                probability_bars(p, handle.class_names, k=min(5, handle.num_classes)),
+                key=f"probs-{sel.indices[pos]}",
+                config={"displayModeBar": False},
+            )
 
 st.subheader("Views")
 for title, line in VIEWS:

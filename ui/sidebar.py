@@ -37,8 +37,13 @@ def render_sidebar() -> state.Selection:
 
 def _model_picker(device: str) -> geometry.ModelHandle:
     st.header("Model")
-    source = st.radio("Source", ["Built-in", "Upload", "Path"], horizontal=True, key="model_source",
-                      help="A shipped model, a weights/TorchScript file you upload, or a file on this machine.")  # fmt: skip
+    source = st.radio(
+        "Source",
+        ["Built-in", "Upload", "Path"],
+        horizontal=True,
+        key="model_source",
+        help="A shipped model, a weights/TorchScript file you upload, or a file on this machine.",
+    )
     if source == "Built-in":
         return _builtin_picker(device)
     try:
@@ -49,28 +54,36 @@ def _model_picker(device: str) -> geometry.ModelHandle:
     if handle is None:
         st.info(f"Showing the built-in **{state.DEFAULT_MODEL}** until a model is loaded.")
         return state.builtin_handle(state.DEFAULT_MODEL, device)
-    st.success(f"Loaded **{handle.name}**: {handle.num_classes} classes, input {'×'.join(map(str, handle.input_shape))}")
+    st.success(
+        f"Loaded **{handle.name}**: {handle.num_classes} classes, input {'×'.join(map(str, handle.input_shape))}"
+    )
     return handle
 
 
 def _builtin_picker(device: str) -> geometry.ModelHandle:
     names = geometry.builtin_models()
     if not names:
-        st.error("No built-in models found in assets/models: re-train them with `python -m geometry.train --all-presets`.")
+        st.error(
+            "No built-in models found in assets/models: re-train them with `python -m geometry.train --all-presets`."
+        )
         st.stop()
     if st.session_state.get("builtin_model") not in names:
         st.session_state["builtin_model"] = state.DEFAULT_MODEL if state.DEFAULT_MODEL in names else names[0]
     cards = {n: geometry.model_card(n) for n in names}
-    name = st.selectbox("Built-in model", names, key="builtin_model",
-                        format_func=lambda n: f"{n}  ({cards[n]['test_accuracy']:.1%})")  # fmt: skip
+    name = st.selectbox(
+        "Built-in model", names, key="builtin_model", format_func=lambda n: f"{n}  ({cards[n]['test_accuracy']:.1%})"
+    )
     st.caption(cards[name].get("description", ""))
     return state.builtin_handle(name, device)
 
 
 def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
     if source == "Upload":
-        upload = st.file_uploader("Weights (.safetensors, .pt, .pth) or TorchScript (.ts, .pt)",
-                                  type=["safetensors", "pt", "pth", "ts", "ckpt"], key="model_upload")  # fmt: skip
+        upload = st.file_uploader(
+            "Weights (.safetensors, .pt, .pth) or TorchScript (.ts, .pt)",
+            type=["safetensors", "pt", "pth", "ts", "ckpt"],
+            key="model_upload",
+        )
         if upload is None:
             return None
         digest, path = state.save_upload(upload.getvalue(), upload.name)
@@ -80,11 +93,17 @@ def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
             return None
         path = os.path.expanduser(path)
         digest = f"{path}:{os.path.getmtime(path) if os.path.exists(path) else 0}"
-    arch = st.text_input("Architecture", key="model_arch", placeholder="resnet18 (torchvision), cnn, mlp; empty for TorchScript",
-                         help="The architecture the state dict belongs to. Not needed for TorchScript archives.").strip()  # fmt: skip
+    arch = st.text_input(
+        "Architecture",
+        key="model_arch",
+        placeholder="resnet18 (torchvision), cnn, mlp; empty for TorchScript",
+        help="The architecture the state dict belongs to. Not needed for TorchScript archives.",
+    ).strip()
     shape = st.text_input("Input shape (C, H, W)", value="3, 224, 224", key="model_shape")
     classes = st.text_input("Class names (comma-separated, optional)", key="model_classes")
-    norm = st.text_input("Normalisation mean | std (optional)", key="model_norm", placeholder="0.485,0.456,0.406 | 0.229,0.224,0.225")
+    norm = st.text_input(
+        "Normalisation mean | std (optional)", key="model_norm", placeholder="0.485,0.456,0.406 | 0.229,0.224,0.225"
+    )
     options: dict[str, Any] = {"input_shape": _parse_floats(shape, "input shape", integer=True)}
     if arch:
         options["arch"] = arch
@@ -99,7 +118,9 @@ def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
 
 def _parse_floats(text: str, what: str, *, integer: bool = False) -> tuple:
     try:
-        values = tuple((int if integer else float)(v) for v in text.replace("(", "").replace(")", "").split(",") if v.strip())
+        values = tuple(
+            (int if integer else float)(v) for v in text.replace("(", "").replace(")", "").split(",") if v.strip()
+        )
     except ValueError:
         raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
     if not values:
@@ -117,8 +138,12 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
     options = names + ([UPLOAD_IMAGES, IMAGE_FOLDER] if is_image_model else [])
     if st.session_state.get("dataset") not in options:
         st.session_state["dataset"] = options[0] if options else UPLOAD_IMAGES
-    choice = st.selectbox("Data set", options, key="dataset",
-                          format_func=lambda n: f"{n} — {DATASET_DESCRIPTIONS[n]}" if n in DATASET_DESCRIPTIONS else n)  # fmt: skip
+    choice = st.selectbox(
+        "Data set",
+        options,
+        key="dataset",
+        format_func=lambda n: f"{n} — {DATASET_DESCRIPTIONS[n]}" if n in DATASET_DESCRIPTIONS else n,
+    )
     data = _dataset_for(choice, handle)
     if data is None:
         data = state.dataset(names[0]) if names else None
@@ -130,13 +155,16 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
 
 def _dataset_for(choice: str, handle: geometry.ModelHandle) -> geometry.Dataset | None:
     if choice == UPLOAD_IMAGES:
-        files = st.file_uploader("PNG or JPEG images", type=["png", "jpg", "jpeg"], accept_multiple_files=True,
-                                 key="image_upload")  # fmt: skip
+        files = st.file_uploader(
+            "PNG or JPEG images", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="image_upload"
+        )
         if not files:
             st.info("Upload images to analyse; until then the model's own data set is used.")
             return None
         try:
-            return geometry.load_uploaded_images([(f.name, f.getvalue()) for f in files], input_shape=handle.input_shape)
+            return geometry.load_uploaded_images(
+                [(f.name, f.getvalue()) for f in files], input_shape=handle.input_shape
+            )
         except ValueError as err:
             st.error(str(err))
             return None
@@ -145,8 +173,9 @@ def _dataset_for(choice: str, handle: geometry.ModelHandle) -> geometry.Dataset 
         if not folder:
             return None
         try:
-            data = geometry.load_image_folder(os.path.expanduser(folder), image_size=handle.input_shape[-1],
-                                              channels=handle.input_shape[0])  # fmt: skip
+            data = geometry.load_image_folder(
+                os.path.expanduser(folder), image_size=handle.input_shape[-1], channels=handle.input_shape[0]
+            )
         except (ValueError, FileNotFoundError, OSError) as err:
             st.error(str(err))
             return None
@@ -169,15 +198,24 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
     is_image = data.images.dim() == 4
     if is_image and len(data) > 1 and data.split != "upload":
         class_names = ["any class"] + list(data.class_names)
-        cls = st.selectbox("Browse class", range(len(class_names)), format_func=lambda c: class_names[c], key="browse_class")
+        cls = st.selectbox(
+            "Browse class", range(len(class_names)), format_func=lambda c: class_names[c], key="browse_class"
+        )
         pool = range(len(data)) if cls == 0 else data.indices_of_class(cls - 1)
         shown = [int(i) for i in list(pool)[:8]]
         cols = st.columns(4)
         for n, i in enumerate(shown):
             with cols[n % 4]:
                 st.image(image_to_uint8(data.images[i], min_size=48), caption=f"#{i}", width="stretch")
-                st.button("＋", key=f"add::{key}::{i}", on_click=add, args=(i,), help=f"pick image #{i}",
-                          width="stretch", disabled=i in picked)  # fmt: skip
+                st.button(
+                    "＋",
+                    key=f"add::{key}::{i}",
+                    on_click=add,
+                    args=(i,),
+                    help=f"pick image #{i}",
+                    width="stretch",
+                    disabled=i in picked,
+                )
     cols = st.columns([3, 2])
     with cols[0]:
         index = st.number_input("By index", min_value=0, max_value=len(data) - 1, value=0, step=1, key=f"index::{key}")
@@ -207,11 +245,19 @@ def _settings_device() -> str:
 
 def _settings(handle: geometry.ModelHandle) -> None:
     with st.expander("Settings: device and cache"):
-        st.selectbox("Device", state.available_devices(), key="device",
-                     help="Where models run. CUDA is offered when a GPU is present.")  # fmt: skip
+        st.selectbox(
+            "Device",
+            state.available_devices(),
+            key="device",
+            help="Where models run. CUDA is offered when a GPU is present.",
+        )
         cache = default_cache()
-        root = st.text_input("Cache folder", value=str(cache.root), key="cache_root",
-                             help="Results are cached on disk here, shared by every user of this machine.")  # fmt: skip
+        root = st.text_input(
+            "Cache folder",
+            value=str(cache.root),
+            key="cache_root",
+            help="Results are cached on disk here, shared by every user of this machine.",
+        )
         if root and root != str(cache.root):
             set_cache_root(root)
             cache = default_cache()

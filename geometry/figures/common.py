@@ -53,7 +53,9 @@ def image_to_uint8(image: torch.Tensor | np.ndarray, *, min_size: int = 96) -> n
     return (a * 255.0 + 0.5).astype(np.uint8)
 
 
-def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], *, k: int = 5, title: str = "") -> go.Figure:
+def probability_bars(
+    probabilities: np.ndarray, class_names: Sequence[str], *, k: int = 5, title: str = ""
+) -> go.Figure:
     """Horizontal bars of the top-``k`` class probabilities of one input, coloured by class."""
     p = np.asarray(probabilities, dtype=float).ravel()
     if len(p) != len(class_names):
@@ -96,13 +98,34 @@ def toy_scatter(
     fig = go.Figure()
     for c, name in enumerate(class_names):
         sel = lab == c
-        fig.add_trace(go.Scattergl(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=name,
-                                   marker=dict(size=5, color=class_color(c, len(class_names)), opacity=0.6)))  # fmt: skip
+        fig.add_trace(
+            go.Scattergl(
+                x=pts[sel, 0],
+                y=pts[sel, 1],
+                mode="markers",
+                name=name,
+                marker=dict(size=5, color=class_color(c, len(class_names)), opacity=0.6),
+            )
+        )
     if len(highlight):
         h = np.asarray(highlight)
-        fig.add_trace(go.Scatter(x=pts[h, 0], y=pts[h, 1], mode="markers+text", name="picked",
-                                 text=[f"#{i}" for i in h], textposition="top center",
-                                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="black"))))  # fmt: skip
-    fig.update_layout(title=title or None, xaxis_title="x₁", yaxis_title="x₂", height=420,
-                      yaxis=dict(scaleanchor="x"), margin=dict(l=10, r=10, t=30 if title else 10, b=10))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=pts[h, 0],
+                y=pts[h, 1],
+                mode="markers+text",
+                name="picked",
+                text=[f"#{i}" for i in h],
+                textposition="top center",
+                marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+            )
+        )
+    fig.update_layout(
+        title=title or None,
+        xaxis_title="x₁",
+        yaxis_title="x₂",
+        height=420,
+        yaxis=dict(scaleanchor="x"),
+        margin=dict(l=10, r=10, t=30 if title else 10, b=10),
+    )
     return fig
