@@ -158,9 +158,13 @@ def _load_file(
             f"arch=... (a torchvision name such as 'resnet18', or a built-in one: {', '.join(sorted(ARCHITECTURES))})"
         )
     if arch in ARCHITECTURES:
-        if input_shape is None or (num_classes is None and class_names is None):
-            raise ValueError(f"built-in architecture {arch!r} needs input_shape and num_classes (or class_names)")
-        k = num_classes if num_classes is not None else len(class_names or ())
+        if input_shape is None:
+            raise ValueError(f"built-in architecture {arch!r} needs input_shape, e.g. (1, 8, 8)")
+        k = num_classes or (len(class_names) if class_names else None)
+        if k is None and "head.weight" in state:
+            k = int(state["head.weight"].shape[0])  # every built-in architecture ends in `head`
+        if k is None:
+            raise ValueError(f"{path.name}: give num_classes or class_names for architecture {arch!r}")
         network = build_architecture(arch, input_shape=tuple(input_shape), num_classes=k)
         load_state_dict_checked(network, state, source=path.name)
         return ModelHandle.from_module(
@@ -201,7 +205,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
-            if "weights only" in str(err).lower() or "weights_only" in str(err):
+            # weights_only refuses a pickle that names a Python global (a class or function to call);
+            # any other unpickling error means the bytes are not a checkpoint at all.
+            if "global" in str(err).lower():
                 raise ValueError(
                     f"{path.name} contains Python objects beyond tensors, and Boundary Atlas never unpickles "
                     "arbitrary objects (they can run code). Save the model's state_dict() instead "

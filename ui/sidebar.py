@@ -208,7 +208,7 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
             with cols[n % 4]:
                 st.image(image_to_uint8(data.images[i], min_size=48), caption=f"#{i}", width="stretch")
                 st.button(
-                    "＋",
+                    "+",
                     key=f"add::{key}::{i}",
                     on_click=add,
                     args=(i,),

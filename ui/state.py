@@ -93,11 +93,16 @@ def compatible_datasets(handle: geometry.ModelHandle) -> list[str]:
 
 
 def selection() -> Selection:
-    """The current selection; app.py sets it on every run before the page runs."""
+    """The current selection; app.py's sidebar sets it on every run before the page runs.
+
+    A page run without app.py having run first (Streamlit's AppTest re-runs only the page after a
+    ``switch_page``) draws the sidebar itself, so a page never works on a missing selection.
+    """
     sel = st.session_state.get(SELECTION_KEY)
     if sel is None:
-        st.error("No model is loaded: open the app through app.py (streamlit run app.py).")
-        st.stop()
+        from ui.sidebar import render_sidebar
+
+        sel = render_sidebar()
     return sel
 
 

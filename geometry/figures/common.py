@@ -68,13 +68,16 @@ def probability_bars(
             orientation="h",
             marker_color=[class_color(int(i), len(p)) for i in top],
             text=[f"{v:.1%}" for v in p[top]],
-            textposition="auto",
+            textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
     )
     fig.update_layout(
         title=title or None,
-        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+        xaxis=dict(range=[0, 1.05], tickformat=".0%", title="probability"),
+        # Class names such as "0".."9" must stay categories, not become a numeric axis.
+        yaxis=dict(type="category"),
         height=60 + 28 * len(top),
         margin=dict(l=10, r=10, t=30 if title else 10, b=10),
         showlegend=False,
