@@ -326,6 +326,8 @@ def _write_atomically(out_dir: Path, name: str, network: nn.Module, card: dict[s
     with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as tmp:
         json.dump(card, tmp, indent=2)
         tmp.write("\n")
+    for path in (tmp_weights, Path(tmp.name)):
+        os.chmod(path, 0o644)  # temp files are created private; models are meant to be shared
     os.replace(tmp_weights, weights_path)
     os.replace(tmp.name, out_dir / f"{name}.json")
     return weights_path
