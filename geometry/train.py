@@ -250,7 +250,7 @@ def train(
                 activate(params)
             optimizer.step()
             schedule.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         history.append({"epoch": epoch + 1, "loss": total_loss / len(x), "train_accuracy": correct / len(x)})
         if progress is not None:
