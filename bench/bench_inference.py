@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     device = args.device or str(geometry.default_device())
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    cpu = platform.processor() or platform.machine()
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu}")
     print("| model | input | inputs/s | ms per 1k |")
     print("| --- | --- | ---: | ---: |")
     for name in geometry.builtin_models():

@@ -66,7 +66,9 @@ for start in range(0, len(sel.indices), per_row):
                 st.image(image_to_uint8(sel.images[pos], min_size=160), caption=sel.caption(pos))
             else:
                 st.markdown(f"**{sel.caption(pos)}** at ({', '.join(f'{v:.2f}' for v in sel.images[pos].tolist())})")
-            verdict = ":green[:material/check_circle: correct]" if pred == truth else (":red[:material/cancel: wrong]" if truth >= 0 else "")
+            verdict = ""
+            if truth >= 0:
+                verdict = ":green[:material/check_circle: correct]" if pred == truth else ":red[:material/cancel: wrong]"  # noqa: E501
             st.markdown(f"Predicted **{handle.class_names[pred]}** ({p[pred]:.1%}) {verdict}")
             st.plotly_chart(
                 probability_bars(p, handle.class_names, k=min(5, handle.num_classes)),

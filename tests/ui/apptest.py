@@ -35,5 +35,8 @@ def decode(value: Any) -> np.ndarray:
     """Plotly 7 stores numpy arrays as {"dtype", "bdata", "shape"}; plain lists pass through."""
     if isinstance(value, dict) and "bdata" in value:
         array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return array.reshape(value["shape"]) if "shape" in value and value["shape"] else array
+        shape = value.get("shape")
+        if isinstance(shape, str):  # plotly writes 2-D shapes as "rows, cols"
+            shape = [int(n) for n in shape.split(",")]
+        return array.reshape(shape) if shape else array
     return np.asarray(value)
