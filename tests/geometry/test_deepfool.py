@@ -1,0 +1,333 @@
+"""DeepFool against answers known in closed form (linear classifiers, a ball) and its defining properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import geometry
+from geometry.cache import DiskCache
+from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+
+STEP_EPS = 1e-4  # DeepFool's extra step length (input units)
+
+
+class Affine(nn.Module):
+    """logits = W x + b on flattened inputs."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+        self.bias = nn.Parameter(bias.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.weight.T + self.bias
+
+
+class Ball(nn.Module):
+    """Class 0 inside the ball ||x - c|| < R, class 1 outside: logits (R - ||x - c||, 0)."""
+
+    def __init__(self, center: torch.Tensor, radius: float) -> None:
+        super().__init__()
+        self.register_buffer("center", center.flatten().clone())
+        self.radius = radius
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = (x.flatten(1) - self.center).norm(dim=1)
+        return torch.stack([self.radius - d, torch.zeros_like(d)], dim=1)
+
+
+def affine_handle(weight: torch.Tensor, bias: torch.Tensor, shape: tuple[int, ...] = (1, 2, 2), **kw):
+    return geometry.ModelHandle.from_module(Affine(weight, bias), input_shape=shape, device="cpu", **kw)
+
+
+@pytest.fixture(scope="module")
+def digits_handle():
+    return geometry.load_model("digits-cnn-silu", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return geometry.load_dataset("digits")
+
+
+@pytest.mark.parametrize("overshoot", [0.0, 0.02, 0.5])
+def test_two_class_linear_is_one_step_to_the_hyperplane(overshoot):
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 4, generator=gen)
+    b = torch.randn(2, generator=gen)
+    handle = affine_handle(w, b)
+    x = torch.rand(16, 1, 2, 2, generator=gen)
+    res = deepfool(handle, x, overshoot=overshoot)
+    flat = x.flatten(1)
+    wd = w[1] - w[0]
+    dist = ((flat @ wd + b[1] - b[0]).abs() / wd.norm()).to(torch.float64)
+    assert res.converged.all() and (res.iterations == 1).all()
+    torch.testing.assert_close(res.norm.double(), (1 + overshoot) * (dist + STEP_EPS), rtol=1e-5, atol=1e-6)
+    # the perturbation is along the normal of the hyperplane, towards the other class
+    cos = (res.perturbation.flatten(1) @ wd) / (res.norm * wd.norm())
+    sign = torch.where(res.original_label == 0, 1.0, -1.0)
+    torch.testing.assert_close(cos * sign, torch.ones(16), atol=1e-5, rtol=0)
+    # the boundary point is on the hyperplane, at the analytic distance from x
+    z = res.boundary_point.flatten(1)
+    torch.testing.assert_close(z @ wd + b[1] - b[0], torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(res.boundary_distance.double(), dist, atol=1e-5, rtol=1e-5)
+    assert (res.label_reached == 1 - res.original_label).all()
+    assert (res.boundary_class == res.label_reached).all()
+
+
+def test_multiclass_linear_goes_to_the_nearest_face():
+    gen = torch.Generator().manual_seed(1)
+    k, d = 5, 6
+    w = torch.randn(k, d, generator=gen)
+    b = torch.randn(k, generator=gen)
+    handle = affine_handle(w, b, shape=(d,), input_range=None)
+    x = torch.randn(32, d, generator=gen)
+    res = deepfool(handle, x)
+    j = (x @ w.T + b).argmax(1)
+    f = x @ w.T + b
+    dists = torch.stack([(f[i] - f[i, j[i]]).abs() / (w - w[j[i]]).norm(dim=1) for i in range(32)])
+    dists[torch.arange(32), j] = torch.inf
+    nearest = dists.min(dim=1)
+    assert (res.iterations == 1).all() and res.converged.all()
+    torch.testing.assert_close(res.norm, 1.02 * (nearest.values + STEP_EPS), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(res.boundary_distance, nearest.values, rtol=1e-4, atol=1e-5)
+    assert (res.boundary_class == nearest.indices).all()
+
+
+def test_candidates_limit_the_classes_considered():
+    # 3 classes; the nearest face is towards class 2, but its logit at x is the lowest, so candidates=1 skips it
+    w = torch.tensor([[0.0, 0.0], [-1.0, 0.0], [0.0, 30.0]])
+    b = torch.tensor([0.0, -0.5, -3.0])
+    handle = affine_handle(w, b, shape=(2,), input_range=None)
+    x = torch.tensor([[0.0, 0.0]])  # logits (0, -0.5, -3): class 0; face to class 2 at distance 0.1, to class 1 at 0.5
+    full = deepfool(handle, x, candidates=10)
+    assert int(full.label_reached) == 2 and full.norm.item() == pytest.approx(1.02 * (0.1 + STEP_EPS), rel=1e-5)
+    one = deepfool(handle, x, candidates=1)  # only class 1 (the runner-up at x) is considered
+    assert int(one.label_reached) == 1 and one.norm.item() == pytest.approx(1.02 * (0.5 + STEP_EPS), rel=1e-5)
+
+
+def test_ball_reaches_the_sphere():
+    center = torch.full((4,), 0.5)
+    handle = geometry.ModelHandle.from_module(Ball(center, 0.3), input_shape=(4,), device="cpu", input_range=None)
+    gen = torch.Generator().manual_seed(2)
+    direction = torch.nn.functional.normalize(torch.randn(8, 4, generator=gen), dim=1)
+    radii = torch.linspace(0.0, 0.25, 8)
+    x = center + radii[:, None] * direction
+    x[0] += 1e-3  # not exactly at the centre (no gradient there)
+    res = deepfool(handle, x, overshoot=0.0)
+    assert res.converged.all()
+    torch.testing.assert_close((res.boundary_point - center).norm(dim=1), torch.full((8,), 0.3), atol=2e-5, rtol=0)
+    torch.testing.assert_close(res.boundary_distance, 0.3 - (x - center).norm(dim=1), atol=2e-5, rtol=0)
+
+
+def test_label_flips_just_past_the_boundary_point_and_not_before(digits_handle, digits):
+    x = digits.images[:12]
+    res = deepfool(digits_handle, x)
+    assert res.converged.all()
+    z = res.boundary_point
+    u = res.perturbation / res.norm.view(-1, 1, 1, 1)
+    eps = 1e-3
+    assert (digits_handle.predict(z - eps * u) == res.original_label).all()
+    assert (digits_handle.predict(z + eps * u) != res.original_label).all()
+    assert (digits_handle.predict(x + res.perturbation) == res.label_reached).all()
+    assert (res.label_reached != res.original_label).all()
+    assert (res.boundary_distance < res.norm).all()
+    assert (res.boundary_gap < 1e-3).all()  # |f_k - f_j| at z, in logits
+    # the boundary point is on the segment x -> x + r
+    t = res.boundary_distance / res.norm
+    torch.testing.assert_close(z, x + t.view(-1, 1, 1, 1) * res.perturbation, atol=1e-5, rtol=0)
+
+
+def test_batched_equals_one_image_at_a_time(digits_handle, digits):
+    x = digits.images[30:36]
+    batched = deepfool(digits_handle, x)
+    small = deepfool(digits_handle, x, batch_size=4)
+    for i in range(len(x)):
+        one = deepfool(digits_handle, x[i])
+        torch.testing.assert_close(one.perturbation[0], batched.perturbation[i], atol=1e-5, rtol=1e-4)
+        assert int(one.iterations) == int(batched.iterations[i])
+        assert int(one.label_reached) == int(batched.label_reached[i])
+    torch.testing.assert_close(small.perturbation, batched.perturbation, atol=1e-5, rtol=1e-4)
+
+
+def test_misclassified_inputs_leave_the_predicted_class(digits_handle, digits):
+    pred = digits_handle.predict(digits.images)
+    wrong = torch.nonzero(pred != digits.labels).flatten()[:4]
+    assert len(wrong) > 0
+    res = deepfool(digits_handle, digits.images[wrong])
+    assert (res.original_label == pred[wrong]).all()
+    assert (res.original_label != digits.labels[wrong]).all()
+    assert res.converged.all() and (res.label_reached != res.original_label).all()
+
+
+def test_target_class_is_reached(digits_handle, digits):
+    x = digits.images[:6]
+    pred = digits_handle.predict(x)
+    target = (pred + 3) % 10
+    res = deepfool(digits_handle, x, target=target)
+    assert res.converged.all()
+    assert (res.label_reached == target).all() and (res.boundary_class == target).all()
+    assert (res.target == target).all()
+    # z is on the pairwise boundary f_t = f_j
+    logits = digits_handle.logits(res.boundary_point)
+    gap = logits.gather(1, target[:, None]) - logits.gather(1, pred[:, None])
+    assert gap.abs().max() < 1e-3
+
+
+def test_clip_keeps_the_path_in_the_unit_box(digits_handle, digits):
+    x = digits.images[:24]
+    clipped = deepfool(digits_handle, x, clip=True, overshoot=0.1)
+    adv = x + clipped.perturbation
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    assert clipped.clip and clipped.converged.all()
+    assert (digits_handle.predict(adv) == clipped.label_reached).all()
+    free = deepfool(digits_handle, x, overshoot=0.1)
+    assert not free.clip
+    assert ((x + free.perturbation).min() < 0) or ((x + free.perturbation).max() > 1)  # clipping mattered
+
+
+def test_subspace_deepfool_on_a_linear_model_matches_the_projected_distance():
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(2, 8, generator=gen)
+    b = torch.randn(2, generator=gen)
+    handle = affine_handle(w, b, shape=(8,), input_range=None)
+    x = torch.randn(5, 8, generator=gen)
+    basis, _ = torch.linalg.qr(torch.randn(8, 3, generator=gen))
+    res = subspace_deepfool(handle, x, basis)
+    wd = w[1] - w[0]
+    f = x @ wd + b[1] - b[0]
+    dist = f.abs() / (basis.T @ wd).norm()
+    assert res.converged.all() and (res.iterations == 1).all() and res.subspace_dim == 3
+    torch.testing.assert_close(res.norm, 1.02 * (dist + STEP_EPS), rtol=1e-5, atol=1e-6)
+    r = res.perturbation
+    torch.testing.assert_close(r @ basis @ basis.T, r, atol=1e-5, rtol=0)  # stays in span(S)
+    full = deepfool(handle, x)
+    assert (res.norm >= full.norm).all()
+
+
+def test_subspace_orthogonal_to_the_normal_does_not_converge():
+    w = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    handle = affine_handle(w, torch.tensor([0.0, -1.0]), shape=(3,), input_range=None)
+    basis = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # span(e2, e3): F = x1 - 1 cannot change
+    per_image = torch.stack([basis, torch.zeros(3, 2)])  # zero columns are ignored: the second basis is empty
+    res = subspace_deepfool(handle, torch.zeros(2, 3), per_image, max_iter=5)
+    assert not res.converged.any() and (res.iterations == 0).all()
+    assert (res.norm == 0).all() and torch.isnan(res.boundary_distance).all()
+
+
+def test_result_round_trips_through_the_cache(tmp_path, digits_handle, digits):
+    res = deepfool(digits_handle, digits.images[:3])
+    cache = DiskCache(tmp_path)
+    cache.put("ab" * 16, res)
+    back = cache.get("ab" * 16, DeepFoolResult)
+    assert isinstance(back, DeepFoolResult) and back.overshoot == res.overshoot and back.clip is False
+    torch.testing.assert_close(back.boundary_point, res.boundary_point)
+    assert back.converged.dtype == torch.bool and back.iterations.dtype == torch.int64
+
+
+def test_callers_model_and_tensors_are_left_alone():
+    gen = torch.Generator().manual_seed(4)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.SiLU(), nn.Linear(8, 3))
+    handle = geometry.ModelHandle.from_module(net, input_shape=(1, 2, 2), device="cpu")
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(5, 1, 2, 2, generator=gen)
+    x_copy = x.clone()
+    leaf = x.clone().requires_grad_(True)
+    leaf.grad = torch.ones_like(leaf)
+    deepfool(handle, x)
+    deepfool(handle, leaf, clip=True)
+    assert torch.equal(x, x_copy) and not x.requires_grad
+    assert leaf.requires_grad and torch.equal(leaf.grad, torch.ones_like(leaf))
+    assert all(p.grad is None for p in net.parameters())
+    assert all(p.requires_grad for p in net.parameters())
+    assert not handle.module.training
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    assert all(not m._forward_hooks and not m._backward_hooks for m in handle.module.modules())
+
+
+def test_progress_is_reported_and_reaches_one(digits_handle, digits):
+    seen: list[float] = []
+    deepfool(digits_handle, digits.images[:6], batch_size=3, progress=lambda f, _t: seen.append(f))
+    assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+    assert seen == sorted(seen)
+
+
+def test_cancel_stops_the_run(digits_handle, digits):
+    token = geometry.CancelToken()
+    token.cancel()
+    with pytest.raises(geometry.Cancelled):
+        deepfool(digits_handle, digits.images[:2], cancel=token)
+
+
+# -- bad inputs ---------------------------------------------------------------------------------
+
+
+def test_wrong_shape(digits_handle):
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 1, 8, 8\), got \(2, 3, 8, 8\)"):
+        deepfool(digits_handle, torch.rand(2, 3, 8, 8))
+
+
+def test_not_a_tensor(digits_handle):
+    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+        deepfool(digits_handle, [[0.0] * 64])
+
+
+def test_not_a_handle():
+    with pytest.raises(TypeError, match="expected a ModelHandle"):
+        deepfool(nn.Linear(4, 2), torch.rand(1, 4))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("candidates", 0, r"expected candidates to be an int >= 1, got 0"),
+        ("max_iter", 0, r"expected max_iter to be an int >= 1, got 0"),
+        ("overshoot", -0.1, r"expected overshoot as a number in \[0, 10\), got -0.1"),
+        ("tol", 0.0, r"expected tol as a positive number, got 0.0"),
+        ("target", 10, r"expected target classes in \[0, 9\], got \[10, 10\]"),
+    ],
+)
+def test_bad_options(digits_handle, digits, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        deepfool(digits_handle, digits.images[:2], **{option: value})
+
+
+def test_float_target_is_a_type_error(digits_handle, digits):
+    with pytest.raises(TypeError, match="expected target as an int class index or an integer tensor, got Tensor"):
+        deepfool(digits_handle, digits.images[:2], target=torch.tensor([1.0, 2.0]))
+
+
+def test_target_equal_to_prediction(digits_handle, digits):
+    pred = digits_handle.predict(digits.images[:2])
+    with pytest.raises(ValueError, match=r"image\(s\) \[0, 1\] are already classified as their target"):
+        deepfool(digits_handle, digits.images[:2], target=pred)
+
+
+def test_clip_needs_inputs_in_range(digits_handle):
+    with pytest.raises(ValueError, match=r"expected images in \[0, 1\], got values in"):
+        deepfool(digits_handle, torch.full((1, 1, 8, 8), 1.5), clip=True)
+
+
+def test_clip_needs_a_bounded_model():
+    handle = affine_handle(torch.randn(2, 2), torch.zeros(2), shape=(2,), input_range=None)
+    with pytest.raises(ValueError, match="clip=True needs a bounded input range"):
+        deepfool(handle, torch.zeros(1, 2), clip=True)
+
+
+def test_nan_input(digits_handle):
+    with pytest.raises(ValueError, match="expected finite inputs"):
+        deepfool(digits_handle, torch.full((1, 1, 8, 8), math.nan))
+
+
+def test_basis_must_be_orthonormal(digits_handle, digits):
+    with pytest.raises(ValueError, match=r"expected a basis with orthonormal columns"):
+        subspace_deepfool(digits_handle, digits.images[:1], torch.ones(64, 2))
+
+
+def test_basis_shape(digits_handle, digits):
+    with pytest.raises(ValueError, match=r"expected basis of shape \(D, m\) or \(N, D, m\) with D = 64 and N = 1"):
+        subspace_deepfool(digits_handle, digits.images[:1], torch.eye(10)[:, :2])

@@ -1,0 +1,202 @@
+"""Lanczos on plain matrices: against dense eigendecompositions, restricted to a constraint's complement."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geometry.lanczos import assembled_eigs, dense_operator, lanczos, scipy_lanczos
+
+
+def random_symmetric(d: int, seed: int, *, spread: float = 1.0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    return spread * (a + a.T) / 2
+
+
+def restricted_spectrum(a: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (decreasing) of a restricted to the orthogonal complement of the unit vector normal."""
+    d = len(a)
+    full, _ = torch.linalg.qr(torch.cat([normal[:, None], torch.eye(d, dtype=a.dtype)[:, : d - 1]], dim=1))
+    basis = full[:, 1:]
+    return torch.linalg.eigvalsh(basis.T @ a @ basis).flip(0)
+
+
+def unit(d: int, seed: int) -> torch.Tensor:
+    v = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return v / v.norm()
+
+
+def outlier_matrix(d: int, seed: int) -> torch.Tensor:
+    """A bulk near 0 with a few well-separated outliers at both ends (like a boundary's shape operator)."""
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    values = 0.05 * torch.randn(d, generator=gen, dtype=torch.float64)
+    values[:4] = torch.tensor([5.0, 3.0, 2.0, 1.5])
+    values[4:7] = torch.tensor([-4.0, -2.5, -1.0])
+    return q @ torch.diag(values) @ q.T
+
+
+def test_top_and_bottom_match_the_dense_restricted_spectrum():
+    a = outlier_matrix(120, seed=0)
+    n = unit(120, 1)
+    ref = restricted_spectrum(a, n)
+    res = lanczos(dense_operator(a), 120, k=3, constraints=n[None], dtype=torch.float64, tol=1e-8)
+    assert res.eigenvalues.shape == (1, 6)
+    torch.testing.assert_close(res.eigenvalues[0, :3], ref[:3], atol=1e-7, rtol=0)
+    torch.testing.assert_close(res.eigenvalues[0, 3:], ref[-3:], atol=1e-7, rtol=0)
+    assert res.converged.all()
+    assert res.iterations < 119  # extreme, well-separated eigenvalues converge long before the whole space
+    vecs = res.eigenvectors[0].double()
+    torch.testing.assert_close(vecs.norm(dim=1), torch.ones(6, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert (vecs @ n).abs().max() < 1e-6  # in the tangent space
+    # the reported residuals are the true ones, of the restricted operator P A P
+    p = torch.eye(120, dtype=torch.float64) - torch.outer(n, n)
+    true = (vecs @ (p @ a @ p) - res.eigenvalues[0][:, None] * vecs).norm(dim=1)
+    torch.testing.assert_close(res.residuals[0], true, atol=1e-6, rtol=1e-3)
+
+
+def test_the_constraint_direction_is_not_an_eigenvector():
+    # A = diag(1, ..., 1) on the complement of e1, with a huge entry along e1: P A P has no eigenvalue 0 or 100
+    a = torch.eye(10, dtype=torch.float64)
+    a[0, 0] = 100.0
+    res = lanczos(dense_operator(a), 10, k=20, constraints=torch.eye(10, dtype=torch.float64)[:1])
+    assert res.eigenvalues.shape == (1, 9)  # all of the 9-dimensional complement
+    torch.testing.assert_close(res.eigenvalues[0], torch.ones(9, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_whole_space_is_exact_even_for_a_flat_spectrum():
+    a = random_symmetric(30, seed=2)
+    res = lanczos(dense_operator(a), 30, k=15, dtype=torch.float64)
+    torch.testing.assert_close(res.eigenvalues[0], torch.linalg.eigvalsh(a).flip(0), atol=1e-9, rtol=0)
+    assert res.iterations == 30 and res.converged.all()
+
+
+def test_invariant_subspaces_and_the_zero_operator():
+    # rank 2: the Krylov space from any start vector is invariant after 3 steps; the process must restart
+    gen = torch.Generator().manual_seed(3)
+    u = torch.linalg.qr(torch.randn(12, 2, generator=gen, dtype=torch.float64))[0]
+    a = u @ torch.diag(torch.tensor([2.0, -1.0], dtype=torch.float64)) @ u.T
+    res = lanczos(dense_operator(a), 12, k=3, dtype=torch.float64)
+    torch.testing.assert_close(res.eigenvalues[0], torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=torch.float64),
+                               atol=1e-9, rtol=0)  # fmt: skip
+    zero = lanczos(dense_operator(torch.zeros(8, 8)), 8, k=2, constraints=torch.eye(8)[:1])
+    assert (zero.eigenvalues == 0).all() and zero.converged.all()
+    assert zero.eigenvectors.norm(dim=2).sub(1).abs().max() < 1e-6
+
+
+def test_batch_of_operators_equals_each_alone():
+    mats = torch.stack([outlier_matrix(40, seed=s) for s in range(3)])
+    normals = torch.stack([unit(40, 10 + s) for s in range(3)])
+    batched = lanczos(dense_operator(mats), 40, n=3, k=2, constraints=normals[:, None], dtype=torch.float64, tol=1e-9)
+    for i in range(3):
+        ref = restricted_spectrum(mats[i], normals[i])
+        torch.testing.assert_close(batched.eigenvalues[i], torch.cat([ref[:2], ref[-2:]]), atol=1e-7, rtol=0)
+
+
+def test_largest_and_smallest_only():
+    a = outlier_matrix(60, seed=4)
+    ref = torch.linalg.eigvalsh(a).flip(0)
+    top = lanczos(dense_operator(a), 60, k=2, which="largest", dtype=torch.float64, tol=1e-9)
+    bottom = lanczos(dense_operator(a), 60, k=2, which="smallest", dtype=torch.float64, tol=1e-9)
+    torch.testing.assert_close(top.eigenvalues[0], ref[:2], atol=1e-7, rtol=0)
+    torch.testing.assert_close(bottom.eigenvalues[0], ref[-2:], atol=1e-7, rtol=0)
+
+
+def test_too_few_steps_are_reported_as_not_converged():
+    a = random_symmetric(200, seed=5)  # semicircle: no gap at the edges, slow convergence
+    res = lanczos(dense_operator(a), 200, k=3, max_iter=8, dtype=torch.float64)
+    assert res.iterations == 8 and not res.converged.all()
+    assert (res.residuals[~res.converged] > 0).all()
+
+
+def test_float32_operator_keeps_float32_accuracy():
+    a = outlier_matrix(64, seed=6)
+    ref = torch.linalg.eigvalsh(a).flip(0)
+    res = lanczos(dense_operator(a.float()), 64, k=3, dtype=torch.float32, tol=1e-5)
+    torch.testing.assert_close(res.eigenvalues[0], torch.cat([ref[:3], ref[-3:]]), atol=2e-5, rtol=0)
+
+
+def test_same_seed_same_result_and_progress():
+    a = outlier_matrix(50, seed=7)
+    seen: list[float] = []
+    r1 = lanczos(dense_operator(a), 50, k=2, seed=3, progress=lambda f, _t: seen.append(f))
+    r2 = lanczos(dense_operator(a), 50, k=2, seed=3)
+    assert torch.equal(r1.eigenvectors, r2.eigenvectors)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_scipy_backend_agrees():
+    a = outlier_matrix(80, seed=8)
+    n = unit(80, 9)
+    ref = restricted_spectrum(a, n)
+    res = scipy_lanczos(dense_operator(a), 80, k=3, constraint=n, tol=1e-10, dtype=torch.float64)
+    torch.testing.assert_close(res.eigenvalues[0], torch.cat([ref[:3], ref[-3:]]), atol=1e-7, rtol=0)
+    assert (res.eigenvectors[0].double() @ n).abs().max() < 1e-6
+    assert res.converged.all() and res.matvecs > 0
+    small = scipy_lanczos(dense_operator(a[:5, :5]), 5, k=3)  # 2k >= dim: assembled densely
+    torch.testing.assert_close(small.eigenvalues[0], torch.linalg.eigvalsh(a[:5, :5]).flip(0), atol=1e-5, rtol=0)
+
+
+def test_assembled_matrix_on_the_tangent_space_matches_the_restricted_spectrum():
+    a = outlier_matrix(30, seed=10)
+    normals = torch.stack([unit(30, 11), torch.eye(30, dtype=torch.float64)[0]])  # the second: n = e1 (no reflection)
+    res, asym = assembled_eigs(dense_operator(a), 30, n=2, k=20, normal=normals, dtype=torch.float64, chunk=7)
+    assert res.eigenvalues.shape == (2, 29) and res.iterations == 29
+    for i in range(2):
+        torch.testing.assert_close(res.eigenvalues[i], restricted_spectrum(a, normals[i]), atol=1e-9, rtol=0)
+        vecs = res.eigenvectors[i].double()
+        assert (vecs @ normals[i]).abs().max() < 1e-6
+        p = torch.eye(30, dtype=torch.float64) - torch.outer(normals[i], normals[i])
+        torch.testing.assert_close(vecs @ (p @ a @ p), res.eigenvalues[i][:, None] * vecs, atol=1e-5, rtol=0)
+    assert res.converged.all() and asym.abs().max() < 1e-12
+
+
+def test_assembled_matrix_of_a_non_symmetric_operator_is_symmetrised_and_its_asymmetry_reported():
+    gen = torch.Generator().manual_seed(12)
+    sym = random_symmetric(12, seed=13)
+    skew = torch.randn(12, 12, generator=gen, dtype=torch.float64)
+    skew = 0.1 * (skew - skew.T)
+    res, asym = assembled_eigs(dense_operator(sym + skew), 12, k=3, dtype=torch.float64)  # no normal: standard basis
+    ref = torch.linalg.eigvalsh(sym).flip(0)
+    torch.testing.assert_close(res.eigenvalues[0], torch.cat([ref[:3], ref[-3:]]), atol=1e-9, rtol=0)
+    expected = float(torch.linalg.norm(2 * skew) / torch.linalg.norm(sym + skew))
+    assert float(asym[0]) == pytest.approx(expected, rel=1e-9)
+
+
+# -- bad inputs ---------------------------------------------------------------------------------
+
+
+def test_bad_k():
+    with pytest.raises(ValueError, match="expected k as a positive int, got 0"):
+        lanczos(dense_operator(torch.eye(3)), 3, k=0)
+
+
+def test_bad_which():
+    with pytest.raises(ValueError, match="expected which to be 'both', 'largest' or 'smallest', got 'middle'"):
+        lanczos(dense_operator(torch.eye(3)), 3, which="middle")
+
+
+def test_constraints_must_be_orthonormal():
+    with pytest.raises(ValueError, match=r"expected orthonormal constraint vectors"):
+        lanczos(dense_operator(torch.eye(3)), 3, constraints=torch.ones(1, 3))
+
+
+def test_constraints_shape():
+    with pytest.raises(ValueError, match=r"expected constraints of shape \(c, 3\) or \(1, c, 3\), got \(1, 4\)"):
+        lanczos(dense_operator(torch.eye(3)), 3, constraints=torch.ones(1, 4))
+
+
+def test_operator_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"the operator returned shape \(1, 4\) for input \(1, 3\)"):
+        lanczos(lambda v: torch.zeros(1, 4), 3)
+
+
+def test_not_a_square_matrix():
+    with pytest.raises(ValueError, match=r"expected a square matrix \(D, D\) or a batch \(N, D, D\), got \(2, 3\)"):
+        dense_operator(torch.zeros(2, 3))
+
+
+def test_assembled_operator_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"the operator returned shape \(1, 2\) for input \(1, 3, 3\)"):
+        assembled_eigs(lambda v: torch.zeros(1, 2), 3)

@@ -1,0 +1,137 @@
+"""AppTest of the Curvature page: the figures show the library's numbers, choices recompute, errors are st.error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import geometry
+import ui.curvature as ui_curvature
+from geometry.cache import default_cache
+from tests.ui.apptest import app, decode, figures
+
+PAGE = "views/curvature.py"
+
+
+def _page(**sidebar):
+    at = app(**sidebar).run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def _figure(at, title: str) -> dict:
+    found = [f for f in figures(at) if title in str(f["layout"].get("title", {}).get("text", ""))]
+    assert len(found) == 1, [f["layout"].get("title") for f in figures(at)]
+    return found[0]
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def default_page():
+    at = _page()
+    assert not at.exception
+    return at
+
+
+def test_default_page_shows_the_librarys_curvature(default_page):
+    at = default_page
+    assert at.title[0].value == "Curvature"
+    assert [s.value for s in at.subheader] == [
+        "DeepFool perturbation",
+        "Curvature spectrum",
+        "Principal directions",
+        "Cross-sections with osculating parabolas",
+        "Curvature along random directions",
+        "Curvature and vulnerability",
+    ]
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    x = geometry.load_dataset("digits").images[:1]  # the sidebar's first pick, #0
+    expected = geometry.boundary_curvature(handle, x, k=10, num_random=300)
+    bars = decode(_figure(at, "Principal curvatures")["data"][0]["y"])
+    np.testing.assert_allclose(bars, expected.curvatures[0].numpy(), rtol=1e-4, atol=1e-5)
+    df = geometry.deepfool(handle, x)
+    metrics = _metrics(at)
+    assert metrics["‖r‖ (L2)"] == f"{float(df.norm[0]):.4f}"
+    assert metrics["Class change"] == f"{int(df.original_label[0])} → {int(df.label_reached[0])}"
+    assert any("Measured by: Exact Hessian" in i.value for i in at.info)
+    assert any("κ > 0: the boundary bends towards x" in m.value for m in at.markdown)
+    hist = decode(_figure(at, "random tangent directions")["data"][0]["x"])
+    assert len(hist) == 300
+    # the cross-section's black curve passes through z = (0, 0) and the figure draws the parabola -κt²/2
+    prof = _figure(at, "most positive")
+    boundary = next(t for t in prof["data"] if t.get("name") == "boundary F = 0")
+    parabola = next(t for t in prof["data"] if t.get("name", "").startswith("osculating"))
+    t, s = decode(boundary["x"]), decode(boundary["y"])
+    assert abs(s[np.argmin(np.abs(t))]) < 1e-3
+    np.testing.assert_allclose(decode(parabola["y"]), -0.5 * float(bars[0]) * decode(parabola["x"]) ** 2, rtol=1e-6)
+    assert len(at.get("image")) == 3 + 8  # x, r magnified, x + r, and the 4 + 4 extreme principal directions
+
+
+def test_second_view_comes_from_the_disk_cache(default_page, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed instead of reading the cache")
+
+    entries = len(default_cache())
+    for name in ("deepfool", "boundary_curvature", "curvature_profiles", "curvature_vulnerability"):
+        monkeypatch.setattr(ui_curvature, name, refuse)
+    at = _page()
+    assert not at.exception and not at.error
+    assert len(default_cache()) == entries
+
+
+def test_choosing_a_target_class_recomputes_towards_it():
+    at = _page()
+    at.selectbox(key="curv_target").set_value(3).run()
+    assert not at.exception
+    assert _metrics(at)["Class change"].endswith("→ 3")
+    assert any("Towards class 3" in c.value for c in at.caption)
+
+
+def test_clip_is_stated(default_page):
+    at = _page()
+    at.toggle(key="curv_clip").set_value(True).run()
+    assert not at.exception
+    assert any("clipped to [0, 1]" in c.value for c in at.caption)
+
+
+def test_relu_model_uses_finite_differences_and_explains_an_all_zero_exact_spectrum():
+    at = _page(builtin_model="digits-cnn-relu")
+    assert not at.exception
+    assert any("Measured by: Finite differences" in i.value and "piecewise linear" in i.value for i in at.info)
+    assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() > 0
+    relu = geometry.load_model("digits-cnn-relu", device="cpu")
+    fd = geometry.boundary_curvature(relu, geometry.load_dataset("digits").images[:1], k=10, num_random=0)
+    kinked = any("far from symmetric" in w.value for w in at.warning)
+    assert kinked == (float(fd.asymmetry[0]) > 0.3)
+    assert any("Assembled from 63 finite-difference products" in c.value for c in at.caption)
+    at.selectbox(key="curv_method").set_value("exact").run()
+    assert not at.exception
+    assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() == 0
+    assert any("Every principal curvature is exactly 0" in w.value and "piecewise-linear" in w.value
+               for w in at.warning)  # fmt: skip
+
+
+def test_2d_toy_model_shows_the_curvature_of_the_boundary_curve():
+    at = _page(builtin_model="moons-mlp")
+    assert not at.exception
+    bars = decode(_figure(at, "Principal curvatures")["data"][0]["y"])
+    assert bars.shape == (1,)
+    assert any("2D model's boundary is a curve" in i.value for i in at.info)
+    assert any("this view needs image inputs" in i.value for i in at.info)
+    assert _figure(at, "The boundary curve around z")
+
+
+def test_a_failing_computation_is_an_error_message_not_a_traceback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("expected a smooth boundary, got a broken one")
+
+    monkeypatch.setattr(ui_curvature, "boundary_curvature", broken)
+    at = app().run()
+    at.switch_page(PAGE)
+    at.session_state["curv_seed"] = 4321  # a new cache key: nothing cached to fall back on
+    at.run()
+    assert not at.exception
+    assert any("expected a smooth boundary, got a broken one" in e.value for e in at.error)

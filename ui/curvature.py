@@ -1,0 +1,240 @@
+"""Streamlit glue of the Curvature page: the settings, and every computation through geometry's disk cache.
+
+Keys: the model fingerprint, the image's fingerprint and every parameter, so a repeated view (or the same view after
+a restart, or by another user) comes back from disk at once. Progress goes to one `st.progress` bar per step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import streamlit as st
+import torch
+
+from geometry.cache import cache_key, default_cache
+from geometry.curvature import (
+    CurvatureProfile,
+    CurvatureResult,
+    VulnerabilityResult,
+    boundary_curvature,
+    curvature_profiles,
+    curvature_vulnerability,
+)
+from geometry.deepfool import DeepFoolResult, deepfool
+from geometry.fingerprint import tensor_fingerprint
+from geometry.handle import ModelHandle
+from geometry.hessian import default_step, resolve_method, smooth_handle
+from geometry.planes import plane_from_directions
+from geometry.slices import SliceResult, cached_slice
+from ui.progress import progress_bar
+
+VERSION = "1"
+NEAREST = -1
+METHODS: dict[str, str] = {
+    "auto": "Automatic (exact for smooth models, finite differences otherwise)",
+    "exact": "Exact Hessian (double backprop)",
+    "finite-difference": "Finite differences of gradients at scale h",
+    "softplus": "Softplus-smoothed copy of the network (ReLU → softplus β)",
+}
+VULNERABILITY_DIMS = (1, 2, 3, 5, 10, 20, 50)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The page's choices that define the computation."""
+
+    target: int = NEAREST  # class to aim at, NEAREST for the nearest
+    clip: bool = False  # keep DeepFool's path in [0, 1]
+    k: int = 10  # principal curvatures from each end
+    method: str = "auto"
+    h: float | None = None  # finite-difference step (None: the default for the model)
+    beta: float = 10.0  # softplus sharpness
+    num_random: int = 300  # random tangent directions
+    seed: int = 0
+
+
+def _cached(
+    function: str,
+    handle: ModelHandle,
+    x: torch.Tensor,
+    params: dict[str, Any],
+    cls: type,
+    compute: Callable[[Callable[[float, str], None]], Any],
+    label: str,
+) -> Any:
+    key = cache_key(function, VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x), params=params)
+    cache = default_cache()
+    hit = cache.get(key, cls)
+    if hit is not None:
+        return hit
+    with progress_bar(label) as progress:
+        return cache.get_or_compute(key, lambda: compute(progress), cls=cls)
+
+
+def effective_k(handle: ModelHandle, k: int) -> int:
+    """k clipped to what the tangent space holds (D - 1 directions)."""
+    return max(1, min(int(k), math.prod(handle.input_shape) - 1))
+
+
+def run_deepfool(handle: ModelHandle, x: torch.Tensor, settings: Settings) -> DeepFoolResult:
+    """DeepFool on one image ``x`` (1, *input_shape), through the cache."""
+    target = None if settings.target == NEAREST else int(settings.target)
+    params = {"target": settings.target, "clip": settings.clip, "overshoot": 0.02, "max_iter": 50}
+    return _cached(
+        "curvature-page.deepfool",
+        handle,
+        x,
+        params,
+        DeepFoolResult,
+        lambda p: deepfool(handle, x, target=target, clip=settings.clip, progress=p),
+        "DeepFool",
+    )
+
+
+def run_curvature(handle: ModelHandle, x: torch.Tensor, settings: Settings, df: DeepFoolResult) -> CurvatureResult:
+    """Principal curvatures and random-direction curvatures at DeepFool's boundary point, through the cache."""
+    k = effective_k(handle, settings.k)
+    method, _ = resolve_method(handle, settings.method)
+    h = settings.h if settings.h is not None else default_step(handle)
+    params = {
+        **asdict(settings),
+        "k": k,
+        "resolved": method,
+        "h": h if method == "finite-difference" else None,
+        "beta": settings.beta if method == "softplus" else None,
+    }
+    return _cached(
+        "curvature-page.curvature",
+        handle,
+        x,
+        params,
+        CurvatureResult,
+        lambda p: boundary_curvature(
+            handle,
+            x,
+            k=k,
+            method=settings.method,
+            h=h,
+            beta=settings.beta,
+            num_random=settings.num_random,
+            seed=settings.seed,
+            deepfool_result=df,
+            progress=p,
+        ),
+        "Curvature",
+    )
+
+
+def profile_model(handle: ModelHandle, curvature: CurvatureResult) -> ModelHandle:
+    """The model whose boundary the cross-sections draw: the smoothed copy when curvature was measured on it."""
+    if curvature.method == "softplus":
+        return _smooth(handle, handle.fingerprint, float(curvature.beta))
+    return handle
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _smooth(_handle: ModelHandle, fingerprint: str, beta: float) -> ModelHandle:
+    """The softplus copy of a model, held per (model fingerprint, beta); the handle itself is not hashed."""
+    del fingerprint  # the cache key
+    return smooth_handle(_handle, beta=beta)
+
+
+def run_profiles(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    curvature: CurvatureResult,
+    *,
+    zoom: float = 1.0,
+    resolution: int | None = None,
+) -> CurvatureProfile:
+    """Cross-sections along the most positive and the most negative principal directions, through the cache."""
+    model = profile_model(handle, curvature)
+    if resolution is None:  # fewer points for large inputs: each costs ~45 forward passes
+        resolution = 61 if math.prod(handle.input_shape) <= 1024 else 41
+    extent = zoom * 1.2 * float(curvature.boundary_distance[0])  # x (at about -distance) stays in view
+    params = {
+        "zoom": zoom,
+        "resolution": resolution,
+        "curvature": tensor_fingerprint(curvature.directions, curvature.boundary_point),
+        "model": model.fingerprint,
+    }
+    return _cached(
+        "curvature-page.profiles",
+        handle,
+        x,
+        params,
+        CurvatureProfile,
+        lambda p: curvature_profiles(handle, curvature, extent=extent, resolution=resolution, model=model, progress=p),
+        "Cross-sections",
+    )
+
+
+def run_region(
+    handle: ModelHandle, curvature: CurvatureResult, profile: CurvatureProfile, row: int, resolution: int | None = None
+) -> SliceResult:
+    """The class regions on the plane (u_i, n) through z, from the Slices engine (cached by it)."""
+    if resolution is None:
+        resolution = 96 if math.prod(handle.input_shape) <= 1024 else 64
+    i = int(profile.direction_index[row])
+    plane = plane_from_directions(
+        curvature.boundary_point[0],
+        curvature.directions[0, i],
+        curvature.normal[0],
+        kind="normal + curvature",
+        origin_name="z",
+    )
+    w = float(profile.window)
+    model = profile_model(handle, curvature)
+    with progress_bar(f"Regions around direction {i + 1}") as progress:
+        return cached_slice(
+            model,
+            plane,
+            extent=(-w, w, -w, w),
+            resolution=resolution,
+            adaptive=True,
+            target_pair=(int(curvature.boundary_class[0]), int(curvature.original_label[0])),
+            progress=progress,
+        )
+
+
+def vulnerability_dims(handle: ModelHandle, curvature: CurvatureResult) -> list[int]:
+    """The subspace dimensions the vulnerability curve uses: the standard ones up to k."""
+    dim = math.prod(handle.input_shape)
+    m = curvature.curvatures.shape[1]
+    limit = m if m >= dim - 1 else min(curvature.k, m)
+    dims = [d for d in VULNERABILITY_DIMS if d <= limit]
+    return dims or [1]
+
+
+def run_vulnerability(
+    handle: ModelHandle, x: torch.Tensor, curvature: CurvatureResult, *, num_random: int = 3, order: str = "absolute"
+) -> VulnerabilityResult:
+    """DeepFool in the span of the most curved directions vs random subspaces, through the cache."""
+    dims = vulnerability_dims(handle, curvature)
+    params = {
+        "dims": dims,
+        "num_random": num_random,
+        "order": order,
+        "seed": curvature.seed,
+        "curvature": tensor_fingerprint(curvature.directions, curvature.curvatures),
+    }
+    return _cached(
+        "curvature-page.vulnerability",
+        handle,
+        x,
+        params,
+        VulnerabilityResult,
+        lambda p: curvature_vulnerability(
+            handle, x, curvature, dims=dims, num_random=num_random, order=order, seed=curvature.seed, progress=p
+        ),
+        "Vulnerability",
+    )
+
+
+def all_zero(curvature: CurvatureResult) -> bool:
+    """True when every computed principal curvature is exactly 0 (a flat boundary, or a piecewise-linear model)."""
+    kappa = curvature.curvatures[0]
+    return bool(torch.isfinite(kappa).all()) and bool((kappa == 0).all())
