@@ -1,0 +1,579 @@
+"""Evaluate a classifier on a 2D grid of a plane through input space: dense, or adaptive (quadtree).
+
+The grid has ``na`` columns along u (coordinate a) and ``nb`` rows along v (coordinate b), spaced
+evenly over ``extent = (a_min, a_max, b_min, b_max)`` in L2 pixel units; arrays are indexed
+``[row, column] = [b, a]`` (the layout of a plotly heatmap). Grid inputs ``origin + a u + b v`` are
+built on the device batch by batch, so a 1024 x 1024 slice never holds more than one batch of images.
+
+Adaptive refinement evaluates a coarse grid, then repeatedly splits only the cells whose four corners
+disagree on the label, plus a guard band of neighbouring cells (so thin regions next to a boundary
+are not missed). A cell that is not split gets its corners' label, and its top-1 probability and
+margins are interpolated bilinearly from the corners (``evaluated`` marks the points actually run).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from geometry.cache import DiskCache, cache_key, default_cache
+from geometry.compute import CancelToken, Progress, map_batches, scaled_progress
+from geometry.handle import ModelHandle, NonFiniteOutputError
+from geometry.planes import Plane
+
+__all__ = [
+    "MAX_RESOLUTION",
+    "SliceResult",
+    "cached_slice",
+    "evaluate_slice",
+    "normalize_extent",
+    "normalize_resolution",
+    "slice_cache_key",
+]
+
+MAX_RESOLUTION = 4096  # points per axis
+SLICE_VERSION = "1"  # bump when the algorithm's output changes (cache keys include it)
+
+_CPU_BATCH_BYTES = 32 * 2**20  # grid inputs per batch on the CPU (bytes of float32 images) ...
+_ACCEL_BATCH_BYTES = 256 * 2**20  # ... and on an accelerator
+_MAX_BATCH = 65536  # points per batch on the CPU (activations, not inputs, dominate memory there)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """A classifier evaluated on a grid of a plane; arrays are ``[row = b index, column = a index]``."""
+
+    a: np.ndarray  # (na,) float64: coordinate along u of each column, L2 pixel units
+    b: np.ndarray  # (nb,) float64: coordinate along v of each row, L2 pixel units
+    labels: np.ndarray  # (nb, na) int16 (int32 beyond 32767 classes): predicted class
+    probability: np.ndarray  # (nb, na) float32 in [0, 1]: top-1 softmax probability
+    margin: np.ndarray  # (nb, na) float32 >= 0: top-1 minus top-2 logit
+    pair_margin: np.ndarray | None  # (nb, na) float32: f_i - f_j for target_pair (i, j); None without a pair
+    target_pair: tuple[int, int] | None  # (i, j) class indices of pair_margin
+    valid: np.ndarray  # (nb, na) bool: every pixel of the grid input lies in the model's input range
+    evaluated: np.ndarray  # (nb, na) bool: the model was run here (all True for dense slices)
+    evaluations: int  # number of model evaluations spent (= evaluated.sum())
+    adaptive: bool  # True: quadtree refinement; False: dense
+    num_classes: int  # K
+    extent: tuple[float, float, float, float]  # (a_min, a_max, b_min, b_max), L2 pixel units
+    seconds: float  # wall time of the computation (not of a cache hit)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(nb, na): rows, columns."""
+        return tuple(self.labels.shape)  # type: ignore[return-value]
+
+    @property
+    def cell(self) -> tuple[float, float]:
+        """Grid spacing (da, db) in L2 pixel units."""
+        da = (self.a[-1] - self.a[0]) / max(len(self.a) - 1, 1)
+        db = (self.b[-1] - self.b[0]) / max(len(self.b) - 1, 1)
+        return float(da), float(db)
+
+    def index_of(self, a: float, b: float) -> tuple[int, int]:
+        """(row, column) of the grid point nearest to plane coordinates (a, b) (clipped to the grid)."""
+        da, db = self.cell
+        col = int(np.clip(round((a - self.a[0]) / da) if da > 0 else 0, 0, len(self.a) - 1))
+        row = int(np.clip(round((b - self.b[0]) / db) if db > 0 else 0, 0, len(self.b) - 1))
+        return row, col
+
+    def label_at(self, a: float, b: float) -> int:
+        """Predicted class at the grid point nearest to (a, b)."""
+        return int(self.labels[self.index_of(a, b)])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as a numpy array (for an .npz download)."""
+        out = {
+            "a": self.a,
+            "b": self.b,
+            "labels": self.labels,
+            "probability": self.probability,
+            "margin": self.margin,
+            "valid": self.valid,
+            "evaluated": self.evaluated,
+            "evaluations": np.array(self.evaluations),
+            "adaptive": np.array(self.adaptive),
+            "num_classes": np.array(self.num_classes),
+            "extent": np.array(self.extent, dtype=np.float64),
+        }
+        if self.pair_margin is not None and self.target_pair is not None:
+            out["pair_margin"] = self.pair_margin
+            out["target_pair"] = np.array(self.target_pair, dtype=np.int64)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+
+
+def normalize_extent(extent: Any) -> tuple[float, float, float, float]:
+    """``e`` -> (-e, e, -e, e); ``(ea, eb)`` -> (-ea, ea, -eb, eb); ``(a_min, a_max, b_min, b_max)`` as is."""
+    if isinstance(extent, bool):
+        raise TypeError(f"extent: expected a number or a tuple of 2 or 4 numbers, got {extent!r}")
+    if isinstance(extent, (int, float, np.integer, np.floating)):
+        e = float(extent)
+        if not (math.isfinite(e) and e > 0):
+            raise ValueError(f"extent: expected a positive finite half-width, got {extent!r}")
+        return (-e, e, -e, e)
+    if not isinstance(extent, (tuple, list, np.ndarray)):
+        raise TypeError(f"extent: expected a number or a tuple of 2 or 4 numbers, got {type(extent).__name__}")
+    try:
+        vals = [float(v) for v in extent]
+    except (TypeError, ValueError):
+        raise TypeError(f"extent: expected numbers, got {extent!r}") from None
+    if len(vals) == 2:
+        if not all(math.isfinite(v) and v > 0 for v in vals):
+            raise ValueError(f"extent: expected two positive finite half-widths (a, b), got {extent!r}")
+        return (-vals[0], vals[0], -vals[1], vals[1])
+    if len(vals) != 4:
+        raise ValueError(f"extent: expected 1, 2 or 4 numbers, got {len(vals)}")
+    if not all(math.isfinite(v) for v in vals) or not (vals[0] < vals[1] and vals[2] < vals[3]):
+        raise ValueError(
+            f"extent: expected finite (a_min, a_max, b_min, b_max) with a_min < a_max and b_min < b_max, "
+            f"got {tuple(vals)}"
+        )
+    return tuple(vals)  # type: ignore[return-value]
+
+
+def normalize_resolution(resolution: Any) -> tuple[int, int]:
+    """``n`` -> (n, n); ``(na, nb)`` as is: points along a (columns) and b (rows), each in [2, 4096]."""
+
+    def one(r: Any) -> int:
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
+            raise TypeError(f"resolution: expected an int or a pair of ints, got {r!r}")
+        if not 2 <= int(r) <= MAX_RESOLUTION:
+            raise ValueError(f"resolution: expected between 2 and {MAX_RESOLUTION} points per axis, got {int(r)}")
+        return int(r)
+
+    if isinstance(resolution, (tuple, list)):
+        if len(resolution) != 2:
+            raise ValueError(f"resolution: expected (na, nb), got {len(resolution)} values")
+        return one(resolution[0]), one(resolution[1])
+    return one(resolution), one(resolution)
+
+
+def _check_pair(target_pair: Any, k: int) -> tuple[int, int] | None:
+    if target_pair is None:
+        return None
+    if not isinstance(target_pair, (tuple, list)) or len(target_pair) != 2:
+        raise TypeError(f"target_pair: expected None or a pair of class indices (i, j), got {target_pair!r}")
+    out = []
+    for c in target_pair:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise TypeError(f"target_pair: expected int class indices, got {c!r}")
+        if not 0 <= int(c) < k:
+            raise ValueError(f"target_pair: expected class indices in [0, {k}), got {int(c)}")
+        out.append(int(c))
+    if out[0] == out[1]:
+        raise ValueError(f"target_pair: expected two different classes, got {out[0]} twice")
+    return out[0], out[1]
+
+
+def _check_int(value: Any, name: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < lo:
+        raise ValueError(f"{name}: expected an int >= {lo}, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation of grid points
+
+
+class _Evaluator:
+    """Runs the model on plane points given by grid indices, writing into the result arrays."""
+
+    def __init__(
+        self,
+        handle: ModelHandle,
+        plane: Plane,
+        a: np.ndarray,
+        b: np.ndarray,
+        pair: tuple[int, int] | None,
+        batch_size: int | None,
+        cancel: CancelToken | None,
+    ) -> None:
+        self.handle, self.a, self.b, self.pair, self.cancel = handle, a, b, pair, cancel
+        dev = handle.device
+        self.origin = plane.origin.flatten().unsqueeze(0).to(dev)
+        self.basis = plane.basis().to(dev)
+        self.shape = plane.input_shape
+        nb, na = len(b), len(a)
+        k = handle.num_classes
+        self.labels = np.full((nb, na), -1, dtype=np.int16 if k <= 32767 else np.int32)
+        self.probability = np.zeros((nb, na), dtype=np.float32)
+        self.margin = np.zeros((nb, na), dtype=np.float32)
+        self.pair_margin = np.zeros((nb, na), dtype=np.float32) if pair is not None else None
+        self.evaluated = np.zeros((nb, na), dtype=bool)
+        if batch_size is None:
+            per_point = max(1, plane.dim * 4)
+            if dev.type == "cpu":
+                batch_size = max(1, min(_MAX_BATCH, _CPU_BATCH_BYTES // per_point))
+            else:
+                batch_size = max(1, _ACCEL_BATCH_BYTES // per_point)
+        self.batch_size = batch_size
+
+    def _forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = torch.addmm(self.origin, coords, self.basis).view(-1, *self.shape)
+        logits = self.handle.module(x).float()
+        if logits.device.type == "cpu":  # numpy: single-threaded, no thread-pool round trips for (B, K) arithmetic
+            return tuple(torch.from_numpy(a) for a in _point_stats(logits.numpy(), self.pair))
+        return _point_stats_torch(logits, self.pair)  # on the accelerator: only (B,) results travel
+
+    def run(self, rows: np.ndarray | None, cols: np.ndarray | None, progress: Progress | None) -> None:
+        """Evaluate the grid points (rows[i], cols[i]) and store their values; None, None: the whole grid."""
+        if rows is None or cols is None:  # dense: every point in row-major order
+            nb, na = self.labels.shape
+            coords = np.empty((nb * na, 2), dtype=np.float32)
+            coords[:, 0] = np.tile(self.a, nb)
+            coords[:, 1] = np.repeat(self.b, na)
+            rows, cols = slice(None), slice(None)
+            shape: tuple[int, ...] = (nb, na)
+        elif len(rows) == 0:
+            return
+        else:
+            coords = np.stack([self.a[cols], self.b[rows]], axis=1).astype(np.float32)
+            shape = (len(rows),)
+        coords = torch.from_numpy(coords)
+        out = map_batches(
+            self._forward,
+            coords,
+            batch_size=self.batch_size,
+            device=self.handle.device,
+            progress=progress,
+            cancel=self.cancel,
+            desc="slice",
+            key=("slice", self.handle.fingerprint, self.shape),
+        )
+        labels, prob, margin, finite = out[:4]
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise NonFiniteOutputError(
+                f"model {self.handle.name!r} returned NaN or infinite logits at {bad} of {len(finite)} slice points; "
+                "try a smaller extent"
+            )
+        self.labels[rows, cols] = labels.numpy().reshape(shape)
+        self.probability[rows, cols] = prob.numpy().reshape(shape)
+        self.margin[rows, cols] = margin.numpy().reshape(shape)
+        if self.pair_margin is not None:
+            self.pair_margin[rows, cols] = out[4].numpy().reshape(shape)
+        self.evaluated[rows, cols] = True
+
+
+def _point_stats(logits: np.ndarray, pair: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
+    """(label, top-1 probability, top-1 minus top-2 logit, all finite[, f_i - f_j]) of logits (B, K), numpy."""
+    label = logits.argmax(axis=1)
+    k = logits.shape[1]
+    if k <= 32:  # few classes: mask the winner out (cheaper than a partition)
+        top1 = logits.max(axis=1)
+        top2 = np.where(np.arange(k)[None, :] == label[:, None], -np.inf, logits).max(axis=1)
+    else:
+        top = np.partition(logits, k - 2, axis=1)[:, k - 2 :]  # [:, 0] = 2nd largest, [:, 1] = largest
+        top1, top2 = top[:, 1], top[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.exp(logits - top1[:, None]).sum(axis=1)  # >= 1; NaN when a logit is NaN or infinite
+        prob = (1.0 / total).astype(np.float32)
+        margin = (top1 - top2).astype(np.float32)
+        finite = np.isfinite(total) & np.isfinite(top2)
+    out = (label.astype(np.int64), prob, margin, finite)
+    if pair is not None:
+        out = out + ((logits[:, pair[0]] - logits[:, pair[1]]).astype(np.float32),)
+    return out
+
+
+def _point_stats_torch(logits: torch.Tensor, pair: tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
+    """The same as `_point_stats`, computed by torch on the logits' device."""
+    top = logits.topk(2, dim=1)
+    lse = torch.logsumexp(logits, dim=1)  # NaN or +inf whenever a logit is NaN or infinite
+    prob = torch.exp(top.values[:, 0] - lse)
+    finite = torch.isfinite(lse + top.values[:, 1]) & torch.isfinite(top.values[:, 0])
+    out = (top.indices[:, 0], prob, top.values[:, 0] - top.values[:, 1], finite)
+    if pair is not None:
+        out = out + (logits[:, pair[0]] - logits[:, pair[1]],)
+    return out
+
+
+def _valid_mask(plane: Plane, a: np.ndarray, b: np.ndarray, input_range: tuple[float, float] | None) -> np.ndarray:
+    """Exact mask of grid points whose every pixel is in ``input_range`` (per row, an interval in a)."""
+    nb, na = len(b), len(a)
+    if input_range is None:
+        return np.ones((nb, na), dtype=bool)
+    lo, hi = float(input_range[0]) - 1e-6, float(input_range[1]) + 1e-6
+    o = plane.origin.double().flatten().numpy()
+    u = plane.u.double().flatten().numpy()
+    v = plane.v.double().flatten().numpy()
+    pos, neg, zero = u > 0, u < 0, u == 0
+    a_lo = np.full(nb, -np.inf)
+    a_hi = np.full(nb, np.inf)
+    chunk = max(1, 2**22 // max(1, len(o)))
+    for s in range(0, nb, chunk):
+        c = o[None, :] + b[s : s + chunk, None] * v[None, :]  # (R, D): pixel values at a = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = np.where(pos, (lo - c) / np.where(pos, u, 1), np.where(neg, (hi - c) / np.where(neg, u, 1), -np.inf))
+            high = np.where(pos, (hi - c) / np.where(pos, u, 1), np.where(neg, (lo - c) / np.where(neg, u, 1), np.inf))
+        a_lo[s : s + chunk] = low.max(axis=1)
+        a_hi[s : s + chunk] = high.min(axis=1)
+        if zero.any():
+            cz = c[:, zero]
+            bad = ((cz < lo) | (cz > hi)).any(axis=1)
+            a_lo[s : s + chunk][bad] = np.inf
+    return (a[None, :] >= a_lo[:, None]) & (a[None, :] <= a_hi[:, None])
+
+
+def _breakpoints(n: int, step: int) -> np.ndarray:
+    pts = np.arange(0, n, step)
+    return pts if pts[-1] == n - 1 else np.append(pts, n - 1)
+
+
+def _refine_breakpoints(bp: np.ndarray) -> np.ndarray:
+    gaps = np.diff(bp)
+    mids = (bp[:-1] + bp[1:]) // 2
+    return np.union1d(bp, mids[gaps > 1])
+
+
+def _coarse_step(n: int, coarse: int) -> int:
+    cells = (n - 1) / coarse
+    return 2 ** int(math.floor(math.log2(cells))) if cells >= 2 else 1
+
+
+def _adaptive(ev: _Evaluator, na: int, nb: int, coarse: int, guard: int, progress: Progress | None) -> None:
+    step = _coarse_step(max(na, nb), coarse)
+    levels = max(1, int(math.log2(step)) + 1)
+    bx, by = _breakpoints(na, step), _breakpoints(nb, step)
+    rr, cc = np.meshgrid(by, bx, indexing="ij")
+    ev.run(rr.ravel(), cc.ravel(), scaled_progress(progress, 0.0, 1.0 / levels))
+    active = np.ones((len(by) - 1, len(bx) - 1), dtype=bool)
+    structure = ndimage.generate_binary_structure(2, 2)  # 8-neighbourhood
+    level = 0
+    while True:
+        final = bool((np.diff(bx) <= 1).all() and (np.diff(by) <= 1).all())
+        for _ in range(64):  # expand the guard band until every refined cell has evaluated corners
+            _evaluate_corners(ev, active, bx, by, scaled_progress(progress, level / levels, (level + 1) / levels))
+            lab = ev.labels[np.ix_(by, bx)]
+            same = (lab[:-1, :-1] == lab[:-1, 1:]) & (lab[:-1, :-1] == lab[1:, :-1]) & (lab[:-1, :-1] == lab[1:, 1:])
+            disagree = active & ~same
+            if final:
+                refine = disagree
+                break
+            refine = ndimage.binary_dilation(disagree, structure, iterations=guard) if guard else disagree
+            new = refine & ~active
+            if not new.any():
+                break
+            active |= new
+        _fill(ev, active & ~refine, bx, by, na, nb)
+        if final:
+            break
+        nbx, nby = _refine_breakpoints(bx), _refine_breakpoints(by)
+        px = np.searchsorted(bx, nbx[:-1], side="right") - 1
+        py = np.searchsorted(by, nby[:-1], side="right") - 1
+        active = refine[np.ix_(py, px)]
+        bx, by = nbx, nby
+        level += 1
+        if progress is not None:
+            progress(
+                min(1.0, level / levels), f"slice: refining level {level} ({int(ev.evaluated.sum()):,} evaluations)"
+            )
+    if (ev.labels < 0).any():  # pragma: no cover - a bug guard, not a user error
+        raise RuntimeError("adaptive slice left grid points without a label")
+
+
+def _evaluate_corners(
+    ev: _Evaluator, active: np.ndarray, bx: np.ndarray, by: np.ndarray, progress: Progress | None
+) -> None:
+    need = np.zeros((len(by), len(bx)), dtype=bool)
+    need[:-1, :-1] |= active
+    need[1:, :-1] |= active
+    need[:-1, 1:] |= active
+    need[1:, 1:] |= active
+    need &= ~ev.evaluated[np.ix_(by, bx)]
+    j, i = np.nonzero(need)
+    ev.run(by[j], bx[i], progress)
+
+
+def _fill(ev: _Evaluator, cells: np.ndarray, bx: np.ndarray, by: np.ndarray, na: int, nb: int) -> None:
+    """Give the not-evaluated points of uniform ``cells`` their corners' label and interpolated values."""
+    if not cells.any():
+        return
+    cx = np.clip(np.searchsorted(bx, np.arange(na), side="right") - 1, 0, len(bx) - 2)
+    cy = np.clip(np.searchsorted(by, np.arange(nb), side="right") - 1, 0, len(by) - 2)
+    # only rows/columns that touch a cell to fill
+    rows = np.nonzero(cells.any(axis=1)[cy])[0]
+    cols = np.nonzero(cells.any(axis=0)[cx])[0]
+    sub = cells[np.ix_(cy[rows], cx[cols])] & ~ev.evaluated[np.ix_(rows, cols)]
+    ry, rx = np.nonzero(sub)
+    y, x = rows[ry], cols[rx]
+    y0, y1 = by[cy[y]], by[cy[y] + 1]
+    x0, x1 = bx[cx[x]], bx[cx[x] + 1]
+    ty = ((y - y0) / np.maximum(y1 - y0, 1)).astype(np.float32)
+    tx = ((x - x0) / np.maximum(x1 - x0, 1)).astype(np.float32)
+    ev.labels[y, x] = ev.labels[y0, x0]
+    for arr in (ev.probability, ev.margin, ev.pair_margin):
+        if arr is None:
+            continue
+        arr[y, x] = (1 - ty) * ((1 - tx) * arr[y0, x0] + tx * arr[y0, x1]) + ty * (
+            (1 - tx) * arr[y1, x0] + tx * arr[y1, x1]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def evaluate_slice(
+    handle: ModelHandle,
+    plane: Plane,
+    *,
+    extent: float | tuple[float, float] | tuple[float, float, float, float],
+    resolution: int | tuple[int, int],
+    adaptive: bool = True,
+    target_pair: tuple[int, int] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+    coarse: int = 32,
+    guard: int = 1,
+    batch_size: int | None = None,
+) -> SliceResult:
+    """Evaluate ``handle`` on a ``resolution`` grid of ``plane`` over ``extent`` (L2 pixel units).
+
+    extent: a half-width e (square [-e, e]^2), half-widths (ea, eb), or (a_min, a_max, b_min, b_max).
+    resolution: points per axis n, or (na, nb); 2..4096 each.
+    adaptive: quadtree refinement from a coarse grid of about ``coarse`` cells per side, splitting
+        cells whose corners disagree plus ``guard`` rings of neighbours (False: every grid point).
+    target_pair: (i, j) to also return ``pair_margin = f_i - f_j``.
+    progress(fraction, text) is called as batches finish; ``cancel`` stops between batches (Cancelled).
+    Raises TypeError/ValueError on bad arguments, NonFiniteOutputError when the model returns NaN.
+    """
+    if not isinstance(handle, ModelHandle):
+        raise TypeError(f"handle: expected a geometry.ModelHandle, got {type(handle).__name__}")
+    if not isinstance(plane, Plane):
+        raise TypeError(f"plane: expected a geometry.planes.Plane, got {type(plane).__name__}")
+    if plane.input_shape != tuple(handle.input_shape):
+        raise ValueError(
+            f"plane: expected a plane in the model's input space {tuple(handle.input_shape)}, "
+            f"got one of shape {plane.input_shape}"
+        )
+    if handle.num_classes < 2:
+        raise ValueError(f"handle: expected a classifier with at least 2 classes, got {handle.num_classes}")
+    ext = normalize_extent(extent)
+    na, nb = normalize_resolution(resolution)
+    if not isinstance(adaptive, (bool, np.bool_)):
+        raise TypeError(f"adaptive: expected a bool, got {type(adaptive).__name__}")
+    pair = _check_pair(target_pair, handle.num_classes)
+    coarse = _check_int(coarse, "coarse", 1)
+    guard = _check_int(guard, "guard", 0)
+    if batch_size is not None:
+        batch_size = _check_int(batch_size, "batch_size", 1)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress: expected a callable (fraction, text) or None, got {type(progress).__name__}")
+
+    start = time.perf_counter()
+    a = np.linspace(ext[0], ext[1], na)
+    b = np.linspace(ext[2], ext[3], nb)
+    ev = _Evaluator(handle, plane, a, b, pair, batch_size, cancel)
+    if adaptive:
+        _adaptive(ev, na, nb, coarse, guard, progress)
+    else:
+        ev.run(None, None, progress)
+    valid = _valid_mask(plane, a, b, handle.input_range)
+    if progress is not None:
+        progress(1.0, f"slice: done, {int(ev.evaluated.sum()):,} evaluations")
+    return SliceResult(
+        a=a,
+        b=b,
+        labels=ev.labels,
+        probability=ev.probability,
+        margin=ev.margin,
+        pair_margin=ev.pair_margin,
+        target_pair=pair,
+        valid=valid,
+        evaluated=ev.evaluated,
+        evaluations=int(ev.evaluated.sum()),
+        adaptive=bool(adaptive),
+        num_classes=handle.num_classes,
+        extent=ext,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def slice_cache_key(
+    handle: ModelHandle,
+    plane: Plane,
+    *,
+    extent: Any,
+    resolution: Any,
+    adaptive: bool = True,
+    target_pair: tuple[int, int] | None = None,
+    coarse: int = 32,
+    guard: int = 1,
+) -> str:
+    """The disk-cache key of a slice: model and plane fingerprints plus every parameter."""
+    pair = _check_pair(target_pair, handle.num_classes)
+    return cache_key(
+        "geometry.slices.evaluate_slice",
+        SLICE_VERSION,
+        model=handle.fingerprint,
+        inputs=plane.fingerprint,
+        params={
+            "extent": list(normalize_extent(extent)),
+            "resolution": list(normalize_resolution(resolution)),
+            "adaptive": bool(adaptive),
+            "target_pair": list(pair) if pair else None,
+            "coarse": int(coarse),
+            "guard": int(guard),
+            "input_range": list(handle.input_range) if handle.input_range is not None else None,
+        },
+    )
+
+
+def cached_slice(
+    handle: ModelHandle,
+    plane: Plane,
+    *,
+    extent: Any,
+    resolution: Any,
+    adaptive: bool = True,
+    target_pair: Sequence[int] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+    coarse: int = 32,
+    guard: int = 1,
+    cache: DiskCache | None = None,
+) -> SliceResult:
+    """:func:`evaluate_slice` through the disk cache (``default_cache()`` unless ``cache`` is given)."""
+    pair = tuple(target_pair) if target_pair is not None else None
+    key = slice_cache_key(
+        handle,
+        plane,
+        extent=extent,
+        resolution=resolution,
+        adaptive=adaptive,
+        target_pair=pair,
+        coarse=coarse,
+        guard=guard,
+    )
+    store = cache if cache is not None else default_cache()
+
+    def compute() -> SliceResult:
+        return evaluate_slice(
+            handle,
+            plane,
+            extent=extent,
+            resolution=resolution,
+            adaptive=adaptive,
+            target_pair=pair,
+            progress=progress,
+            cancel=cancel,
+            coarse=coarse,
+            guard=guard,
+        )
+
+    result = store.get_or_compute(key, compute, cls=SliceResult)
+    if progress is not None:
+        progress(1.0, "slice: done")
+    return result
