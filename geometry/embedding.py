@@ -1,0 +1,372 @@
+"""2D embeddings of feature vectors with scikit-learn's fit/transform shape: PCA, t-SNE and UMAP.
+
+All three are seeded (same features, same parameters, same seed: same coordinates) and `embed` caches
+their results on disk. UMAP (umap-learn) is imported only when it is used: its import and first fit
+compile numba code (tens of seconds in a new process), so `configure_numba_cache` points numba's cache
+at a folder under the result cache and `start_umap_warmup` compiles in a background thread while the
+user looks at something else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from geometry.cache import DiskCache, cache_key, default_cache, default_cache_root
+from geometry.compute import Progress
+
+__all__ = [
+    "EMBEDDING_METHODS",
+    "Embedding2D",
+    "PCAEmbedding",
+    "TSNEEmbedding",
+    "UMAPEmbedding",
+    "configure_numba_cache",
+    "embed",
+    "make_embedding",
+    "start_umap_warmup",
+    "umap_warmup_state",
+    "warm_up_umap",
+]
+
+EMBEDDING_VERSION = "1"
+Method = Literal["pca", "umap", "tsne"]
+EMBEDDING_METHODS: dict[str, str] = {
+    "pca": "PCA: linear, exact, instant; distances along the two axes are feature distances.",
+    "umap": "UMAP: nonlinear, keeps neighbourhoods; the first run in a new process compiles (about a minute).",
+    "tsne": "t-SNE: nonlinear, keeps neighbourhoods; slow for many samples; cannot place new points.",
+}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pca": {"whiten": False},
+    "umap": {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean"},
+    "tsne": {"perplexity": 30.0, "learning_rate": "auto", "max_iter": 1000, "init": "pca"},
+}
+
+
+def _features(x: Any, what: str = "features") -> np.ndarray:
+    a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    if a.ndim != 2 or a.shape[0] < 3 or a.shape[1] < 2:
+        raise ValueError(f"expected {what} as an (N, D) array with N >= 3 and D >= 2, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.number):
+        raise TypeError(f"expected numeric {what}, got dtype {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} contain NaN or infinity")
+    return a
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"expected seed as an int >= 0, got {seed!r}")
+    return int(seed)
+
+
+class _Embedding:
+    """Common fit/transform plumbing: ``fit(X)`` stores ``embedding_`` (N, 2) float32 of the training rows."""
+
+    embedding_: np.ndarray
+
+    def fit(self, x: Any, y: Any = None) -> _Embedding:
+        self.embedding_ = self._fit(_features(x))
+        return self
+
+    def fit_transform(self, x: Any, y: Any = None) -> np.ndarray:
+        return self.fit(x).embedding_
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "embedding_"):
+            raise ValueError(f"{type(self).__name__} is not fitted yet: call fit(X) first")
+
+
+class PCAEmbedding(_Embedding):
+    """Projection on the top ``n_components`` principal axes (scikit-learn PCA, full SVD: deterministic).
+
+    After ``fit``: ``mean_`` (D,), ``components_`` (2, D) orthonormal rows, ``explained_variance_ratio_`` (2,).
+    """
+
+    def __init__(self, *, n_components: int = 2, whiten: bool = False, seed: int = 0) -> None:
+        if n_components != 2:
+            raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
+        self.n_components = n_components
+        self.whiten = bool(whiten)
+        self.seed = _check_seed(seed)
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, whiten=self.whiten, svd_solver="full", random_state=self.seed)
+        out = pca.fit_transform(x.astype(np.float64))
+        # make the sign of each axis deterministic: the largest |loading| is positive
+        signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(axis=1)])
+        signs[signs == 0] = 1.0
+        pca.components_ *= signs[:, None]
+        out *= signs[None, :]
+        self._pca = pca
+        self.mean_ = pca.mean_.copy()
+        self.components_ = pca.components_.copy()
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_.copy()
+        return out.astype(np.float32)
+
+    def transform(self, x: Any) -> np.ndarray:
+        """Coordinates ``(N, 2)`` float32 of new rows on the fitted axes."""
+        self._check_fitted()
+        a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != self.mean_.shape[0]:
+            raise ValueError(f"expected features of shape (N, {self.mean_.shape[0]}), got {a.shape}")
+        return self._pca.transform(a).astype(np.float32)
+
+
+class TSNEEmbedding(_Embedding):
+    """scikit-learn's Barnes-Hut t-SNE, seeded; ``perplexity`` is capped below N / 3 for small N.
+
+    ``init="pca"`` (default) starts from the PCA layout, which makes the result independent of the seed;
+    ``init="random"`` draws the start from the seed. t-SNE has no map for new points: ``transform`` raises
+    NotImplementedError.
+    """
+
+    def __init__(self, *, n_components: int = 2, perplexity: float = 30.0, learning_rate: float | str = "auto",
+                 max_iter: int = 1000, init: str = "pca", seed: int = 0) -> None:  # fmt: skip
+        if n_components != 2:
+            raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
+        if not (isinstance(perplexity, (int, float)) and perplexity >= 2):
+            raise ValueError(f"expected perplexity as a number >= 2, got {perplexity!r}")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 250:
+            raise ValueError(f"expected max_iter as an int >= 250, got {max_iter!r}")
+        if init not in ("pca", "random"):
+            raise ValueError(f"expected init 'pca' or 'random', got {init!r}")
+        self.init = init
+        self.n_components = n_components
+        self.perplexity = float(perplexity)
+        self.learning_rate = learning_rate
+        self.max_iter = int(max_iter)
+        self.seed = _check_seed(seed)
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        from sklearn.manifold import TSNE
+
+        perplexity = min(self.perplexity, max(2.0, (len(x) - 1) / 3.0))
+        tsne = TSNE(n_components=2, perplexity=perplexity, learning_rate=self.learning_rate, max_iter=self.max_iter,
+                    init=self.init, random_state=self.seed, method="barnes_hut")  # fmt: skip
+        return tsne.fit_transform(x).astype(np.float32)
+
+    def transform(self, x: Any) -> np.ndarray:
+        raise NotImplementedError("t-SNE cannot place new points; use PCA or UMAP to embed points after fitting")
+
+
+class UMAPEmbedding(_Embedding):
+    """UMAP (umap-learn), seeded (which makes it single-threaded). Imports umap on first use."""
+
+    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
+                 metric: str = "euclidean", seed: int = 0) -> None:  # fmt: skip
+        if n_components != 2:
+            raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
+        if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
+            raise ValueError(f"expected n_neighbors as an int >= 2, got {n_neighbors!r}")
+        if not (isinstance(min_dist, (int, float)) and 0.0 <= min_dist <= 1.0):
+            raise ValueError(f"expected min_dist in [0, 1], got {min_dist!r}")
+        if metric not in ("euclidean", "cosine", "manhattan", "correlation"):
+            raise ValueError(f"expected metric 'euclidean', 'cosine', 'manhattan' or 'correlation', got {metric!r}")
+        self.n_components = n_components
+        self.n_neighbors = int(n_neighbors)
+        self.min_dist = float(min_dist)
+        self.metric = metric
+        self.seed = _check_seed(seed)
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        umap = _import_umap()
+        self._umap = umap.UMAP(n_components=2, n_neighbors=min(self.n_neighbors, len(x) - 1), min_dist=self.min_dist,
+                               metric=self.metric, random_state=self.seed, n_jobs=1, low_memory=True)  # fmt: skip
+        return np.asarray(self._umap.fit_transform(x), dtype=np.float32)
+
+    def transform(self, x: Any) -> np.ndarray:
+        """UMAP's out-of-sample placement of new rows (approximate, as UMAP itself is)."""
+        self._check_fitted()
+        return np.asarray(self._umap.transform(_features(x)), dtype=np.float32)
+
+
+_CLASSES: dict[str, type[_Embedding]] = {"pca": PCAEmbedding, "umap": UMAPEmbedding, "tsne": TSNEEmbedding}
+
+
+def make_embedding(method: Method, *, seed: int = 0, **params: Any) -> _Embedding:
+    """A fresh, unfitted embedding by name (``"pca"``, ``"umap"``, ``"tsne"``) with its parameters."""
+    if method not in _CLASSES:
+        raise ValueError(f"expected method 'pca', 'umap' or 'tsne', got {method!r}")
+    allowed = set(_DEFAULTS[method])
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(f"expected parameters of {method} among {sorted(allowed)}, got {sorted(unknown)}")
+    return _CLASSES[method](seed=seed, **params)
+
+
+@dataclass(frozen=True, eq=False)
+class Embedding2D:
+    """2D coordinates of feature vectors, with what made them."""
+
+    coords: np.ndarray  # (N, 2) float32, embedding coordinates (arbitrary units; PCA: feature units)
+    method: str  # "pca" | "umap" | "tsne"
+    params: tuple[tuple[str, Any], ...]  # the method's parameters, sorted by name
+    seed: int
+    seconds: float  # wall time of the fit that filled the cache
+    pca_mean: np.ndarray | None  # (D,) PCA only: the centre of the projection
+    pca_components: np.ndarray | None  # (2, D) PCA only: orthonormal axes
+    explained_variance: np.ndarray | None  # (2,) PCA only: share of variance on each axis
+
+
+def embed(
+    features: Any,
+    method: Method = "pca",
+    *,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    fingerprint: str | None = None,
+    progress: Progress | None = None,
+    cache: DiskCache | None = None,
+    cached_only: bool = False,
+) -> Embedding2D | None:
+    """Embed ``features`` (N, D) into 2D with ``method``; cached on disk by (features, method, params, seed).
+
+    ``fingerprint`` names the features in the cache key (e.g. from a FeatureSet's key); by default the
+    features' bytes are hashed. ``progress(fraction, text)`` is told when the fit starts and ends.
+    ``cached_only=True`` returns the cached embedding or None, computing nothing.
+    """
+    from geometry.fingerprint import tensor_fingerprint
+
+    x = _features(features)
+    seed = _check_seed(seed)
+    if method not in _CLASSES:
+        raise ValueError(f"expected method 'pca', 'umap' or 'tsne', got {method!r}")
+    full = {**_DEFAULTS[method], **(params or {})}
+    model = make_embedding(method, seed=seed, **full)  # validates params before anything is cached
+    if fingerprint is None:
+        import torch
+
+        fingerprint = tensor_fingerprint(torch.from_numpy(np.ascontiguousarray(x)))
+    key = cache_key("embedding.embed", EMBEDDING_VERSION, inputs=fingerprint,
+                    params={"method": method, "seed": seed, **full, "n": len(x), "d": x.shape[1]})  # fmt: skip
+
+    def compute() -> Embedding2D:
+        if progress is not None:
+            note = " (the first UMAP run in a process compiles first, about a minute)" if method == "umap" else ""
+            progress(0.05, f"fitting {method.upper()} on {len(x):,} points{note}")
+        t0 = time.perf_counter()
+        coords = model.fit_transform(x)
+        seconds = time.perf_counter() - t0
+        pca = isinstance(model, PCAEmbedding)
+        return Embedding2D(
+            coords=np.ascontiguousarray(coords, dtype=np.float32),
+            method=method,
+            params=tuple(sorted((k, v) for k, v in full.items())),
+            seed=seed,
+            seconds=float(seconds),
+            pca_mean=model.mean_ if pca else None,
+            pca_components=model.components_ if pca else None,
+            explained_variance=model.explained_variance_ratio_ if pca else None,
+        )
+
+    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
+    if cached_only:
+        return store.get(key, cls=Embedding2D)  # type: ignore[return-value]
+    result = store.get_or_compute(key, compute, cls=Embedding2D)
+    if progress is not None:
+        progress(1.0, f"{method.upper()} embedding of {len(x):,} points")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# UMAP: numba cache and warm-up
+
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def configure_numba_cache(root: str | os.PathLike[str] | None = None) -> str | None:
+    """Point numba's on-disk cache at ``<result cache root>/numba`` when NUMBA_CACHE_DIR is unset.
+
+    Must run before numba is imported to take effect; returns the folder in use (None if numba was
+    already imported without a cache folder set: its own default then applies).
+    """
+    current = os.environ.get(NUMBA_CACHE_ENV, "").strip()
+    if current:
+        return current
+    if "numba" in sys.modules:
+        return None
+    folder = os.path.join(os.fspath(root) if root is not None else os.fspath(default_cache_root()), "numba")
+    os.makedirs(folder, exist_ok=True)
+    os.environ[NUMBA_CACHE_ENV] = folder
+    return folder
+
+
+_import_lock = threading.Lock()
+
+
+def _import_umap() -> Any:
+    with _import_lock:
+        configure_numba_cache()
+        import umap  # noqa: PLC0415 - lazy on purpose: 15-20 s and numba compilation
+
+        return umap
+
+
+_warm_lock = threading.Lock()  # guards the state below
+_warm_run_lock = threading.Lock()  # held while warming up: a second caller waits for the first
+_warm_state: dict[str, Any] = {"state": "idle", "seconds": None, "error": None}
+_warm_thread: threading.Thread | None = None
+WARMUP_SAMPLES = 4500  # above umap's 4,096-sample switch to approximate neighbours, so that path compiles too
+
+
+def warm_up_umap(n_samples: int = WARMUP_SAMPLES) -> float:
+    """Import umap and fit a seeded random set so numba compiles now (and caches to disk); returns seconds.
+
+    ``n_samples`` above 4,096 also compiles the approximate nearest-neighbour search (NNDescent) that UMAP
+    uses for larger sets. Safe to call from several threads: the work happens once per process, and a
+    caller that arrives while another thread warms up waits for it.
+    """
+    with _warm_run_lock:
+        with _warm_lock:
+            if _warm_state["state"] == "done":
+                return float(_warm_state["seconds"])
+            _warm_state.update(state="running", error=None)
+        t0 = time.perf_counter()
+        try:
+            x = np.random.default_rng(0).normal(size=(int(n_samples), 8)).astype(np.float32)
+            UMAPEmbedding(n_neighbors=10, seed=0).fit_transform(x)
+        except Exception as err:  # noqa: BLE001 - reported through umap_warmup_state()
+            with _warm_lock:
+                _warm_state.update(state="failed", error=f"{type(err).__name__}: {err}")
+            raise
+        seconds = time.perf_counter() - t0
+        with _warm_lock:
+            _warm_state.update(state="done", seconds=seconds)
+        return seconds
+
+
+def start_umap_warmup() -> bool:
+    """Start `warm_up_umap` in a daemon thread unless it has started already; True if this call started it."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is not None or _warm_state["state"] in ("running", "done"):
+            return False
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # the state says it failed
+                warm_up_umap()
+
+        _warm_state.update(state="running", error=None)  # so the UI says so at once
+        _warm_thread = threading.Thread(target=run, name="umap-warmup", daemon=True)
+        _warm_thread.start()
+        return True
+
+
+def umap_warmup_state() -> dict[str, Any]:
+    """``{"state": "idle" | "running" | "done" | "failed", "seconds": float | None, "error": str | None}``."""
+    with _warm_lock:
+        return dict(_warm_state)

@@ -1,0 +1,102 @@
+"""The Feature space page in a real browser: the painted scatter, a lasso selection showing images, the exact
+feature plane following the selection, the hull test, and sending three images to the Slices page."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests.e2e.browser import ROOT, screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+# the served app inherits this: no background UMAP compile competing with the test for the CPU
+os.environ.setdefault("BOUNDARY_ATLAS_UMAP_WARMUP", "0")
+
+
+def _chart(page, text: str):
+    return page.locator('[data-testid="stPlotlyChart"]').filter(has_text=text)
+
+
+def _top(locator) -> None:
+    """Scroll Streamlit's main container so that ``locator`` is at the top of the viewport."""
+    locator.evaluate("e => e.scrollIntoView({block: 'start'})")
+    locator.page.wait_for_timeout(500)
+
+
+def _lasso(page, chart) -> None:
+    """Draw a lasso over the middle of a plotly chart's plot area."""
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    w, h = box["width"] * 0.3, box["height"] * 0.3
+    page.mouse.move(cx - w, cy - h)
+    page.mouse.down()
+    for x, y in ((cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h + 2)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def test_feature_space_page(page, app_url):
+    page.goto(f"{app_url}/features")
+    wait_for_app(page)
+    scatter = _chart(page, "misclassified")
+    scatter.first.wait_for(state="visible", timeout=180_000)
+    page.get_by_text("The painted background is an approximation").wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    # plotly drew the points (WebGL) and the painted background (a heatmap image)
+    assert scatter.first.locator(".gl-canvas, canvas").count() >= 1
+    assert scatter.first.locator(".heatmaplayer image, .hm image, image").count() >= 1
+    plane = _chart(page, "plane through the three")
+    plane.first.wait_for(state="visible", timeout=180_000)
+    assert plane.first.get_by_text(re.compile(r"#0 → ")).count() == 1
+    screenshot(page, "features")
+    _top(page.get_by_text("Exact regions on a plane in feature space"))
+    screenshot(page, "features_plane")
+    _top(page.get_by_text("Morphing: the straight path"))
+    assert _chart(page, "feature path").first.locator(".heatmaplayer, .hm").count() >= 1
+    screenshot(page, "features_morph")
+
+    # select points with the lasso: their images appear, and three of them can define the feature plane
+    scatter.first.scroll_into_view_if_needed()
+    _lasso(page, scatter.first)
+    heading = page.get_by_text(re.compile(r"Selected samples \(\d+\)"))
+    heading.wait_for(timeout=180_000)
+    wait_for_app(page)
+    count = int(re.search(r"\((\d+)\)", heading.inner_text()).group(1))
+    assert count >= 3
+    images = page.locator('[data-testid="stImage"]').filter(has_text=re.compile(r"#\d+ · .* → "))
+    assert images.count() == min(count, 24)
+    _top(heading)
+    screenshot(page, "features_selected")
+    three = re.findall(r"#(\d+)", page.get_by_text("Three of them, of different predicted classes").inner_text())
+    assert len(three) == 3
+    first = three[0]
+    page.get_by_role("button", name="Use three for the feature-plane map").click()
+    wait_for_app(page)
+    plane_now = _chart(page, "plane through the three").filter(has_text=f"#{first} → ").first
+    plane_now.wait_for(timeout=180_000)
+    for i in three:
+        assert plane_now.get_by_text(re.compile(f"#{i} → ")).count() == 1
+    wait_for_app(page)  # the pixel-space slice through the new three
+    _chart(page, "Pixel space, same three images").first.wait_for(state="visible", timeout=180_000)
+    _top(page.get_by_text("Exact regions on a plane in feature space"))
+    screenshot(page, "features_selection")
+
+    # the convex-hull test on request
+    page.get_by_role("button", name="Run the hull test").click()
+    page.get_by_text("Outside the overall hull").wait_for(timeout=300_000)
+    wait_for_app(page)
+    _chart(page, "outside the hull of their class").first.wait_for(state="visible")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _top(page.get_by_text("Inside or outside the training data"))
+    screenshot(page, "features_hull")
+
+    # the selection goes to the Slices page as a plane through three images
+    if (ROOT / "pages" / "slices.py").exists():
+        page.get_by_role("button", name="Send three to the Slices page").click()
+        page.wait_for_url(re.compile(r".*/slices$"), timeout=180_000)
+        wait_for_app(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        screenshot(page, "features_to_slices")
