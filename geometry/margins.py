@@ -1,0 +1,423 @@
+"""Margins along frequency subspaces ("Hold me tight!", Ortiz-Jimenez et al., NeurIPS 2020).
+
+The distance to the decision boundary *inside* a subspace tells how much the model relies on the features in it:
+small margins along discriminative directions, large ones (invariance) along the others. The subspaces are K x K
+blocks of the orthonormal 2D DCT basis slid along the diagonal from low to high frequency, the same block in every
+colour channel (`geometry.dct.default_dct_blocks` gives the authors' block/stride per image size and a rule for
+others). Each margin is subspace-constrained DeepFool's ``||(1 + overshoot) r||_2`` (`subspace_deepfool`, max_iter
+100); a run that does not cross the boundary reports its accumulated norm (a lower bound) with ``converged=False``.
+A random subspace of the same dimension is the baseline.
+
+All margins are L2 distances in the handle's input space ([0, 1] pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geometry.cache import DiskCache, cache_key, default_cache
+from geometry.compute import CancelToken, scaled_progress
+from geometry.dct import dct_basis_block, dct_diagonal_blocks, default_dct_blocks
+from geometry.deepfool import deepfool, subspace_deepfool
+from geometry.fingerprint import tensor_fingerprint
+from geometry.handle import ModelHandle
+
+__all__ = [
+    "FrequencyBands",
+    "FrequencyMargins",
+    "band_basis",
+    "band_image",
+    "cached_frequency_margins",
+    "frequency_bands",
+    "frequency_margins",
+    "random_subspace",
+    "subspace_margins",
+]
+
+Progress = Callable[[float, str], None]
+
+MARGINS_VERSION = "1"
+_BASIS_BUDGET = 128 * 2**20  # bytes of per-row bases per subspace-DeepFool call (rows x D x m float32)
+
+
+@dataclass(frozen=True)
+class FrequencyBands:
+    """The DCT diagonal blocks of an image shape: band b spans rows == cols == range(starts[b], starts[b] + block)."""
+
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    block: int  # K: the block is K x K frequencies
+    stride: int  # offset between consecutive blocks along the diagonal
+    starts: tuple[int, ...]  # first frequency of each band, low to high
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def subspace_dim(self) -> int:
+        """m = K * K * C: each frequency of the block in each channel."""
+        return self.block * self.block * self.input_shape[0]
+
+    def label(self, b: int) -> str:
+        """A short name of band ``b``: its frequency range, e.g. ``"0-7"``."""
+        s = self.starts[b]
+        return f"{s}-{s + self.block - 1}"
+
+
+def frequency_bands(
+    input_shape: Sequence[int], *, block: int | None = None, stride: int | None = None
+) -> FrequencyBands:
+    """The diagonal DCT blocks for images of ``input_shape`` (C, H, W); defaults by size (`default_dct_blocks`).
+
+    For non-square images the diagonal of the shorter side is used (rows and columns share the block's range).
+    """
+    shape = _image_shape(input_shape)
+    size = min(shape[1], shape[2])
+    default_block, default_stride = default_dct_blocks(size)
+    block = default_block if block is None else block
+    stride = default_stride if stride is None else stride
+    blocks = dct_diagonal_blocks(size, block, stride)
+    return FrequencyBands(input_shape=shape, block=int(block), stride=int(stride),
+                          starts=tuple(r.start for r, _ in blocks))  # fmt: skip
+
+
+def band_basis(input_shape: Sequence[int], start: int, block: int) -> torch.Tensor:
+    """Orthonormal basis ``(D, m)`` of the DCT block rows == cols == range(start, start + block), every channel."""
+    shape = _image_shape(input_shape)
+    rng = range(int(start), int(start) + int(block))
+    images = dct_basis_block(shape, rng, rng, per_channel=True)  # (m, C, H, W), orthonormal rows
+    return images.reshape(len(images), -1).T.contiguous()
+
+
+def random_subspace(dim: int, m: int, *, seed: int = 0) -> torch.Tensor:
+    """A uniformly random m-dimensional subspace of R^dim: orthonormal columns ``(dim, m)`` (seeded)."""
+    for name, v in (("dim", dim), ("m", m)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"expected {name} as a positive int, got {v!r}")
+    if m > dim:
+        raise ValueError(f"expected m <= dim, got m={m} > dim={dim}")
+    gen = torch.Generator().manual_seed(int(seed))
+    q, r = torch.linalg.qr(torch.randn(int(dim), int(m), generator=gen, dtype=torch.float64))
+    signs = torch.diagonal(r).sign()
+    q = q * torch.where(signs == 0, 1.0, signs)  # sign-fixed QR of a Gaussian: Haar-distributed
+    return q.float().contiguous()
+
+
+@dataclass(frozen=True)
+class FrequencyMargins:
+    """Subspace-DeepFool margins of N images in B frequency bands and R random subspaces (L2 input units)."""
+
+    margins: torch.Tensor  # (N, B) float32: ||(1 + overshoot) r|| in each band; accumulated norm where not converged
+    converged: torch.Tensor  # (N, B) bool: the band's perturbation changed the prediction
+    iterations: torch.Tensor  # (N, B) int64: DeepFool steps taken
+    random_margins: torch.Tensor  # (N, R) float32: the same in R random subspaces of dimension m (the baseline)
+    random_converged: torch.Tensor  # (N, R) bool
+    full_margins: torch.Tensor  # (N,) float32: unconstrained DeepFool norm (NaN if not computed)
+    full_converged: torch.Tensor  # (N,) bool
+    original_label: torch.Tensor  # (N,) int64: the prediction at x
+    band_starts: torch.Tensor  # (B,) int64: first DCT frequency of each band (rows == cols == [s, s + block))
+    block: int  # K
+    stride: int
+    subspace_dim: int  # m = K * K * C
+    input_shape: tuple[int, ...]  # (C, H, W)
+    overshoot: float
+    max_iter: int
+    seed: int  # seed of the random subspaces
+
+    def __len__(self) -> int:
+        return len(self.margins)
+
+    @property
+    def num_bands(self) -> int:
+        return int(self.margins.shape[1])
+
+    def band_labels(self) -> list[str]:
+        """``"s-e"`` frequency ranges of the bands, low to high."""
+        return [f"{int(s)}-{int(s) + self.block - 1}" for s in self.band_starts]
+
+    def band_median(self) -> np.ndarray:
+        """(B,) median margin per band over all images (not-converged norms count as the lower bounds they are)."""
+        return np.median(self.margins.numpy(), axis=0) if len(self) else np.full(self.num_bands, np.nan)
+
+    def converged_share(self) -> np.ndarray:
+        """(B,) share of images whose band perturbation crossed the boundary."""
+        return self.converged.float().mean(dim=0).numpy() if len(self) else np.full(self.num_bands, np.nan)
+
+
+def subspace_margins(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    bases: torch.Tensor,
+    *,
+    overshoot: float = 0.02,
+    max_iter: int = 100,
+    candidates: int = 10,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Subspace-DeepFool norms of N images in each of B subspaces ``bases`` (B, D, m) orthonormal columns.
+
+    Returns ``(margins (N, B) float32, converged (N, B) bool, iterations (N, B) int64)``. All (image, subspace) pairs
+    run as rows of a few batched DeepFool calls (each row with its own basis), sized so that the stacked bases stay
+    within a memory budget.
+    """
+    x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
+    if not isinstance(bases, torch.Tensor) or bases.dim() != 3:
+        got = tuple(bases.shape) if isinstance(bases, torch.Tensor) else type(bases).__name__
+        raise ValueError(f"expected bases of shape (B, D, m), got {got}")
+    n, b = len(x), len(bases)
+    dim = math.prod(handle.input_shape)
+    if bases.shape[1] != dim:
+        raise ValueError(
+            f"expected bases of shape (B, {dim}, m) for inputs {handle.input_shape}, got {tuple(bases.shape)}"
+        )
+    margins = torch.full((n, b), math.nan)
+    converged = torch.zeros((n, b), dtype=torch.bool)
+    iterations = torch.zeros((n, b), dtype=torch.int64)
+    if n == 0 or b == 0:
+        return margins, converged, iterations
+    rows_per_call = max(1, _BASIS_BUDGET // (dim * bases.shape[2] * 4))
+    # rows ordered band-major: row = band * n + image
+    total = n * b
+    done = 0
+    for start in range(0, total, rows_per_call):
+        stop = min(total, start + rows_per_call)
+        idx = torch.arange(start, stop)
+        band, image = idx // n, idx % n
+        res = subspace_deepfool(
+            handle,
+            x[image],
+            bases[band],
+            overshoot=overshoot,
+            max_iter=max_iter,
+            candidates=candidates,
+            tol=1e-2,  # the margin is ||r||; the boundary point found by bisection is not used, a coarse one is enough
+            progress=scaled_progress(progress, done / total, stop / total),
+            cancel=cancel,
+        )
+        margins[image, band] = res.norm
+        converged[image, band] = res.converged
+        iterations[image, band] = res.iterations
+        done = stop
+    return margins, converged, iterations
+
+
+def frequency_margins(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    *,
+    block: int | None = None,
+    stride: int | None = None,
+    bands: Sequence[int] | None = None,
+    num_random: int = 1,
+    full: bool = True,
+    seed: int = 0,
+    overshoot: float = 0.02,
+    max_iter: int = 100,
+    candidates: int = 10,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> FrequencyMargins:
+    """Margins of images ``x`` (N, C, H, W) along the DCT diagonal bands, plus random-subspace and full baselines.
+
+    ``block``/``stride``: the band layout (default by image size, see `frequency_bands`); ``bands``: indices of the
+    bands to compute (default all, low to high); ``num_random``: random subspaces of the same dimension (seeded by
+    ``seed``); ``full``: also the unconstrained DeepFool norm. Non-convergence is reported, not hidden.
+    """
+    layout, chosen = _layout_and_bands(handle, block, stride, bands, num_random)
+    x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
+    n = len(x)
+    dim = math.prod(handle.input_shape)
+    m = layout.subspace_dim
+    if m >= dim:
+        raise ValueError(f"a band of {m} dimensions spans the whole input ({dim}); choose a smaller block")
+    makers = [_band_maker(handle.input_shape, layout.starts[i], layout.block) for i in chosen]
+    makers += [_random_maker(dim, m, seed + r) for r in range(num_random)]
+    end_sub = 0.9 if full else 1.0
+    margins, conv, iters = _margins_of(handle, x, makers, m, overshoot=overshoot, max_iter=max_iter,
+                                       candidates=candidates, progress=scaled_progress(progress, 0.0, end_sub),
+                                       cancel=cancel)  # fmt: skip
+    nb = len(chosen)
+    if full and n:
+        res = deepfool(handle, x, overshoot=overshoot, candidates=candidates,
+                       progress=scaled_progress(progress, end_sub, 1.0), cancel=cancel)  # fmt: skip
+        full_m, full_c = res.norm, res.converged
+    else:
+        full_m, full_c = torch.full((n,), math.nan), torch.zeros(n, dtype=torch.bool)
+    labels = handle.predict(x) if n else torch.zeros(0, dtype=torch.int64)
+    if progress is not None:
+        progress(1.0, f"frequency margins: {n} images x {nb} bands done")
+    return FrequencyMargins(
+        margins=margins[:, :nb].contiguous(),
+        converged=conv[:, :nb].contiguous(),
+        iterations=iters[:, :nb].contiguous(),
+        random_margins=margins[:, nb:].contiguous(),
+        random_converged=conv[:, nb:].contiguous(),
+        full_margins=full_m,
+        full_converged=full_c,
+        original_label=labels,
+        band_starts=torch.tensor([layout.starts[i] for i in chosen], dtype=torch.int64),
+        block=layout.block,
+        stride=layout.stride,
+        subspace_dim=m,
+        input_shape=tuple(handle.input_shape),
+        overshoot=float(overshoot),
+        max_iter=int(max_iter),
+        seed=int(seed),
+    )
+
+
+def band_image(input_shape: Sequence[int], start: int, block: int, *, seed: int = 0) -> torch.Tensor:
+    """A random unit-norm image ``(C, H, W)`` in the band's subspace, rescaled to [0, 1] for display."""
+    q = band_basis(input_shape, start, block)
+    gen = torch.Generator().manual_seed(int(seed))
+    v = (q @ torch.randn(q.shape[1], generator=gen)).reshape(_image_shape(input_shape))
+    scale = float(v.abs().max()) or 1.0
+    return (0.5 + 0.5 * v / scale).clamp(0, 1)
+
+
+def _layout_and_bands(handle: ModelHandle, block: int | None, stride: int | None, bands: Sequence[int] | None,
+                      num_random: int) -> tuple[FrequencyBands, list[int]]:  # fmt: skip
+    if not isinstance(handle, ModelHandle):
+        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
+    if len(handle.input_shape) != 3:
+        raise ValueError(f"frequency margins need image inputs (C, H, W), but {handle.name} takes inputs of shape "
+                         f"{handle.input_shape}")  # fmt: skip
+    if isinstance(num_random, bool) or not isinstance(num_random, int) or num_random < 0:
+        raise ValueError(f"expected num_random as an int >= 0, got {num_random!r}")
+    layout = frequency_bands(handle.input_shape, block=block, stride=stride)
+    chosen = list(range(len(layout))) if bands is None else [int(i) for i in bands]
+    if not chosen or any(not 0 <= i < len(layout) for i in chosen) or len(set(chosen)) != len(chosen):
+        raise ValueError(f"expected distinct band indices in [0, {len(layout)}), got {list(bands or [])}")
+    return layout, chosen
+
+
+def _image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an image shape (C, H, W), got {input_shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"expected an image shape (C, H, W) with positive sizes, got {input_shape!r}")
+    return shape  # type: ignore[return-value]
+
+
+def cached_frequency_margins(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    *,
+    block: int | None = None,
+    stride: int | None = None,
+    bands: Sequence[int] | None = None,
+    num_random: int = 1,
+    full: bool = True,
+    seed: int = 0,
+    overshoot: float = 0.02,
+    max_iter: int = 100,
+    candidates: int = 10,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    cache: DiskCache | None = None,
+) -> FrequencyMargins:
+    """`frequency_margins` through the disk cache, one entry per band (and per random subspace, and the full run).
+
+    Adding bands later computes only the new ones; all missing bands run together in one batched call.
+    """
+    layout, chosen = _layout_and_bands(handle, block, stride, bands, num_random)
+    x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
+    store = cache if cache is not None else default_cache()
+    inputs = tensor_fingerprint(x)
+    common = {"overshoot": float(overshoot), "max_iter": int(max_iter), "candidates": int(candidates)}
+    m = layout.subspace_dim
+    dim = math.prod(handle.input_shape)
+
+    def key(kind: str, **params: object) -> str:
+        return cache_key(f"margins.{kind}", MARGINS_VERSION, model=handle.fingerprint, inputs=inputs,
+                         params={**common, **params})  # fmt: skip
+
+    band_keys = [key("band", start=layout.starts[i], block=layout.block) for i in chosen]
+    rand_keys = [key("random", dim=m, seed=seed + r) for r in range(num_random)]
+    entries = [store.get(k) for k in band_keys + rand_keys]
+    missing = [i for i, e in enumerate(entries) if e is None]
+    if missing:
+        makers = [_band_maker(handle.input_shape, layout.starts[chosen[i]], layout.block) if i < len(chosen)
+                  else _random_maker(dim, m, seed + i - len(chosen)) for i in missing]  # fmt: skip
+        end = 0.9 if full else 1.0
+        mg, cv, it = _margins_of(handle, x, makers, m, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
+                                 progress=scaled_progress(progress, 0.0, end), cancel=cancel)  # fmt: skip
+        for col, i in enumerate(missing):
+            entry = {"margins": mg[:, col].contiguous(), "converged": cv[:, col].contiguous(),
+                     "iterations": it[:, col].contiguous()}  # fmt: skip
+            store.put((band_keys + rand_keys)[i], entry)
+            entries[i] = entry
+    n = len(x)
+    if full:
+        full_entry = store.get_or_compute(key("full"), lambda: _full_entry(handle, x, overshoot, candidates, progress,
+                                                                          cancel))  # fmt: skip
+        full_m, full_c = full_entry["margins"], full_entry["converged"]
+    else:
+        full_m, full_c = torch.full((n,), math.nan), torch.zeros(n, dtype=torch.bool)
+    if progress is not None:
+        progress(1.0, f"frequency margins: {n} images x {len(chosen)} bands")
+
+    def stack(part: list, field: str, dtype: torch.dtype) -> torch.Tensor:
+        if not part:
+            return torch.zeros((n, 0), dtype=dtype)
+        return torch.stack([torch.as_tensor(e[field]).to(dtype) for e in part], dim=1)
+
+    bands_part, rand_part = entries[: len(chosen)], entries[len(chosen) :]
+    return FrequencyMargins(
+        margins=stack(bands_part, "margins", torch.float32),
+        converged=stack(bands_part, "converged", torch.bool),
+        iterations=stack(bands_part, "iterations", torch.int64),
+        random_margins=stack(rand_part, "margins", torch.float32),
+        random_converged=stack(rand_part, "converged", torch.bool),
+        full_margins=torch.as_tensor(full_m).float(),
+        full_converged=torch.as_tensor(full_c).bool(),
+        original_label=handle.predict(x) if n else torch.zeros(0, dtype=torch.int64),
+        band_starts=torch.tensor([layout.starts[i] for i in chosen], dtype=torch.int64),
+        block=layout.block,
+        stride=layout.stride,
+        subspace_dim=m,
+        input_shape=tuple(handle.input_shape),
+        overshoot=float(overshoot),
+        max_iter=int(max_iter),
+        seed=int(seed),
+    )
+
+
+def _band_maker(shape: tuple[int, ...], start: int, block: int) -> Callable[[], torch.Tensor]:
+    return lambda: band_basis(shape, start, block)
+
+
+def _random_maker(dim: int, m: int, seed: int) -> Callable[[], torch.Tensor]:
+    return lambda: random_subspace(dim, m, seed=seed)
+
+
+def _margins_of(handle: ModelHandle, x: torch.Tensor, makers: list[Callable[[], torch.Tensor]], m: int, *,
+                overshoot: float, max_iter: int, candidates: int, progress: Progress | None,
+                cancel: CancelToken | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """`subspace_margins` for subspaces built on demand, a group at a time, so that the dense bases held at once
+    stay within the memory budget (one basis of a 224 x 224 x 3 band, 150528 x 768 floats, is 460 MB alone)."""
+    dim = math.prod(handle.input_shape)
+    group = max(1, _BASIS_BUDGET // (dim * m * 4))
+    parts = []
+    for start in range(0, len(makers), group):
+        stop = min(len(makers), start + group)
+        bases = torch.stack([make() for make in makers[start:stop]])
+        parts.append(subspace_margins(handle, x, bases, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
+                                      progress=scaled_progress(progress, start / len(makers), stop / len(makers)),
+                                      cancel=cancel))  # fmt: skip
+        del bases
+    return tuple(torch.cat([p[k] for p in parts], dim=1) for k in range(3))  # type: ignore[return-value]
+
+
+def _full_entry(handle: ModelHandle, x: torch.Tensor, overshoot: float, candidates: int, progress: Progress | None,
+                cancel: CancelToken | None) -> dict[str, torch.Tensor]:  # fmt: skip
+    res = deepfool(handle, x, overshoot=overshoot, candidates=candidates, progress=scaled_progress(progress, 0.9, 1.0),
+                   cancel=cancel)  # fmt: skip
+    return {"margins": res.norm, "converged": res.converged}

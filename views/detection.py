@@ -1,0 +1,149 @@
+"""Adversarial detection: spot small perturbations by the curvature of the boundary around an input, and recover the
+original label."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from geometry.figures import image_to_uint8
+from geometry.figures.inspect import detection_scores_figure, rho_figure, roc_figure
+from ui import inspect as U
+from ui import state
+
+sel = state.selection()
+handle, data = sel.handle, sel.dataset
+names = handle.class_names
+is_image = data.images.dim() == 4
+
+st.title("Adversarial detection")
+st.caption(
+    "The boundary curves differently around clean inputs and around inputs pushed just across it (Fawzi et al., "
+    "2018). For an input predicted as j and each other class i, ρᵢ = mean over M random unit directions v of "
+    "[Fᵢ(x + hv) + Fᵢ(x − hv) − 2Fᵢ(x)] / h², with Fᵢ = fᵢ − fⱼ. Clean inputs sit in locally convex regions (every "
+    "ρᵢ > 0); a perturbed input sees its original class's region curve around it (ρ strongly negative there). "
+    "Score = maxᵢ(−ρᵢ): flagged as perturbed above a threshold set on clean inputs for a false-positive rate; the "
+    "recovered label is argminᵢ ρᵢ."
+)
+
+cols = st.columns(4)
+n_max = min(200, len(data))
+if not 2 <= st.session_state.get("det_n", 20) <= max(2, n_max):
+    st.session_state["det_n"] = min(20, n_max)
+n = cols[0].slider(
+    "Clean inputs",
+    min_value=2,
+    max_value=max(2, n_max),
+    value=min(20, n_max),
+    key="det_n",
+    help=f"A seeded random sample of {data.name}; each also gets a DeepFool perturbation.",
+)
+m = cols[1].select_slider("Random directions M", [4, 8, 16, 32, 64, 128], value=32, key="det_m")
+h = cols[2].select_slider(
+    "Step h",
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.0],
+    value=0.5,
+    key="det_h",
+    help="Finite-difference step in L2 input units. Smooth models barely depend on it; ReLU "
+    "models need a step that spans several linear pieces.",
+)
+fpr = cols[3].select_slider(
+    "Target false-positive rate",
+    [0.01, 0.02, 0.05, 0.1, 0.2],
+    value=0.05,
+    key="det_fpr",
+    format_func=lambda v: f"{v:.0%}",
+)
+seed = int(st.session_state.get("det_seed", 0))
+
+x = U.sample(data, n).images
+try:
+    res = U.detection(handle, x, fpr=fpr, num_directions=int(m), h=float(h), seed=seed)
+except U.ERRORS as err:
+    st.error(f"Could not run the detection: {err}")
+    st.stop()
+
+ok = int(res.attack_converged.sum())
+mcols = st.columns(5)
+mcols[0].metric(
+    "AUC",
+    f"{res.auc:.3f}" if math.isfinite(res.auc) else "—",
+    help="Area under the ROC curve: 0.5 = chance, 1 = perfect separation.",
+)
+mcols[1].metric(
+    "Detected",
+    f"{res.tpr_at_threshold:.0%}" if math.isfinite(res.tpr_at_threshold) else "—",
+    help="Share of perturbed inputs whose score exceeds the threshold (true-positive rate).",
+)
+mcols[2].metric(
+    "False alarms",
+    f"{res.fpr_at_threshold:.0%}",
+    help="Share of clean inputs flagged at the threshold (the measured false-positive rate).",
+)
+mcols[3].metric(
+    "Recovered",
+    f"{res.recovery_accuracy:.0%}" if math.isfinite(res.recovery_accuracy) else "—",
+    help="Share of perturbed inputs whose argmin ρ is the clean input's class.",
+)
+mcols[4].metric(
+    "Perturbations",
+    f"{ok} of {len(res)}",
+    help=f"DeepFool perturbations that flipped the prediction; median ‖r‖ "
+    f"{float(res.attack_norm[res.attack_converged].median()) if ok else float('nan'):.3g}.",
+)
+fcols = st.columns(2)
+fcols[0].plotly_chart(roc_figure(res), key="det_roc")
+fcols[1].plotly_chart(detection_scores_figure(res), key="det_scores")
+
+# -- one input -------------------------------------------------------------------------------------------------------
+
+st.subheader("Verdict for one input")
+positions = list(range(len(sel.indices)))
+if st.session_state.get("det_image") not in positions:
+    st.session_state["det_image"] = 0
+vcols = st.columns([2, 2, 3])
+pos = vcols[0].selectbox(
+    "Input (from the sidebar's picks or uploads)", positions, format_func=sel.caption, key="det_image"
+)
+variant = vcols[1].radio(
+    "Check",
+    ["as it is", "DeepFool-perturbed"],
+    key="det_variant",
+    help="The perturbed version is the input pushed just across its nearest boundary.",
+)
+xi = sel.images[pos : pos + 1]
+note = ""
+try:
+    if variant == "DeepFool-perturbed":
+        xi, flipped, norm = U.perturbed(handle, xi)
+        note = f"perturbation ‖r‖ = {norm:.3g}" + ("" if flipped else " (DeepFool did not flip the prediction)")
+    v = U.verdict(handle, xi, res.threshold, num_directions=int(m), h=float(h), seed=seed)
+except U.ERRORS as err:
+    st.error(f"Could not check this input: {err}")
+    st.stop()
+flagged = bool(v.flagged[0])
+pred, rec = int(v.predicted[0]), int(v.recovered[0])
+with vcols[2]:
+    if flagged:
+        st.markdown(
+            f":red[:material/warning: **Looks perturbed**] — score {float(v.score[0]):.3g} > threshold "
+            f"{res.threshold:.3g}. Predicted **{names[pred]}**; recovered label **{names[rec]}**."
+        )
+    else:
+        st.markdown(
+            f":green[:material/verified: **Looks clean**] — score {float(v.score[0]):.3g} ≤ threshold "
+            f"{res.threshold:.3g}. Predicted **{names[pred]}**."
+        )
+    if note:
+        st.caption(note)
+icols = st.columns([1, 3])
+if is_image:
+    icols[0].image(image_to_uint8(xi[0], min_size=128), caption=f"{sel.caption(pos)} ({variant})")
+else:
+    icols[0].markdown(f"**{sel.caption(pos)}** at ({', '.join(f'{t:.3f}' for t in xi[0].tolist())})")
+icols[1].plotly_chart(
+    rho_figure(v.rho[0], names, predicted=pred, recovered=rec, threshold=res.threshold),
+    key="det_rho",
+    config={"displayModeBar": False},
+)

@@ -1,0 +1,99 @@
+"""Report: every inspection of this page group in one self-contained HTML file, for before a model is deployed."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from geometry.report import SECTION_TITLES
+from ui import inspect as U
+from ui import state
+
+sel = state.selection()
+handle, data = sel.handle, sel.dataset
+REPORT_KEY = "report_result"
+
+st.title("Report")
+st.caption(
+    "One HTML file about this model on this data set: model card, accuracy, DeepFool margin distribution, "
+    "frequency-margin profile, curvature summary, connectivity rate, detection ROC and robustness curves, each with a "
+    "one-line reading. plotly.js is embedded, so it opens offline in any browser. Analyses already computed on the "
+    "other pages (same images) come from the cache."
+)
+
+cols = st.columns([3, 3, 2])
+n = cols[0].slider(
+    "Images per analysis",
+    10,
+    100,
+    20,
+    10,
+    key="rep_n",
+    help="DeepFool and frequency margins, detection and robustness each use this many images "
+    "(the curvature summary at most 10; connectivity draws pairs from twice as many).",
+)
+if U.is_image_model(handle):
+    total = len(U.bands_of(handle))
+    if not 1 <= st.session_state.get("rep_bands", total) <= total:
+        st.session_state["rep_bands"] = total
+    bands = (
+        cols[1].slider(
+            "Frequency bands",
+            1,
+            total,
+            total,
+            key="rep_bands",
+            help="Bands spread from low to high frequency (all by default).",
+        )
+        if total > 1
+        else 1
+    )
+else:
+    bands = None
+config = U.report_config(n, bands)
+key = U.report_key(handle, data, config)
+cols[2].markdown("&nbsp;")
+go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:")
+st.caption(
+    f"From the command line: `python -m geometry report --model {handle.name} --dataset {data.name} "
+    f"--split {data.split} --n {n}{f' --bands {bands}' if bands else ''} --out report.html`"
+)
+
+if go:
+    try:
+        rep, text = U.generate_report(handle, data, config)
+    except U.ERRORS as err:
+        st.error(f"Could not build the report: {err}")
+        st.stop()
+    st.session_state[REPORT_KEY] = {
+        "key": key,
+        "html": text,
+        "seconds": rep.seconds,
+        "sections": [(s.key, s.title, s.summary, s.applicable) for s in rep.sections],
+    }
+
+stored = st.session_state.get(REPORT_KEY)
+if stored is None or stored["key"] != key:
+    st.info(
+        "Press **Generate report** to run every analysis on "
+        f"{handle.name} and {data.name} ({data.split}) and download the result."
+    )
+    st.markdown("The report's sections: " + ", ".join(SECTION_TITLES.values()) + ".")
+    st.stop()
+
+st.success(
+    f"Report ready: {len(stored['sections'])} sections, built in {stored['seconds']:.1f} s, "
+    f"{len(stored['html']) / 2**20:.1f} MiB (plotly.js included)."
+)
+st.download_button(
+    "Download the report (HTML)",
+    stored["html"],
+    file_name=f"boundary-atlas-{handle.name}.html",
+    mime="text/html",
+    key="rep_download",
+    icon=":material/download:",
+    type="primary",
+)
+for _key, title, summary, applicable in stored["sections"]:
+    with st.container(border=True):
+        st.markdown(f"**{title}**" + ("" if applicable else " · not applicable"))
+        st.markdown(summary)

@@ -1,0 +1,143 @@
+"""Robustness: how predictions hold up as the object gets smaller, moves, rotates, or the resolution changes."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from geometry.figures.inspect import image_strip_figure, position_heatmap, sweep_figure
+from geometry.robustness import is_shapes_model
+from geometry.shapes import SHAPE_NAMES
+from ui import inspect as U
+from ui import state
+
+sel = state.selection()
+handle, data = sel.handle, sel.dataset
+names = handle.class_names
+
+KINDS = {
+    "scale": "Size (scaled about the centre)",
+    "shift": "Position (shifted)",
+    "rotate": "Rotation",
+    "resolution": "Resolution (down/up-sampled)",
+}
+FACTORS = {"area": "Object size (area fraction)", "position": "Object position", "rotation": "Object rotation"}
+FILLS = {"border": "each image's border colour", 0.5: "grey", 0.0: "black", 1.0: "white"}
+
+st.title("Robustness")
+st.caption(
+    "One factor at a time, as in SI-Score (Djolonga et al., 2021): how often the prediction survives when the object "
+    "is smaller or larger, off-centre, rotated, or seen at another resolution, and the mean logit margin "
+    "f_y − max_k f_k of the class it should keep (below 0: lost on average)."
+)
+if not U.is_image_model(handle):
+    st.info(
+        f"These sweeps transform images; **{handle.name}** takes inputs of shape {handle.input_shape}. Pick an "
+        "image model in the sidebar."
+    )
+    st.stop()
+
+own, shapes = st.tabs(["Your images", "Generated shapes (SI-Score style)"])
+
+with own:
+    cols = st.columns([3, 3, 2])
+    kind = cols[0].radio("Vary", list(KINDS), format_func=KINDS.get, key="rob_kind", horizontal=True)
+    n_max = min(200, len(data))
+    if not 1 <= st.session_state.get("rob_n", 20) <= n_max:
+        st.session_state["rob_n"] = min(20, n_max)
+    n = cols[1].slider(
+        "Images",
+        1,
+        n_max,
+        min(20, n_max),
+        key="rob_n",
+        help=f"A seeded random sample of {data.name}; the reference class of each is the model's "
+        "prediction on the untouched image.",
+    )
+    fill = cols[2].selectbox(
+        "Background",
+        list(FILLS),
+        format_func=FILLS.get,
+        key="rob_fill",
+        help="What fills the image where the transformed content does not reach.",
+    )
+    sample = U.sample(data, n)
+    try:
+        sweep = U.image_sweep(handle, sample, kind, fill=fill)
+    except U.ERRORS as err:
+        st.error(f"Could not run the sweep: {err}")
+        st.stop()
+    if kind == "shift":
+        fig = position_heatmap(sweep, what="kept", title="Share of predictions kept for each shift")
+    else:
+        fig = sweep_figure(sweep, title=KINDS[kind])
+    st.plotly_chart(fig, key="rob_figure")
+    acc = sweep.accuracy
+    extra = (
+        f" Accuracy against the true labels goes from {acc.min():.0%} to {acc.max():.0%}."
+        if (sweep.labels >= 0).all()
+        else ""
+    )
+    st.caption(
+        f"{n} images of {data.name}: share of predictions kept (solid) and mean logit margin (dashed) per "
+        f"value; the untouched image keeps every prediction by definition.{extra}"
+    )
+    st.markdown("**The first picked image under the transform** (green: the class of the untouched image)")
+    try:
+        strip, caps, kept = U.transform_strip(handle, sel.images[:1], sweep, fill)
+    except U.ERRORS as err:
+        st.error(str(err))
+        st.stop()
+    st.plotly_chart(
+        image_strip_figure(strip, caps, colors=["#2ca02c" if k else "#d62728" for k in kept], tile=80),
+        key="rob_preview",
+        config={"displayModeBar": False},
+    )
+
+with shapes:
+    if not is_shapes_model(handle):
+        st.info(
+            f"Generated shapes need a model trained on the shapes data set (3×S×S inputs, {len(SHAPE_NAMES)} "
+            f"classes: {', '.join(SHAPE_NAMES)}); **{handle.name}** takes "
+            f"{'×'.join(map(str, handle.input_shape))} with {handle.num_classes} classes. Pick a shapes model "
+            "(e.g. shapes-resnet-silu) in the sidebar."
+        )
+    else:
+        cols = st.columns([3, 2, 2])
+        factor = cols[0].radio("Vary", list(FACTORS), format_func=FACTORS.get, key="rob_factor", horizontal=True)
+        per_value = cols[1].slider(
+            "Images per value",
+            6,
+            120,
+            30,
+            6,
+            key="rob_shapes_n",
+            help="Balanced shapes with random colours, backgrounds and rotations (seeded).",
+        )
+        grid = cols[2].slider(
+            "Position grid",
+            3,
+            21,
+            7,
+            key="rob_grid",
+            disabled=factor != "position",
+            help="Object centres on a grid×grid lattice over the image (SI-Score: 21×21).",
+        )
+        try:
+            ssweep = U.shapes_sweep(handle, factor, n=per_value, seed=0, grid=grid)
+        except U.ERRORS as err:
+            st.error(f"Could not run the sweep: {err}")
+            st.stop()
+        if factor == "position":
+            st.plotly_chart(
+                position_heatmap(ssweep, what="accuracy", title="Accuracy by object centre"), key="rob_shapes_figure"
+            )
+        else:
+            st.plotly_chart(sweep_figure(ssweep, metric="accuracy", title=FACTORS[factor]), key="rob_shapes_figure")
+        st.caption(
+            f"{per_value} generated images per value; accuracy against the true shape (solid) and the mean "
+            "logit margin of the true shape (dashed)."
+        )
+        strip, caps = U.shapes_strip(handle, ssweep)
+        st.plotly_chart(
+            image_strip_figure(strip, caps, tile=80), key="rob_shapes_preview", config={"displayModeBar": False}
+        )
