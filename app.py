@@ -4,20 +4,38 @@
 
 The sidebar (model, images, settings) is drawn here, outside the pages, so that its widgets and
 their values survive page switches; each page reads the selection with `ui.state.selection()`.
+The view scripts live in views/, not pages/: Streamlit serves a pages/ folder as a menu of its own on deep links.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from ui.progress import Stopped
 from ui.sidebar import render_sidebar
 
-st.set_page_config(page_title="Boundary Atlas", page_icon="🗺️", layout="wide")
+st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/curvature.py", title="Curvature", icon=":material/line_curve:"),
+    st.Page("views/slices.py", title="Slices", icon=":material/view_in_ar:"),
+    st.Page("views/features.py", title="Feature space", icon=":material/scatter_plot:"),
+    st.Page("views/margins.py", title="Frequency margins", icon=":material/equalizer:"),
+    st.Page("views/connectivity.py", title="Connectivity", icon=":material/route:"),
+    st.Page("views/detection.py", title="Adversarial detection", icon=":material/gpp_maybe:"),
+    st.Page("views/robustness.py", title="Robustness", icon=":material/rotate_90_degrees_ccw:"),
+    st.Page("views/report.py", title="Report", icon=":material/summarize:"),
 ]
 
 page = st.navigation(PAGES)
+if "link_applied" not in st.session_state:  # a shared link (?model=...&data=...) picks the sidebar's model and data
+    st.session_state["link_applied"] = True
+    for _param, _key in (("model", "builtin_model"), ("data", "dataset")):
+        if _param in st.query_params:
+            st.session_state[_key] = st.query_params[_param]
 render_sidebar()
-page.run()
+try:
+    page.run()
+except Stopped as stopped:  # a Stop button on a page that has no message of its own
+    st.info(f"Stopped: {stopped}. Nothing half-done was kept; change a setting or rerun to start again.")

@@ -68,7 +68,9 @@ for start in range(0, len(sel.indices), per_row):
                 st.markdown(f"**{sel.caption(pos)}** at ({', '.join(f'{v:.2f}' for v in sel.images[pos].tolist())})")
             verdict = ""
             if truth >= 0:
-                verdict = ":green[:material/check_circle: correct]" if pred == truth else ":red[:material/cancel: wrong]"  # noqa: E501
+                verdict = (
+                    ":green[:material/check_circle: correct]" if pred == truth else ":red[:material/cancel: wrong]"
+                )  # noqa: E501
             st.markdown(f"Predicted **{handle.class_names[pred]}** ({p[pred]:.1%}) {verdict}")
             st.plotly_chart(
                 probability_bars(p, handle.class_names, k=min(5, handle.num_classes)),
