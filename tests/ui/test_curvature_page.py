@@ -67,7 +67,7 @@ def test_default_page_shows_the_librarys_curvature(default_page):
     t, s = decode(boundary["x"]), decode(boundary["y"])
     assert abs(s[np.argmin(np.abs(t))]) < 1e-3
     np.testing.assert_allclose(decode(parabola["y"]), -0.5 * float(bars[0]) * decode(parabola["x"]) ** 2, rtol=1e-6)
-    assert len(at.get("image")) == 3 + 8  # x, r magnified, x + r, and the 4 + 4 extreme principal directions
+    assert len(at.main.get("image")) == 3 + 8  # x, r magnified, x + r, and the 4 + 4 extreme principal directions
 
 
 def test_second_view_comes_from_the_disk_cache(default_page, monkeypatch):
