@@ -13,20 +13,11 @@ import streamlit as st
 
 from ui.progress import Stopped
 from ui.sidebar import render_sidebar
+from ui.views import VIEWS
 
 st.set_page_config(page_title="Boundary Atlas", page_icon=":material/map:", layout="wide")
 
-PAGES = [
-    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("views/curvature.py", title="Curvature", icon=":material/line_curve:"),
-    st.Page("views/slices.py", title="Slices", icon=":material/view_in_ar:"),
-    st.Page("views/features.py", title="Feature space", icon=":material/scatter_plot:"),
-    st.Page("views/margins.py", title="Frequency margins", icon=":material/equalizer:"),
-    st.Page("views/connectivity.py", title="Connectivity", icon=":material/route:"),
-    st.Page("views/detection.py", title="Adversarial detection", icon=":material/gpp_maybe:"),
-    st.Page("views/robustness.py", title="Robustness", icon=":material/rotate_90_degrees_ccw:"),
-    st.Page("views/report.py", title="Report", icon=":material/summarize:"),
-]
+PAGES = [st.Page(v.script, title=v.title, icon=v.icon, default=(i == 0)) for i, v in enumerate(VIEWS)]
 
 page = st.navigation(PAGES)
 if "link_applied" not in st.session_state:  # a shared link (?model=...&data=...) picks the sidebar's model and data

@@ -75,7 +75,8 @@ def probability_bars(
     )
     fig.update_layout(
         title=title or None,
-        xaxis=dict(range=[0, 1.05], tickformat=".0%", title="probability"),
+        # room right of a full bar for its "100.0%" label
+        xaxis=dict(range=[0, 1.25], tickvals=[0, 0.5, 1], tickformat=".0%", title="probability"),
         # Class names such as "0".."9" must stay categories, not become a numeric axis.
         yaxis=dict(type="category"),
         height=60 + 28 * len(top),

@@ -21,6 +21,9 @@ def test_home_picks_a_model_and_an_image(page, app_url, tmp_path):
     wait_for_app(page)
     page.get_by_role("heading", name="Boundary Atlas").wait_for()
     expect(_predictions(page)).to_have_count(3, timeout=120_000)
+    # the probability bars are painted (plotly draws them after the run ends) before the picture is taken
+    page.locator('[data-testid="stPlotlyChart"] .barlayer .point').first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
     screenshot(page, "home-default")
 
     # Pick another built-in model in the sidebar.
@@ -46,3 +49,14 @@ def test_home_picks_a_model_and_an_image(page, app_url, tmp_path):
     page.get_by_text(re.compile(r"could not read 'broken.png' as an image")).wait_for()
     assert _predictions(page).count() >= 1
     screenshot(page, "home-bad-upload")
+
+
+def test_home_links_to_every_view(page, app_url):
+    page.goto(app_url)
+    wait_for_app(page)
+    main = page.get_by_test_id("stMain")
+    for title in ("Slices", "Curvature", "Feature space", "Report"):
+        expect(main.get_by_role("link", name=title, exact=True)).to_have_count(1)
+    main.get_by_role("link", name="Slices", exact=True).click()
+    page.get_by_role("heading", name="Slices", exact=True).wait_for(timeout=60_000)
+    assert page.url.rstrip("/").endswith("/slices") or "/slices?" in page.url

@@ -11,33 +11,9 @@ from torch import nn
 import geometry
 from geometry.cache import DiskCache
 from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from tests.geometry.analytic import Affine, Ball
 
 STEP_EPS = 1e-4  # DeepFool's extra step length (input units)
-
-
-class Affine(nn.Module):
-    """logits = W x + b on flattened inputs."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight.clone())
-        self.bias = nn.Parameter(bias.clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1) @ self.weight.T + self.bias
-
-
-class Ball(nn.Module):
-    """Class 0 inside the ball ||x - c|| < R, class 1 outside: logits (R - ||x - c||, 0)."""
-
-    def __init__(self, center: torch.Tensor, radius: float) -> None:
-        super().__init__()
-        self.register_buffer("center", center.flatten().clone())
-        self.radius = radius
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = (x.flatten(1) - self.center).norm(dim=1)
-        return torch.stack([self.radius - d, torch.zeros_like(d)], dim=1)
 
 
 def affine_handle(weight: torch.Tensor, bias: torch.Tensor, shape: tuple[int, ...] = (1, 2, 2), **kw):
