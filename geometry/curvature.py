@@ -199,7 +199,7 @@ def boundary_curvature(
     """Principal curvatures of the boundary at each image's DeepFool boundary point, and random-direction curvatures.
 
     ``x``: (N, *input_shape). ``target``: as in `deepfool`. ``k``: eigenpairs from each end of the spectrum.
-    ``method``: ``"auto"`` (exact for smooth models, finite differences otherwise; see `resolve_method`),
+    ``method``: ``"auto"`` (exact for smooth models, softplus for ReLU / max-pooling ones; see `resolve_method`),
     ``"exact"`` (double backprop), ``"finite-difference"`` (gradients at z +- h v; ``h`` default: 1% of the input
     range) or ``"softplus"`` (exact, on a copy with ReLU -> softplus(``beta``), at z moved onto its boundary).
     ``num_random``: random unit tangent directions per image for the distribution of normal curvatures.

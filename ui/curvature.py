@@ -34,7 +34,7 @@ from ui.progress import progress_bar
 VERSION = "1"
 NEAREST = -1
 METHODS: dict[str, str] = {
-    "auto": "Automatic (exact for smooth models, finite differences otherwise)",
+    "auto": "Automatic (exact for smooth models, softplus-smoothed for ReLU ones)",
     "exact": "Exact Hessian (double backprop)",
     "finite-difference": "Finite differences of gradients at scale h",
     "softplus": "Softplus-smoothed copy of the network (ReLU → softplus β)",

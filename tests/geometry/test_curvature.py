@@ -169,10 +169,12 @@ def test_finite_differences_agree_with_exact_on_a_smooth_model(silu, digits, sil
     torch.testing.assert_close(krylov.curvatures, silu_curvature.curvatures, atol=2e-2 * scale, rtol=0)
 
 
-def test_relu_model_defaults_to_finite_differences_and_softplus_is_curved(relu, digits):
+def test_relu_model_defaults_to_softplus_and_finite_differences_see_the_kinks(relu, digits):
     x = digits.images[:1]
     auto = boundary_curvature(relu, x, k=3, num_random=8)
-    assert auto.method == "finite-difference" and "piecewise linear" in auto.method_reason
+    assert auto.method == "softplus" and "piecewise linear" in auto.method_reason
+    assert float(auto.curvatures.abs().max()) > 0 and auto.converged.all()
+    auto = boundary_curvature(relu, x, k=3, num_random=8, method="finite-difference")
     assert auto.h == pytest.approx(0.01) and float(auto.curvatures.abs().max()) > 0
     # the difference quotients of a ReLU network are far from a symmetric linear map: assembled, then symmetrised
     assert auto.converged.all() and float(auto.asymmetry[0]) > 0.05

@@ -136,8 +136,14 @@ def test_soft_max_pool_matches_max_pool_for_large_beta():
 
 def test_resolve_method_defaults(silu, relu):
     assert resolve_method(silu)[0] == "exact"
-    method, reason = resolve_method(relu)
-    assert method == "finite-difference" and "piecewise linear" in reason
+    method, reason = resolve_method(relu)  # ReLU and max-pooling can both be swapped for smooth layers
+    assert method == "softplus" and "piecewise linear" in reason
+    # a layer softplus cannot replace (ReLU6), or a model whose layers cannot be swapped at all: finite differences
+    relu6 = handle_of(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU6(), nn.Linear(4, 2)), 2)
+    assert resolve_method(relu6)[0] == "finite-difference"
+    scripted = handle_of(torch.jit.script(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))), 2)
+    assert resolve_method(scripted)[0] == "finite-difference"
+    assert resolve_method(relu, "finite-difference")[0] == "finite-difference"
     assert "zero almost everywhere" in resolve_method(relu, "exact")[1]
     assert resolve_method(relu, "softplus")[0] == "softplus"
     assert default_step(silu) == pytest.approx(0.01)

@@ -97,13 +97,19 @@ def test_clip_is_stated(default_page):
     assert any("clipped to [0, 1]" in c.value for c in at.caption)
 
 
-def test_relu_model_uses_finite_differences_and_explains_an_all_zero_exact_spectrum():
+def test_relu_model_uses_softplus_offers_finite_differences_and_explains_an_all_zero_exact_spectrum():
     at = _page(builtin_model="digits-cnn-relu")
     assert not at.exception
-    assert any("Measured by: Finite differences" in i.value and "piecewise linear" in i.value for i in at.info)
+    assert any("Measured by: Softplus" in i.value and "piecewise linear" in i.value for i in at.info)
+    assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() > 0
+    at.selectbox(key="curv_method").set_value("finite-difference").run()
+    assert not at.exception
+    assert any("Measured by: Finite differences" in i.value for i in at.info)
     assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() > 0
     relu = geometry.load_model("digits-cnn-relu", device="cpu")
-    fd = geometry.boundary_curvature(relu, geometry.load_dataset("digits").images[:1], k=10, num_random=0)
+    fd = geometry.boundary_curvature(
+        relu, geometry.load_dataset("digits").images[:1], k=10, num_random=0, method="finite-difference"
+    )
     kinked = any("far from symmetric" in w.value for w in at.warning)
     assert kinked == (float(fd.asymmetry[0]) > 0.3)
     assert any("Assembled from 63 finite-difference products" in c.value for c in at.caption)
