@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.browser import ROOT, screenshot, wait_for_app
+from tests.e2e.browser import screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +94,13 @@ def test_feature_space_page(page, app_url):
     screenshot(page, "features_hull")
 
     # the selection goes to the Slices page as a plane through three images
-    if (ROOT / "pages" / "slices.py").exists():
-        page.get_by_role("button", name="Send three to the Slices page").click()
-        page.wait_for_url(re.compile(r".*/slices$"), timeout=180_000)
-        wait_for_app(page)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        screenshot(page, "features_to_slices")
+    page.get_by_role("button", name="Send three to the Slices page").click()
+    page.wait_for_url(re.compile(r".*/slices(\?.*)?$"), timeout=180_000)
+    wait_for_app(page)
+    page.get_by_role("heading", name="Slices", exact=True).wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="plane through three images").first.wait_for(
+        state="visible", timeout=300_000
+    )
+    assert "plane=three" in page.url
+    assert page.locator('[data-testid="stException"]').count() == 0
+    screenshot(page, "features_to_slices")

@@ -178,7 +178,6 @@ def test_two_class_plane_anchors_lie_on_the_two_boundaries():
 
 
 def test_curvature_plane_of_a_ball_is_radial_and_tangent():
-    pytest.importorskip("geometry.curvature")
     c = torch.full((1, 3, 3), 0.5)
     handle = ball_handle(c, 0.4)
     x0 = c.clone()

@@ -129,7 +129,6 @@ def test_a_torchscript_model_shows_an_error_not_a_traceback(tmp_path):
     assert any("TorchScript" in e.value for e in at.error), [e.value for e in at.error]
 
 
-@pytest.mark.skipif("moons-mlp" not in geometry.builtin_models(), reason="the toy model is not trained yet")
 def test_a_toy_2d_model():
     at = _open(builtin_model="moons-mlp")
     assert not at.error, [e.value for e in at.error]

@@ -140,7 +140,6 @@ def test_robustness_page_sweeps_own_images_and_explains_shapes(digits):
     assert figures(at)[0]["data"][0]["type"] == "heatmap"
 
 
-@pytest.mark.skipif("shapes-resnet-silu" not in geometry.builtin_models(), reason="the shapes models are not trained")
 def test_robustness_page_sweeps_generated_shapes_for_a_shapes_model():
     handle = geometry.load_model("shapes-resnet-silu", device="cpu")
     at = _open("robustness", builtin_model="shapes-resnet-silu", rob_n=2, rob_kind="resolution", rob_shapes_n=6,
