@@ -25,6 +25,7 @@ from geometry.compute import CancelToken
 from geometry.deepfool import deepfool
 from geometry.fingerprint import tensor_fingerprint
 from geometry.handle import ModelHandle
+from geometry.validate import check_int
 
 __all__ = [
     "PathResult",
@@ -75,12 +76,6 @@ class PathResult:
         """The path's vertices ``(n_p, *S)`` of pair ``p`` (padding removed)."""
         count = int(self.num_anchors[p]) + 2
         return self.anchors[p, :count]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"expected {name} as an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def find_path(
@@ -135,13 +130,13 @@ def find_paths(
     """
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    resolution = _check_int("resolution", resolution, 1)
+    resolution = check_int("resolution", resolution, 1)
     if resolution % 2 == 0:
         raise ValueError(f"expected an odd resolution (the midpoint is a grid point), got {resolution}")
-    max_depth = _check_int("max_depth", max_depth, 0)
-    max_anchors = _check_int("max_anchors", max_anchors, 0)
-    samples = _check_int("samples", samples, 2)
-    strip = _check_int("strip", strip, 2)
+    max_depth = check_int("max_depth", max_depth, 0)
+    max_anchors = check_int("max_anchors", max_anchors, 0)
+    samples = check_int("samples", samples, 2)
+    strip = check_int("strip", strip, 2)
     if isinstance(overshoot, bool) or not isinstance(overshoot, (int, float)) or not 0 <= overshoot < 10:
         raise ValueError(f"expected overshoot as a number in [0, 10), got {overshoot!r}")
     xa = handle.check_inputs(starts.detach() if isinstance(starts, torch.Tensor) else starts)
@@ -301,7 +296,7 @@ def sample_same_class_pairs(
     A pair is drawn uniformly among all same-class pairs of the eligible inputs; fewer pairs come back when fewer
     distinct pairs exist. Raises ValueError when no class has two eligible inputs.
     """
-    num_pairs = _check_int("num_pairs", num_pairs, 1)
+    num_pairs = check_int("num_pairs", num_pairs, 1)
     pred = predicted.detach().to("cpu", torch.int64).numpy()
     ok = np.ones(len(pred), dtype=bool) if eligible is None else eligible.detach().cpu().numpy().astype(bool)
     groups = {c: np.flatnonzero((pred == c) & ok) for c in np.unique(pred[ok])}

@@ -31,6 +31,7 @@ from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
 from geometry.handle import ModelHandle
 from geometry.hessian import DEFAULT_BETA, HessianOperator, default_step, resolve_method, smooth_handle
 from geometry.lanczos import assembled_eigs, lanczos
+from geometry.validate import check_int, check_positive
 
 __all__ = [
     "CurvatureProfile",
@@ -135,18 +136,6 @@ class VulnerabilityResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"expected {name} to be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"expected {name} as a positive number, got {value!r}")
-    return float(value)
-
-
 def _difference(
     module: torch.nn.Module, shape: tuple[int, ...], points: torch.Tensor, source: torch.Tensor, target: torch.Tensor
 ) -> torch.Tensor:
@@ -213,14 +202,14 @@ def boundary_curvature(
     start = time.perf_counter()
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    k = _check_positive_int("k", k)
-    dense_limit = _check_positive_int("dense_limit", dense_limit, 0)
-    num_random = _check_positive_int("num_random", num_random, 0)
-    _check_positive("tol", tol)
-    _check_positive("beta", beta)
+    k = check_int("k", k, 1)
+    dense_limit = check_int("dense_limit", dense_limit, 0)
+    num_random = check_int("num_random", num_random, 0)
+    check_positive("tol", tol)
+    check_positive("beta", beta)
     resolved, reason = resolve_method(handle, method)
     if h is not None:
-        _check_positive("h", h)
+        check_positive("h", h)
     step = float(h) if h is not None else default_step(handle)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     n = len(x)
@@ -454,13 +443,13 @@ def curvature_profiles(
     if not idx or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < m for i in idx):
         raise ValueError(f"expected direction indices in [0, {m}), got {idx}")
     idx = list(dict.fromkeys(idx))
-    resolution = _check_positive_int("resolution", resolution, 3)
-    samples = _check_positive_int("samples", samples, 4)
+    resolution = check_int("resolution", resolution, 3)
+    samples = check_int("samples", samples, 4)
     if extent is None:
         extent = float(result.boundary_distance[image])
         if not extent > 0:
             extent = 1.0
-    extent = _check_positive("extent", extent)
+    extent = check_positive("extent", extent)
     mdl = model if model is not None else handle
     shape = handle.input_shape
     dim = math.prod(shape)
@@ -573,7 +562,7 @@ def curvature_vulnerability(
         raise ValueError(f"expected the curvature result of the same {n} images, got one of {len(result)}")
     if order not in ("positive", "absolute"):
         raise ValueError(f"expected order 'positive' or 'absolute', got {order!r}")
-    num_random = _check_positive_int("num_random", num_random, 0)
+    num_random = check_int("num_random", num_random, 0)
     m_avail = result.curvatures.shape[1]
     dim = math.prod(handle.input_shape)
     # the m most curved directions are known for m <= k (or all of them when the whole spectrum was computed)

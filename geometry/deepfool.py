@@ -20,6 +20,7 @@ import torch
 
 from geometry.compute import CancelToken, map_batches
 from geometry.handle import ModelHandle
+from geometry.validate import check_int
 
 __all__ = ["DeepFoolResult", "deepfool", "subspace_deepfool"]
 
@@ -156,12 +157,6 @@ def subspace_deepfool(
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"expected {name} to be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def _targets(target: int | torch.Tensor | None, n: int, num_classes: int) -> torch.Tensor:
     if target is None:
         return torch.full((n,), -1, dtype=torch.int64)
@@ -207,10 +202,10 @@ def _run(
     if clip and handle.input_range is None:
         raise ValueError(f"clip=True needs a bounded input range, but {handle.name} takes unbounded inputs")
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x, check_range=clip)
-    candidates = _check_int("candidates", candidates, 1)
-    max_iter = _check_int("max_iter", max_iter, 1)
+    candidates = check_int("candidates", candidates, 1)
+    max_iter = check_int("max_iter", max_iter, 1)
     if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
     if isinstance(overshoot, bool) or not isinstance(overshoot, (int, float)) or not 0 <= overshoot < 10:
         raise ValueError(f"expected overshoot as a number in [0, 10), got {overshoot!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (tol > 0 and math.isfinite(tol)):

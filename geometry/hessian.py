@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geometry.handle import ModelHandle
+from geometry.validate import check_positive
 
 __all__ = [
     "HVPCheck",
@@ -361,8 +362,7 @@ def smooth_copy(
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (beta > 0 and math.isfinite(beta)):
-        raise ValueError(f"expected beta as a positive number, got {beta!r}")
+    check_positive("beta", beta)
     if isinstance(module, torch.jit.ScriptModule):
         raise ValueError(
             "a TorchScript model cannot be smoothed (its layers cannot be replaced); use finite differences"

@@ -27,6 +27,7 @@ from geometry.cache import DiskCache, cache_key, default_cache
 from geometry.compute import CancelToken, Progress, map_batches, scaled_progress
 from geometry.handle import ModelHandle, NonFiniteOutputError
 from geometry.planes import Plane
+from geometry.validate import check_int
 
 __all__ = [
     "MAX_RESOLUTION",
@@ -174,12 +175,6 @@ def _check_pair(target_pair: Any, k: int) -> tuple[int, int] | None:
     if out[0] == out[1]:
         raise ValueError(f"target_pair: expected two different classes, got {out[0]} twice")
     return out[0], out[1]
-
-
-def _check_int(value: Any, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < lo:
-        raise ValueError(f"{name}: expected an int >= {lo}, got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,10 +460,10 @@ def evaluate_slice(
     if not isinstance(adaptive, (bool, np.bool_)):
         raise TypeError(f"adaptive: expected a bool, got {type(adaptive).__name__}")
     pair = _check_pair(target_pair, handle.num_classes)
-    coarse = _check_int(coarse, "coarse", 1)
-    guard = _check_int(guard, "guard", 0)
+    coarse = check_int("coarse", coarse, 1)
+    guard = check_int("guard", guard, 0)
     if batch_size is not None:
-        batch_size = _check_int(batch_size, "batch_size", 1)
+        batch_size = check_int("batch_size", batch_size, 1)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable (fraction, text) or None, got {type(progress).__name__}")
 

@@ -279,7 +279,7 @@ def test_same_seed_same_result(silu, digits):
 
 
 def test_bad_k(silu, digits):
-    with pytest.raises(ValueError, match="expected k to be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="expected k as an int >= 1, got 0"):
         boundary_curvature(silu, digits.images[:1], k=0)
 
 

@@ -260,8 +260,8 @@ def test_not_a_handle():
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("candidates", 0, r"expected candidates to be an int >= 1, got 0"),
-        ("max_iter", 0, r"expected max_iter to be an int >= 1, got 0"),
+        ("candidates", 0, r"expected candidates as an int >= 1, got 0"),
+        ("max_iter", 0, r"expected max_iter as an int >= 1, got 0"),
         ("overshoot", -0.1, r"expected overshoot as a number in \[0, 10\), got -0.1"),
         ("tol", 0.0, r"expected tol as a positive number, got 0.0"),
         ("target", 10, r"expected target classes in \[0, 9\], got \[10, 10\]"),
