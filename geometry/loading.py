@@ -143,9 +143,11 @@ def _load_file(
     device: torch.device | str | None,
 ) -> ModelHandle:
     card_path = path.with_suffix(".json")
-    if path.suffix == ".safetensors" and arch is None and card_path.exists():
+    if path.suffix == ".safetensors" and card_path.exists():
         card = json.loads(card_path.read_text())
-        if card.get("architecture") in ARCHITECTURES:
+        # the card also when the caller names its architecture: only the card knows the activation and widths
+        # (a SiLU checkpoint loaded as a default "cnn" would load without error and compute a ReLU network)
+        if card.get("architecture") in ARCHITECTURES and arch in (None, card["architecture"]):
             return _load_with_card(card, path, device)
     if _is_torchscript(path):
         return _load_torchscript(

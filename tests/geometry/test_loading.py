@@ -176,3 +176,19 @@ def test_zip_that_is_neither(tmp_path):
     path.write_bytes(buf.getvalue())
     with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
         geometry.load_model(path, arch="resnet18")
+
+
+@pytest.mark.parametrize("arch", [None, "cnn"])
+def test_a_card_beside_the_file_wins_even_when_the_architecture_is_named(tmp_path, arch):
+    # a SiLU checkpoint loaded as a plain "cnn" would load without error and silently compute a ReLU network
+    import shutil
+
+    from geometry.loading import ASSETS
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(ASSETS / f"digits-cnn-silu{suffix}", tmp_path / f"mine{suffix}")
+    mine = geometry.load_model(str(tmp_path / "mine.safetensors"), arch=arch, input_shape=(1, 8, 8), device="cpu")
+    builtin = geometry.load_model("digits-cnn-silu", device="cpu")
+    x = geometry.load_dataset("digits", split="test").images[:16]
+    torch.testing.assert_close(mine.logits(x), builtin.logits(x))
+    assert mine.smooth is True
