@@ -172,22 +172,33 @@ def feature_plane_figure(
     an = np.asarray(rm.anchors)
     if len(an):
         names = list(anchor_names) or [f"anchor {i + 1}" for i in range(len(an))]
-        fig.add_trace(go.Scatter(
-            x=an[:, 0], y=an[:, 1], mode="markers+text", name="chosen samples",
-            text=[f"{nm} → {class_names[int(c)]}" for nm, c in zip(names, rm.anchor_classes, strict=True)],
-            textposition="top center", hovertemplate="%{text}<extra></extra>",
-            marker=dict(size=14, color=[class_color(int(c), k) for c in rm.anchor_classes],
-                        line=dict(width=2, color="black")),
-        ))  # fmt: skip
+        _add_anchors(fig, an, names, rm.anchor_classes, class_names)
     _class_legend(fig, [c for c in range(k) if rm.area_share[c] > 0], class_names)
-    a0, a1, b0, b1 = rm.extent
+    _plane_layout(fig, rm.extent, "feature units", title)
+    return fig
+
+
+def _add_anchors(fig: go.Figure, xy: np.ndarray, names: Sequence[str], classes: Sequence[int],
+                 class_names: Sequence[str]) -> None:  # fmt: skip
+    """The chosen samples: large markers in their class colour, labelled "name → class"."""
+    k = len(class_names)
+    fig.add_trace(go.Scatter(
+        x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="chosen samples",
+        text=[f"{nm} → {class_names[int(c)]}" for nm, c in zip(names, classes, strict=True)],
+        textposition="top center", hovertemplate="%{text}<extra></extra>",
+        marker=dict(size=14, color=[class_color(int(c), k) for c in classes], line=dict(width=2, color="black")),
+    ))  # fmt: skip
+
+
+def _plane_layout(fig: go.Figure, extent: Sequence[float], units: str, title: str) -> None:
+    """Square axes a, b over ``extent`` (a0, a1, b0, b1) in ``units``, legend below: the two plane maps alike."""
+    a0, a1, b0, b1 = extent
     fig.update_layout(
         title=title or None, height=540, plot_bgcolor="white", margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0.0),
-        xaxis=dict(title="a (feature units)", range=[a0, a1], constrain="domain"),
-        yaxis=dict(title="b (feature units)", range=[b0, b1], scaleanchor="x", constrain="domain"),
+        xaxis=dict(title=f"a ({units})", range=[a0, a1], constrain="domain"),
+        yaxis=dict(title=f"b ({units})", range=[b0, b1], scaleanchor="x", constrain="domain"),
     )  # fmt: skip
-    return fig
 
 
 def slice_label_figure(
@@ -208,21 +219,10 @@ def slice_label_figure(
         names = list(anchors)
         xy = np.array([anchors[n] for n in names], dtype=float)
         cls = list(anchor_classes) or [s.label_at(a, b) for a, b in xy]
-        fig.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers+text", name="chosen samples",
-            text=[f"{nm} → {class_names[int(c)]}" for nm, c in zip(names, cls, strict=True)],
-            textposition="top center", hovertemplate="%{text}<extra></extra>",
-            marker=dict(size=14, color=[class_color(int(c), k) for c in cls], line=dict(width=2, color="black")),
-        ))  # fmt: skip
+        _add_anchors(fig, xy, names, cls, class_names)
     present = np.unique(np.asarray(s.labels)).tolist()
     _class_legend(fig, [int(c) for c in present], class_names)
-    a0, a1, b0, b1 = s.extent
-    fig.update_layout(
-        title=title or None, height=540, plot_bgcolor="white", margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0.0),
-        xaxis=dict(title="a (L2 pixel units)", range=[a0, a1], constrain="domain"),
-        yaxis=dict(title="b (L2 pixel units)", range=[b0, b1], scaleanchor="x", constrain="domain"),
-    )  # fmt: skip
+    _plane_layout(fig, s.extent, "L2 pixel units", title)
     return fig
 
 
