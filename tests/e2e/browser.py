@@ -20,8 +20,15 @@ def screenshot(page: object, name: str) -> Path:
 
 
 def wait_for_app(page: object) -> None:
-    """Wait until Streamlit finished running the script (no 'Running…' status widget)."""
+    """Wait until Streamlit drew the page and finished running the script (no 'Running…' status widget).
+
+    Right after a navigation the status widget is not there yet either, so first wait for the main area
+    to hold something: otherwise a test can read an empty page.
+    """
     page.wait_for_selector('[data-testid="stApp"]')  # type: ignore[attr-defined]
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        '[data-testid="stMain"] [data-testid="stVerticalBlock"] > *', timeout=180_000
+    )
     page.wait_for_function(  # type: ignore[attr-defined]
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
     )

@@ -101,6 +101,6 @@ def test_feature_space_page(page, app_url):
     page.locator('[data-testid="stPlotlyChart"]').filter(has_text="plane through three images").first.wait_for(
         state="visible", timeout=300_000
     )
-    assert "plane=three" in page.url
+    page.wait_for_url(lambda url: "plane=three" in url, timeout=60_000)  # the link is written after the figure
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "features_to_slices")

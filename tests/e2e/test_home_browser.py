@@ -55,8 +55,9 @@ def test_home_links_to_every_view(page, app_url):
     page.goto(app_url)
     wait_for_app(page)
     main = page.get_by_test_id("stMain")
+    main.get_by_role("heading", name="Views").wait_for(timeout=120_000)
     for title in ("Slices", "Curvature", "Feature space", "Report"):
-        expect(main.get_by_role("link", name=title, exact=True)).to_have_count(1)
+        expect(main.get_by_role("link", name=title, exact=True)).to_have_count(1, timeout=30_000)
     main.get_by_role("link", name="Slices", exact=True).click()
     page.get_by_role("heading", name="Slices", exact=True).wait_for(timeout=60_000)
     assert page.url.rstrip("/").endswith("/slices") or "/slices?" in page.url
