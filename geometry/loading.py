@@ -25,17 +25,50 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
 """Where the built-in models live: ``<name>.safetensors`` + ``<name>.json`` (the model card)."""
 
 
+MODELS_ENV = "BOUNDARY_ATLAS_MODELS"
+
+
 def builtin_models() -> list[str]:
     """Names of the shipped models, e.g. ``["digits-cnn-relu", "digits-cnn-silu", ...]``."""
-    return sorted(p.stem for p in ASSETS.glob("*.json") if (ASSETS / f"{p.stem}.safetensors").exists())
+    return _models_in(ASSETS)
+
+
+def user_models_dir() -> Path:
+    """Where models you train go: ``$BOUNDARY_ATLAS_MODELS``, else ``~/.cache/boundary-atlas/models``."""
+    env = os.environ.get(MODELS_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "boundary-atlas" / "models"
+
+
+def user_models() -> list[str]:
+    """Names of the models trained on this machine (`python -m geometry.train` or the Train view) that are not
+    shadowed by a built-in model of the same name."""
+    builtin = set(builtin_models())
+    return [n for n in _models_in(user_models_dir()) if n not in builtin]
+
+
+def _models_in(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if (folder / f"{p.stem}.safetensors").exists())
 
 
 def model_card(name: str) -> dict[str, Any]:
-    """The model card (json) of a built-in model."""
-    path = ASSETS / f"{name}.json"
-    if not path.exists():
-        raise ValueError(f"unknown built-in model {name!r}; built-in models are: {', '.join(builtin_models())}")
-    return json.loads(path.read_text())
+    """The model card (json) of a built-in model, or of a model in `user_models_dir()`."""
+    for folder in (ASSETS, user_models_dir()):
+        path = folder / f"{name}.json"
+        if path.exists() and (folder / f"{name}.safetensors").exists():
+            try:
+                card = json.loads(path.read_text())
+            except ValueError as err:
+                raise ValueError(f"the model card {path} is not valid JSON: {err}") from None
+            if not isinstance(card, dict):
+                raise ValueError(f"the model card {path} is not a JSON object")
+            return card
+    known = builtin_models() + user_models()
+    raise ValueError(f"unknown model {name!r}; built-in and trained models are: {', '.join(known)}")
 
 
 def torchvision_architectures() -> list[str]:
@@ -59,7 +92,8 @@ def load_model(
 ) -> ModelHandle:
     """Load a classifier as a `ModelHandle` that takes [0, 1] images.
 
-    - ``load_model("digits-cnn-silu")``: a built-in model (see `builtin_models`).
+    - ``load_model("digits-cnn-silu")``: a built-in model (see `builtin_models`), or one you trained
+      (see `user_models`).
     - ``load_model("resnet18", weights="resnet18.pth")``: a torchvision architecture with local weights;
       ``weights="DEFAULT"`` asks torchvision to download its pretrained weights (needs internet).
     - ``load_model("model.safetensors", arch="resnet18")`` / ``.pt`` / ``.pth``: a state dict for an architecture
@@ -69,6 +103,8 @@ def load_model(
     source_str = os.fspath(source)
     if source_str in builtin_models() and weights is None:
         return _load_builtin(source_str, device)
+    if weights is None and os.sep not in source_str and source_str in user_models():
+        return _load_with_card(model_card(source_str), user_models_dir() / f"{source_str}.safetensors", device)
     path = Path(source_str).expanduser()
     if path.is_file():
         return _load_file(

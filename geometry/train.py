@@ -6,7 +6,9 @@
         --grad-activation arctan --ga-alpha 0.3 --ga-beta 4.5  # your own, with activated gradients
 
 Each run writes ``<out>/<name>.safetensors`` (weights of the network, without preprocessing) and
-``<out>/<name>.json`` (the model card: architecture, data, seed, command, measured test accuracy).
+``<out>/<name>.json`` (the model card: architecture, data, seed, command, measured test accuracy, and the
+loss and accuracies of every epoch). Without ``--out``, your own models go to `user_models_dir()`, where
+`load_model(name)` and the app's model picker find them; presets go to assets/models.
 """
 
 from __future__ import annotations
@@ -28,10 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geometry.architectures import SMOOTH_ACTIVATIONS, build_architecture
+from geometry.architectures import ARCHITECTURES, SMOOTH_ACTIVATIONS, build_architecture
+from geometry.cache import cache_key
+from geometry.compute import CancelToken
 from geometry.data import load_dataset
 from geometry.handle import ModelHandle, parameter_count
-from geometry.loading import ASSETS
+from geometry.loading import ASSETS, user_models_dir
+from geometry.validate import check_int, check_positive
+
+OPTIMIZERS = ("adam", "sgd")
+GRAD_ACTIVATIONS = ("none", "arctan")
+# Where the gradient activation acts (Liu et al. give both variants): on the raw gradient before the optimizer
+# (before weight decay and momentum for SGD, before Adam's moments), or on SGD's momentum update.
+GRAD_ACTIVATION_ON = ("gradient", "momentum")
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,55 @@ class TrainConfig:
     grad_activation: str = "none"  # "none" | "arctan": g -> alpha * arctan(beta * g) before the optimizer step
     ga_alpha: float = 0.3
     ga_beta: float = 4.5
+    grad_activation_on: str = "gradient"  # "gradient" | "momentum" (SGD only: the activated momentum update)
     seed: int = 0
     description: str = ""
+
+    def check(self) -> None:
+        """Raise ValueError naming the first option that cannot be trained, and what it expected."""
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or any(c in self.name for c in "/\\:")
+            or self.name[0] == "."
+        ):
+            raise ValueError(f"expected name as a file-name-safe string, got {self.name!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"expected arch as one of {', '.join(sorted(ARCHITECTURES))}, got {self.arch!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:  # load_dataset says which names it knows
+            raise ValueError(f"expected dataset as a built-in data set name, got {self.dataset!r}")
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("augment_shift", self.augment_shift, 0)
+        check_positive("lr", self.lr)
+        if isinstance(self.weight_decay, bool) or not (
+            isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < math.inf
+        ):
+            raise ValueError(f"expected weight_decay as a number >= 0, got {self.weight_decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"expected optimizer as one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.grad_activation not in GRAD_ACTIVATIONS:
+            raise ValueError(
+                f"expected grad_activation as one of {', '.join(GRAD_ACTIVATIONS)}, got {self.grad_activation!r}"
+            )
+        check_positive("ga_alpha", self.ga_alpha)
+        check_positive("ga_beta", self.ga_beta)
+        if self.grad_activation_on not in GRAD_ACTIVATION_ON:
+            raise ValueError(
+                f"expected grad_activation_on as one of {', '.join(GRAD_ACTIVATION_ON)}, "
+                f"got {self.grad_activation_on!r}"
+            )
+        if self.grad_activation == "arctan" and self.grad_activation_on == "momentum" and self.optimizer != "sgd":
+            raise ValueError("grad_activation_on='momentum' activates SGD's momentum update: expected optimizer 'sgd'")
+        check_int("seed", self.seed, 0)
+
+    def training_options(self) -> dict[str, Any]:
+        """What the model card records under "training" (everything but the name and the description)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("name", "description")}
+
+    def fingerprint(self) -> str:
+        """A short hash of the training options: same options, same seed, same model (training is deterministic)."""
+        return cache_key("geometry.train", TRAIN_VERSION, params=self.training_options())[:10]
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -157,6 +215,9 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+TRAIN_VERSION = "2"  # bump when the same options would train a different model
+
+
 class GradientActivation:
     """Activated gradients (Liu et al.): replace each gradient g by ``alpha * arctan(beta * g)`` in place.
 
@@ -177,11 +238,42 @@ class GradientActivation:
                 p.grad.copy_(self.alpha * torch.atan(self.beta * p.grad))
 
 
+class ActivatedMomentumSGD(torch.optim.Optimizer):
+    """SGD whose *momentum update* is activated: ``buf = mu buf + (g + wd w)``, ``w -= lr alpha arctan(beta buf)``.
+
+    The second variant of Liu et al. (the first, on the raw gradient, is `GradientActivation` before any
+    optimizer). ``momentum`` and ``lr`` live in the param groups, so learning-rate schedules (OneCycleLR) drive them.
+    """
+
+    def __init__(
+        self, params: Any, *, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, alpha: float, beta: float
+    ) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.activate = GradientActivation(alpha, beta)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> None:  # type: ignore[override]
+        if closure is not None:
+            raise ValueError("ActivatedMomentumSGD does not take a closure")
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = d.clone()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(d)
+                buf = state["momentum_buffer"]
+                p.add_(self.activate.alpha * torch.atan(self.activate.beta * buf), alpha=-group["lr"])
+
+
 @dataclass(frozen=True)
 class TrainResult:
     card: dict[str, Any]  # the model card written next to the weights
     weights_path: Path  # <out>/<name>.safetensors
-    history: list[dict[str, float]]  # per epoch: loss, train accuracy
+    history: list[dict[str, float]]  # per epoch: epoch, loss, train_accuracy, test_accuracy
 
 
 def train(
@@ -190,8 +282,16 @@ def train(
     out_dir: str | os.PathLike = ASSETS,
     progress: Callable[[float, str], None] | None = None,
     command: str | None = None,
+    cancel: CancelToken | None = None,
 ) -> TrainResult:
-    """Train ``config`` on its dataset's train split, measure test accuracy, write weights + card."""
+    """Train ``config`` on its dataset's train split, measure test accuracy, write weights + card.
+
+    ``progress(fraction, text)`` after every epoch; ``cancel`` is checked between batches (raises `Cancelled`,
+    and nothing is written: weights and card are only written, atomically, once training has finished).
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+    config.check()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train_set = load_dataset(config.dataset, split="train")
@@ -218,19 +318,29 @@ def train(
     ).module
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    on_momentum = config.grad_activation == "arctan" and config.grad_activation_on == "momentum"
     if config.optimizer == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    elif config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    elif on_momentum:
+        optimizer = ActivatedMomentumSGD(
+            params,
+            lr=config.lr,
+            momentum=0.9,
+            weight_decay=config.weight_decay,
+            alpha=config.ga_alpha,
+            beta=config.ga_beta,
+        )
     else:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; expected 'adam' or 'sgd'")
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
     )
-    activate = GradientActivation(config.ga_alpha, config.ga_beta) if config.grad_activation == "arctan" else None
-    if config.grad_activation not in ("none", "arctan"):
-        raise ValueError(f"unknown gradient activation {config.grad_activation!r}; expected 'none' or 'arctan'")
+    activate = (
+        GradientActivation(config.ga_alpha, config.ga_beta)
+        if config.grad_activation == "arctan" and not on_momentum
+        else None
+    )
 
     history = []
     started = time.perf_counter()
@@ -238,12 +348,19 @@ def train(
         order = torch.randperm(len(x), generator=generator)
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), config.batch_size):
+            if cancel is not None:
+                cancel.raise_if_cancelled(f"training {config.name}")
             idx = order[start : start + config.batch_size]
             xb, yb = x[idx], y[idx]
             if is_image and config.augment_shift:
                 xb = _random_shift(xb, config.augment_shift, generator)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
+            if not torch.isfinite(loss.detach()):  # diverged: nothing is written, and the message says what to change
+                raise ValueError(
+                    f"training {config.name} diverged in epoch {epoch + 1}: the loss became {float(loss.detach())}; "
+                    f"lower the learning rate (now {config.lr:g})"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if activate is not None:
@@ -252,16 +369,22 @@ def train(
             schedule.step()
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
-        history.append({"epoch": epoch + 1, "loss": total_loss / len(x), "train_accuracy": correct / len(x)})
+        test_accuracy = _accuracy(model, test_set.images, test_set.labels)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss / len(x),
+                "train_accuracy": correct / len(x),
+                "test_accuracy": test_accuracy,
+            }
+        )
         if progress is not None:
             progress(
                 (epoch + 1) / config.epochs,
                 f"{config.name}: epoch {epoch + 1}/{config.epochs}, "
-                f"loss {total_loss / len(x):.4f}, train acc {correct / len(x):.3f}",
+                f"loss {total_loss / len(x):.4f}, train acc {correct / len(x):.3f}, test acc {test_accuracy:.3f}",
             )
     model.eval()
-    with torch.inference_mode():
-        test_accuracy = float((model(test_set.images).argmax(1) == test_set.labels).float().mean())
 
     card = {
         "name": config.name,
@@ -277,16 +400,93 @@ def train(
         "mean": mean,
         "std": std,
         "seed": config.seed,
-        "training": {k: v for k, v in asdict(config).items() if k not in ("name", "description")},
+        "training": config.training_options(),
         "training_command": command or f"python -m geometry.train --preset {config.name}",
         "training_seconds": round(time.perf_counter() - started, 1),
         "train_size": len(train_set),
         "test_size": len(test_set),
         "test_accuracy": round(test_accuracy, 4),
         "parameter_count": parameter_count(network),
+        "train_version": TRAIN_VERSION,
+        "history": [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in history],
     }
     weights_path = _write_atomically(Path(out_dir), config.name, network, card)
     return TrainResult(card=card, weights_path=weights_path, history=history)
+
+
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Test accuracy in eval mode (the model goes back to train mode afterwards)."""
+    model.eval()
+    with torch.inference_mode():
+        correct = sum(
+            int((model(images[s : s + 4096]).argmax(1) == labels[s : s + 4096]).sum())
+            for s in range(0, len(images), 4096)
+        )
+    model.train()
+    return correct / max(len(images), 1)
+
+
+def trained_model(config: TrainConfig, *, out_dir: str | os.PathLike | None = None) -> TrainResult | None:
+    """The model ``config.name`` in ``out_dir`` (default `user_models_dir()`) if it was trained with exactly the options
+    of ``config`` by this version of the training code; else None (nothing there, other options, a damaged card)."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+    folder = Path(out_dir) if out_dir is not None else user_models_dir()
+    card_path, weights_path = folder / f"{config.name}.json", folder / f"{config.name}.safetensors"
+    if not (card_path.is_file() and weights_path.is_file()):
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return None  # a damaged card is trained again (and replaced atomically)
+    if (
+        isinstance(card, dict)
+        and card.get("training") == json.loads(json.dumps(config.training_options()))
+        and card.get("train_version") == TRAIN_VERSION
+        and isinstance(card.get("history"), list)
+    ):
+        return TrainResult(card=card, weights_path=weights_path, history=card["history"])
+    return None
+
+
+def train_cached(
+    config: TrainConfig,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> TrainResult:
+    """`train` unless ``out_dir`` (default `user_models_dir()`) already holds ``config.name`` trained with the same
+    options (`trained_model`), which is then returned at once: training is deterministic for a given seed."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+    config.check()
+    folder = Path(out_dir) if out_dir is not None else user_models_dir()
+    found = trained_model(config, out_dir=folder)
+    if found is not None:
+        if progress is not None:
+            progress(1.0, f"{config.name}: trained before, loaded")
+        return found
+    command = "python -m geometry.train " + shlex.join(config_to_argv(config))
+    return train(config, out_dir=folder, progress=progress, command=command, cancel=cancel)
+
+
+def config_to_argv(config: TrainConfig) -> list[str]:
+    """The command-line arguments of `main` that train ``config`` (architecture options: --pool, --hidden)."""
+    argv = ["--name", config.name, "--arch", config.arch, "--dataset", config.dataset]
+    argv += ["--activation", config.activation, "--epochs", str(config.epochs), "--batch-size", str(config.batch_size)]
+    argv += ["--lr", repr(config.lr), "--weight-decay", repr(config.weight_decay), "--optimizer", config.optimizer]
+    if config.augment_shift:
+        argv += ["--augment-shift", str(config.augment_shift)]
+    if "pool" in config.architecture_options:
+        argv += ["--pool", str(config.architecture_options["pool"])]
+    if "hidden" in config.architecture_options:
+        argv += ["--hidden", ",".join(str(h) for h in config.architecture_options["hidden"])]
+    if config.grad_activation != "none":
+        argv += ["--grad-activation", config.grad_activation, "--ga-alpha", repr(config.ga_alpha)]
+        argv += ["--ga-beta", repr(config.ga_beta), "--ga-on", config.grad_activation_on]
+    argv += ["--seed", str(config.seed)]
+    return argv
 
 
 def _normalisation(x: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -344,16 +544,26 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--dataset")
     p.add_argument("--activation", default="relu", choices=["relu", "silu", "gelu", "softplus", "tanh"])
     p.add_argument("--pool", choices=["max", "avg"], help="pooling of the cnn architecture")
+    p.add_argument("--hidden", help="hidden widths of the mlp architecture, comma-separated (e.g. 64,64)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     p.add_argument("--augment-shift", type=int, default=0)
-    p.add_argument("--grad-activation", default="none", choices=["none", "arctan"])
+    p.add_argument("--grad-activation", default="none", choices=list(GRAD_ACTIVATIONS))
     p.add_argument("--ga-alpha", type=float, default=0.3)
     p.add_argument("--ga-beta", type=float, default=4.5)
+    p.add_argument(
+        "--ga-on",
+        default="gradient",
+        choices=list(GRAD_ACTIVATION_ON),
+        help="activate the raw gradient or SGD's momentum",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ASSETS), help="output folder (default: the built-in assets/models)")
+    p.add_argument(
+        "--out", help="output folder (default: assets/models for presets, the user model folder for your own)"
+    )
     return p.parse_args(argv)
 
 
@@ -371,7 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             print(f"error: give --preset/--all-presets, or {', '.join(missing)}", file=sys.stderr)
             return 2
-        options = {"pool": args.pool} if args.pool else {}
+        options: dict[str, Any] = {"pool": args.pool} if args.pool else {}
+        if args.hidden:
+            try:
+                options["hidden"] = [int(h) for h in args.hidden.split(",") if h.strip()]
+            except ValueError:
+                print(f"error: --hidden expects comma-separated ints, got {args.hidden!r}", file=sys.stderr)
+                return 2
         configs = [
             TrainConfig(
                 args.name,
@@ -382,21 +598,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 lr=args.lr,
+                weight_decay=args.weight_decay,
                 optimizer=args.optimizer,
                 augment_shift=args.augment_shift,
                 grad_activation=args.grad_activation,
                 ga_alpha=args.ga_alpha,
                 ga_beta=args.ga_beta,
+                grad_activation_on=args.ga_on,
                 seed=args.seed,
             )
         ]
+    preset = bool(args.preset or args.all_presets)
+    out = args.out or (str(ASSETS) if preset else str(user_models_dir()))
     for config in configs:
-        command = "python -m geometry.train " + (
-            f"--preset {config.name}" if (args.preset or args.all_presets) else shlex.join(argv)
-        )
-        result = train(
-            config, out_dir=args.out, command=command, progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True)
-        )
+        command = "python -m geometry.train " + (f"--preset {config.name}" if preset else shlex.join(argv))
+        try:
+            result = train(
+                config, out_dir=out, command=command, progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True)
+            )
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"{config.name}: test accuracy {result.card['test_accuracy']:.4f} -> {result.weights_path}", flush=True)
     return 0
 

@@ -12,6 +12,7 @@ import torch
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = tmp_path_factory.mktemp("cache")
     os.environ["BOUNDARY_ATLAS_CACHE"] = str(root / "results")
+    os.environ["BOUNDARY_ATLAS_MODELS"] = str(root / "models")  # models the tests train never reach the user's
     os.environ.setdefault("BOUNDARY_ATLAS_DATA", str(root / "data"))
     os.environ.setdefault("BOUNDARY_ATLAS_DEVICE", "cpu")
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -61,18 +61,30 @@ def _model_picker(device: str) -> geometry.ModelHandle:
 
 
 def _builtin_picker(device: str) -> geometry.ModelHandle:
-    names = geometry.builtin_models()
-    if not names:
+    builtin = geometry.builtin_models()
+    trained = geometry.user_models()  # trained on this machine (the Train view or python -m geometry.train)
+    names = builtin + trained
+    if not builtin:
         st.error(
             "No built-in models found in assets/models: re-train them with `python -m geometry.train --all-presets`."
         )
         st.stop()
+    cards = {}
+    for n in names:
+        try:
+            cards[n] = geometry.model_card(n)
+        except ValueError:  # a damaged card of a trained model is not offered
+            continue
+    names = [n for n in names if n in cards]
     if st.session_state.get("builtin_model") not in names:
         st.session_state["builtin_model"] = state.DEFAULT_MODEL if state.DEFAULT_MODEL in names else names[0]
-    cards = {n: geometry.model_card(n) for n in names}
-    name = st.selectbox(
-        "Built-in model", names, key="builtin_model", format_func=lambda n: f"{n}  ({cards[n]['test_accuracy']:.1%})"
-    )
+
+    def describe(n: str) -> str:
+        accuracy = cards[n].get("test_accuracy")
+        text = f"{n}  ({accuracy:.1%})" if isinstance(accuracy, (int, float)) else n
+        return text + ("  · trained here" if n in trained else "")
+
+    name = st.selectbox("Built-in model", names, key="builtin_model", format_func=describe)
     st.caption(cards[name].get("description", ""))
     return state.builtin_handle(name, device)
 

@@ -39,6 +39,9 @@ VIEWS: list[View] = [
     View("views/robustness.py", "Robustness", ":material/rotate_90_degrees_ccw:",
          "predictions and margins as objects shrink, move, rotate or the resolution changes: your own images, and "
          "generated shapes for shapes models (SI-Score style)."),
+    View("views/train.py", "Train", ":material/model_training:",
+         "a small model trained with and without activated gradients (Liu et al.), its training curves, and the "
+         "boundaries both draw: regions, distances to the boundary, curvature."),
     View("views/report.py", "Report", ":material/summarize:",
          "all of the above in one self-contained HTML file to download (also `python -m geometry report`)."),
 ]  # fmt: skip
