@@ -22,6 +22,15 @@ from geometry.curvature import (
     principal_directions,
 )
 from geometry.data import Dataset, builtin_datasets, load_dataset, load_image_folder, load_uploaded_images
+from geometry.dct import (
+    dct2,
+    dct_basis_block,
+    dct_diagonal_blocks,
+    dct_flip,
+    default_dct_blocks,
+    idct2,
+    low_pass,
+)
 from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
 from geometry.detection import (
     CurvatureStatistic,
@@ -80,10 +89,13 @@ from geometry.planes import (
 )
 from geometry.report import Report, ReportConfig, build_report, report_html, write_report
 from geometry.robustness import (
+    ROTATION_SIZES,
     SweepResult,
     cached_image_sweep,
+    cached_shapes_rotation_sweeps,
     cached_shapes_sweep,
     image_sweep,
+    shapes_rotation_sweeps,
     shapes_sweep,
     transform_images,
 )
@@ -102,6 +114,7 @@ __all__ = [
     "cached_evaluate_detection",
     "cached_frequency_margins",
     "cached_image_sweep",
+    "cached_shapes_rotation_sweeps",
     "cached_shapes_sweep",
     "cached_slice",
     "Cancelled",
@@ -116,10 +129,15 @@ __all__ = [
     "CurvatureStatistic",
     "custom_plane",
     "Dataset",
+    "dct2",
+    "dct_basis_block",
+    "dct_diagonal_blocks",
+    "dct_flip",
     "dct_plane",
     "deepfool",
     "DeepFoolResult",
     "default_cache",
+    "default_dct_blocks",
     "default_device",
     "detect",
     "DetectionResult",
@@ -148,6 +166,7 @@ __all__ = [
     "hull_report",
     "HullReport",
     "hvp_check",
+    "idct2",
     "image_sweep",
     "input_space_plane",
     "lanczos",
@@ -155,6 +174,7 @@ __all__ = [
     "load_image_folder",
     "load_model",
     "load_uploaded_images",
+    "low_pass",
     "map_batches",
     "model_card",
     "ModelHandle",
@@ -182,6 +202,8 @@ __all__ = [
     "report_html",
     "ReportConfig",
     "resolve_method",
+    "ROTATION_SIZES",
+    "shapes_rotation_sweeps",
     "shapes_sweep",
     "slice_statistics",
     "SliceResult",

@@ -72,6 +72,12 @@ class PathResult:
         """Share of pairs joined by a path inside their class (NaN for no pairs)."""
         return float(self.success.float().mean()) if len(self) else math.nan
 
+    @property
+    def straight_rate(self) -> float:
+        """Share of pairs joined by the straight segment alone: successful with 0 anchors (a failed pair with 0
+        anchors, e.g. when the anchor budget is 0, does not count). NaN for no pairs."""
+        return float((self.success & (self.num_anchors == 0)).float().mean()) if len(self) else math.nan
+
     def vertices(self, p: int) -> torch.Tensor:
         """The path's vertices ``(n_p, *S)`` of pair ``p`` (padding removed)."""
         count = int(self.num_anchors[p]) + 2

@@ -30,6 +30,7 @@ __all__ = [
     "default_dct_blocks",
     "idct2",
     "low_pass",
+    "target_dct_block",
 ]
 
 
@@ -173,18 +174,51 @@ def dct_diagonal_blocks(size: int, block: int, stride: int) -> list[tuple[range,
 
 
 _KNOWN_BLOCKS = {28: (8, 1), 32: (8, 2), 224: (16, 16)}  # the "Hold me tight!" authors' settings
+_BAND_COUNTS = range(10, 26)  # band counts the rule for other sizes chooses from
+_PREFERRED_BANDS = 13  # like 32 px (13) and 224 px (14)
+
+
+def target_dct_block(size: int) -> int:
+    """K0, the block the rule of `default_dct_blocks` aims at for images of side ``size``: a quarter of the image up to
+    16 frequencies (28 and 32 px: 8), and from there about ``size / 14`` (14 tiles across, as at 224 px)."""
+    size = _check_size(size)
+    return min(size, max(2, min(size // 4, 16), math.ceil(size / 14)))
 
 
 def default_dct_blocks(size: int) -> tuple[int, int]:
-    """(block, stride) for images of side ``size``: the authors' settings for 28, 32 and 224;
-    otherwise ``block = clamp(size // 4, 2, 16)`` and ``stride = max(1, (size - block) // 12)``
-    (about 13 subspaces, like 32 and 224)."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size: expected a positive int, got {size!r}")
+    """(block K, stride s) of the diagonal DCT bands for images of side ``size``.
+
+    28, 32 and 224 px: the "Hold me tight!" authors' settings (K8 s1: 21 bands; K8 s2: 13; K16 s16: 14). Other sizes,
+    by the same spirit: the bands start at frequency 0, step by a constant stride s <= K (no frequency of the diagonal
+    is skipped), and the last band ends at the highest frequency ``size - 1``; among the layouts with 10 to 25 bands
+    (t = 9..24 steps, ``K = size - t * s``) the one whose block is closest to `target_dct_block` wins (ties: the count
+    closest to 13, then the smaller count). Images too small for 10 bands of the target block get stride 1 (e.g. 8 px:
+    K2 s1, 7 bands). Use `dct_diagonal_blocks` to list the bands.
+    """
+    size = _check_size(size)
     if size in _KNOWN_BLOCKS:
         return _KNOWN_BLOCKS[size]
-    block = min(16, max(2, size // 4)) if size >= 2 else 1
-    return block, max(1, (size - block) // 12)
+    k0 = target_dct_block(size)
+    if size - k0 < _BAND_COUNTS[0] - 1:
+        return k0, 1
+    best: tuple[tuple[int, int, int], tuple[int, int]] | None = None
+    for count in _BAND_COUNTS:
+        steps = count - 1
+        for stride in {max(1, (size - k0) // steps), max(1, -(-(size - k0) // steps))}:
+            block = size - steps * stride
+            if not 1 <= stride <= block <= size:
+                continue
+            rank = (abs(block - k0), abs(count - _PREFERRED_BANDS), count)
+            if best is None or rank < best[0]:
+                best = (rank, (block, stride))
+    assert best is not None  # 25 bands, stride (size - K0) // 24: K >= K0 >= stride since size <= 14 K0 + 3
+    return best[1]
+
+
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size: expected a positive int, got {size!r}")
+    return int(size)
 
 
 def dct_flip(x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,12 @@ others). Each margin is subspace-constrained DeepFool's ``||(1 + overshoot) r||_
 100); a run that does not cross the boundary reports its accumulated norm (a lower bound) with ``converged=False``.
 A random subspace of the same dimension is the baseline.
 
+`frequency_margins` never builds a dense basis of a band: DeepFool restricted to span(S) at x is plain DeepFool on
+``c -> f(x + S c)`` over the coefficients c (S has orthonormal columns, so ``||S c|| = ||c||``, the gradient is
+``S^T grad f`` and the step ``S S^T grad f``), and for a DCT block ``S c`` is two small matrix products (the block's
+rows of the DCT matrices), so a 224 x 224 x 3 band costs no more memory than the image. The random baseline keeps one
+dense (D, m) basis per subspace, shared by all images. `subspace_margins` is the same computation for any dense bases.
+
 All margins are L2 distances in the handle's input space ([0, 1] pixels).
 """
 
@@ -19,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from geometry.cache import DiskCache, cache_key, default_cache
 from geometry.compute import CancelToken, scaled_progress
-from geometry.dct import dct_basis_block, dct_diagonal_blocks, default_dct_blocks
+from geometry.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, default_dct_blocks
 from geometry.deepfool import deepfool, subspace_deepfool
 from geometry.fingerprint import tensor_fingerprint
 from geometry.handle import ModelHandle
@@ -41,8 +48,10 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 
-MARGINS_VERSION = "1"
+MARGINS_VERSION = "2"
 _BASIS_BUDGET = 128 * 2**20  # bytes of per-row bases per subspace-DeepFool call (rows x D x m float32)
+_ROW_BUDGET = 2**24  # values of (image, subspace) rows per coefficient-space DeepFool call (64 MB per float32 copy)
+_ROUND_OFF = 1e-5  # a projected gradient below this share of the full one is round-off (as in subspace_deepfool)
 
 
 @dataclass(frozen=True)
@@ -235,10 +244,9 @@ def frequency_margins(
     m = layout.subspace_dim
     if m >= dim:
         raise ValueError(f"a band of {m} dimensions spans the whole input ({dim}); choose a smaller block")
-    makers = [_band_maker(handle.input_shape, layout.starts[i], layout.block) for i in chosen]
-    makers += [_random_maker(dim, m, seed + r) for r in range(num_random)]
     end_sub = 0.9 if full else 1.0
-    margins, conv, iters = _margins_of(handle, x, makers, m, overshoot=overshoot, max_iter=max_iter,
+    margins, conv, iters = _margins_of(handle, x, layout, [layout.starts[i] for i in chosen],
+                                       [seed + r for r in range(num_random)], overshoot=overshoot, max_iter=max_iter,
                                        candidates=candidates, progress=scaled_progress(progress, 0.0, end_sub),
                                        cancel=cancel)  # fmt: skip
     nb = len(chosen)
@@ -333,7 +341,6 @@ def cached_frequency_margins(
     inputs = tensor_fingerprint(x)
     common = {"overshoot": float(overshoot), "max_iter": int(max_iter), "candidates": int(candidates)}
     m = layout.subspace_dim
-    dim = math.prod(handle.input_shape)
 
     def key(kind: str, **params: object) -> str:
         return cache_key(f"margins.{kind}", MARGINS_VERSION, model=handle.fingerprint, inputs=inputs,
@@ -344,11 +351,12 @@ def cached_frequency_margins(
     entries = [store.get(k) for k in band_keys + rand_keys]
     missing = [i for i, e in enumerate(entries) if e is None]
     if missing:
-        makers = [_band_maker(handle.input_shape, layout.starts[chosen[i]], layout.block) if i < len(chosen)
-                  else _random_maker(dim, m, seed + i - len(chosen)) for i in missing]  # fmt: skip
+        starts = [layout.starts[chosen[i]] for i in missing if i < len(chosen)]
+        seeds = [seed + i - len(chosen) for i in missing if i >= len(chosen)]
         end = 0.9 if full else 1.0
-        mg, cv, it = _margins_of(handle, x, makers, m, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
-                                 progress=scaled_progress(progress, 0.0, end), cancel=cancel)  # fmt: skip
+        mg, cv, it = _margins_of(handle, x, layout, starts, seeds, overshoot=overshoot, max_iter=max_iter,
+                                 candidates=candidates, progress=scaled_progress(progress, 0.0, end),
+                                 cancel=cancel)  # fmt: skip
         for col, i in enumerate(missing):
             entry = {"margins": mg[:, col].contiguous(), "converged": cv[:, col].contiguous(),
                      "iterations": it[:, col].contiguous()}  # fmt: skip
@@ -390,30 +398,154 @@ def cached_frequency_margins(
     )
 
 
-def _band_maker(shape: tuple[int, ...], start: int, block: int) -> Callable[[], torch.Tensor]:
-    return lambda: band_basis(shape, start, block)
+class _Subspaces:
+    """A group of m-dimensional subspaces of the images (C, H, W), each given by an isometry S_k: ``synth`` maps the
+    coefficients (n, m) of rows in subspaces ``k`` (n,) to flat perturbations ``S_k c`` (n, D), ``adjoint`` maps flat
+    gradients (n, D) to ``S_k^T g`` (n, m)."""
+
+    count: int  # subspaces in the group
+    m: int
+
+    def to(self, device: torch.device) -> _Subspaces:
+        raise NotImplementedError
+
+    def synth(self, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def adjoint(self, g: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
-def _random_maker(dim: int, m: int, seed: int) -> Callable[[], torch.Tensor]:
-    return lambda: random_subspace(dim, m, seed=seed)
+class _DctBlocks(_Subspaces):
+    """Diagonal DCT blocks rows == cols == [s_k, s_k + K) in every channel: ``S_k c = C_H[b_k]^T c C_W[b_k]`` per
+    channel, two small matrix products (no dense basis)."""
+
+    def __init__(self, shape: tuple[int, ...], starts: Sequence[int], block: int) -> None:
+        c, h, w = shape
+        self.shape, self.block, self.count, self.m = (c, h, w), block, len(starts), c * block * block
+        ch, cw = dct_matrix(h, dtype=torch.float32), dct_matrix(w, dtype=torch.float32)
+        self.left = torch.stack([ch[s : s + block].T for s in starts])  # (B, H, K)
+        self.right = torch.stack([cw[s : s + block] for s in starts])  # (B, K, W)
+
+    def to(self, device: torch.device) -> _DctBlocks:
+        self.left, self.right = self.left.to(device), self.right.to(device)
+        return self
+
+    def synth(self, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        b = self.block
+        out = self.left[k][:, None] @ c.reshape(len(c), -1, b, b) @ self.right[k][:, None]
+        return out.reshape(len(c), -1)
+
+    def adjoint(self, g: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        left_t, right_t = self.left[k].transpose(1, 2), self.right[k].transpose(1, 2)
+        return (left_t[:, None] @ g.reshape(len(g), *self.shape) @ right_t[:, None]).reshape(len(g), -1)
 
 
-def _margins_of(handle: ModelHandle, x: torch.Tensor, makers: list[Callable[[], torch.Tensor]], m: int, *,
-                overshoot: float, max_iter: int, candidates: int, progress: Progress | None,
+class _Dense(_Subspaces):
+    """One subspace given by orthonormal columns ``q`` (D, m), held once for all images."""
+
+    def __init__(self, q: torch.Tensor) -> None:
+        self.q, self.count, self.m = q.float(), 1, int(q.shape[1])
+
+    def to(self, device: torch.device) -> _Dense:
+        self.q = self.q.to(device)
+        return self
+
+    def synth(self, c: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return c @ self.q.T
+
+    def adjoint(self, g: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return g @ self.q
+
+
+class _Synthesis(torch.autograd.Function):
+    """``S_k c`` for each row's subspace k; the backward is ``S_k^T g`` with subspace DeepFool's round-off rule: a row
+    whose projected gradient is below 1e-5 of its full gradient gets 0 (it cannot move the point)."""
+
+    @staticmethod
+    def forward(ctx, c: torch.Tensor, which: torch.Tensor, groups: list[_Subspaces], dim: int  # type: ignore[override]
+                ) -> torch.Tensor:  # fmt: skip
+        ctx.which, ctx.groups = which, groups
+        out = c.new_zeros(len(c), dim)
+        for rows, k, group in _group_rows(which, groups):
+            out[rows] = group.synth(c[rows], k)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        gc = g.new_zeros(len(g), ctx.groups[0].m)
+        for rows, k, group in _group_rows(ctx.which, ctx.groups):
+            gc[rows] = group.adjoint(g[rows], k)
+        small = gc.norm(dim=1) <= _ROUND_OFF * g.norm(dim=1)
+        return torch.where(small[:, None], 0.0, gc), None, None, None
+
+
+def _group_rows(which: torch.Tensor, groups: list[_Subspaces]):
+    """(rows mask, index within the group, group) for each group some row belongs to."""
+    first = 0
+    for group in groups:
+        rows = (which >= first) & (which < first + group.count)
+        if bool(rows.any()):
+            yield rows, which[rows] - first, group
+        first += group.count
+
+
+class _InSubspaces(nn.Module):
+    """The model as a function of rows ``z = (c, x, k)`` (n, m + D + 1): ``f(x + S_k c)``. Only c gets a gradient, so
+    DeepFool on it, from c = 0, is subspace DeepFool at x in span(S_k); the other parts of z never move."""
+
+    def __init__(self, module: nn.Module, shape: tuple[int, ...], groups: list[_Subspaces]) -> None:
+        super().__init__()
+        self.module = module
+        self.shape = shape
+        self.groups = groups
+        self.m = groups[0].m
+        self.dim = math.prod(shape)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        c = z[:, : self.m]
+        x = z[:, self.m : self.m + self.dim].detach()
+        which = z[:, -1].detach().round().long()
+        return self.module((x + _Synthesis.apply(c, which, self.groups, self.dim)).reshape(len(z), *self.shape))
+
+
+def _margins_of(handle: ModelHandle, x: torch.Tensor, layout: FrequencyBands, starts: Sequence[int],
+                seeds: Sequence[int], *, overshoot: float, max_iter: int, candidates: int, progress: Progress | None,
                 cancel: CancelToken | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """`subspace_margins` for subspaces built on demand, a group at a time, so that the dense bases held at once
-    stay within the memory budget (one basis of a 224 x 224 x 3 band, 150528 x 768 floats, is 460 MB alone)."""
-    dim = math.prod(handle.input_shape)
-    group = max(1, _BASIS_BUDGET // (dim * m * 4))
-    parts = []
-    for start in range(0, len(makers), group):
-        stop = min(len(makers), start + group)
-        bases = torch.stack([make() for make in makers[start:stop]])
-        parts.append(subspace_margins(handle, x, bases, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
-                                      progress=scaled_progress(progress, start / len(makers), stop / len(makers)),
-                                      cancel=cancel))  # fmt: skip
-        del bases
-    return tuple(torch.cat([p[k] for p in parts], dim=1) for k in range(3))  # type: ignore[return-value]
+    """Subspace-DeepFool margins of images ``x`` in the DCT bands starting at ``starts`` and then in the random
+    subspaces of ``seeds``: (N, S) margins, converged, iterations (S = bands + random subspaces).
+
+    Every (image, subspace) pair is a row ``(0, x, k)`` of plain DeepFool on `_InSubspaces` (rows of all subspaces
+    together, in calls of at most `_ROW_BUDGET` values), so no per-row basis is ever stacked.
+    """
+    n, count = len(x), len(starts) + len(seeds)
+    margins = torch.full((n, count), math.nan)
+    converged = torch.zeros((n, count), dtype=torch.bool)
+    iterations = torch.zeros((n, count), dtype=torch.int64)
+    if n == 0 or count == 0:
+        return margins, converged, iterations
+    dim, m = math.prod(handle.input_shape), layout.subspace_dim
+    groups: list[_Subspaces] = [_DctBlocks(layout.input_shape, starts, layout.block)] if starts else []
+    groups += [_Dense(random_subspace(dim, m, seed=s)) for s in seeds]
+    model = _InSubspaces(handle.module, tuple(handle.input_shape), [g.to(handle.device) for g in groups])
+    inner = ModelHandle(module=model, name=f"{handle.name} in a subspace", input_shape=(m + dim + 1,),
+                        class_names=handle.class_names, fingerprint=f"{handle.fingerprint}|subspaces",
+                        device=handle.device, input_range=None, smooth=handle.smooth)  # fmt: skip
+    flat = x.reshape(n, dim)
+    total = n * count
+    rows_per_call = max(1, _ROW_BUDGET // (m + dim + 1))
+    for start in range(0, total, rows_per_call):  # rows subspace-major: row = k * n + image
+        stop = min(total, start + rows_per_call)
+        idx = torch.arange(start, stop)
+        k, image = idx // n, idx % n
+        z = torch.cat([torch.zeros(len(idx), m), flat[image], k[:, None].float()], dim=1)
+        res = deepfool(inner, z, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
+                       tol=1e-2,  # the margin is ||r||; the boundary point is not used, a coarse one is enough
+                       progress=scaled_progress(progress, start / total, stop / total), cancel=cancel)  # fmt: skip
+        margins[image, k] = res.norm
+        converged[image, k] = res.converged
+        iterations[image, k] = res.iterations
+    return margins, converged, iterations
 
 
 def _full_entry(handle: ModelHandle, x: torch.Tensor, overshoot: float, candidates: int, progress: Progress | None,

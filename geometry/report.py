@@ -34,7 +34,14 @@ from geometry.detection import DetectionResult, cached_evaluate_detection
 from geometry.fingerprint import tensor_fingerprint
 from geometry.handle import ModelHandle, parameter_count
 from geometry.margins import FrequencyMargins, cached_frequency_margins, frequency_bands
-from geometry.robustness import SweepResult, cached_image_sweep, cached_shapes_sweep, is_shapes_model
+from geometry.robustness import (
+    ROTATION_SIZES,
+    SweepResult,
+    cached_image_sweep,
+    cached_shapes_rotation_sweeps,
+    cached_shapes_sweep,
+    is_shapes_model,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -354,10 +361,8 @@ def _connectivity_section(handle: ModelHandle, data: Dataset, config: ReportConf
     except ValueError as err:
         return ReportSection("connectivity", SECTION_TITLES["connectivity"], f"Not measured: {err}.",
                              applicable=False)  # fmt: skip
-    ok = res.success.numpy()
-    straight = float((ok & (res.num_anchors.numpy() == 0)).mean())
     summary = (f"{res.success_rate:.0%} of {len(res)} random same-class pairs are joined by a path that stays in "
-               f"their class ({straight:.0%} by the straight segment); the largest detour is "
+               f"their class ({res.straight_rate:.0%} by the straight segment); the largest detour is "
                f"{float(res.max_deviation.max()):.1%} of the distance between the two inputs.")  # fmt: skip
     items = [ReportItem("Same-class pairs by the number of anchors their path needed (the class regions are connected "
                         "when all are joined).", connectivity_figure(res))]  # fmt: skip
@@ -426,25 +431,37 @@ def _robustness_section(handle: ModelHandle, data: Dataset, config: ReportConfig
                    position_heatmap(shifted, what="kept", title="shift")),
     ]  # fmt: skip
     if shapes:
-        done = 4
-        shape_sweeps = {}
-        for factor in ("area", "rotation", "position"):
-            shape_sweeps[factor] = cached_shapes_sweep(
-                handle, factor, n=config.shapes_images, seed=config.seed, cache=cache, cancel=cancel,
-                progress=scaled_progress(progress, done / steps, (done + 1) / steps))  # fmt: skip
-            done += 1
-        area = shape_sweeps["area"]
-        summary += (f" On generated shapes, accuracy is {_value_at(area, 0.02, 'accuracy'):.0%} at 2% of the image, "
-                    f"{_value_at(area, 0.2, 'accuracy'):.0%} at 20%.")  # fmt: skip
-        items += [
-            ReportItem("Generated shapes of one size (area fraction, centred): accuracy and mean margin of the true "
-                       "class.", sweep_figure(area, metric="accuracy", title="object size")),
-            ReportItem("Generated shapes at one rotation: accuracy and margin.",
-                       sweep_figure(shape_sweeps["rotation"], metric="accuracy", title="object rotation")),
-            ReportItem("Generated shapes with their centre at each grid position: accuracy.",
-                       position_heatmap(shape_sweeps["position"], what="accuracy", title="object position")),
-        ]  # fmt: skip
+        more, shape_items = _shapes_part(handle, config, cache, progress, cancel, steps)
+        summary += more
+        items += shape_items
     return ReportSection("robustness", title, summary, items)
+
+
+def _shapes_part(handle: ModelHandle, config: ReportConfig, cache: DiskCache | None, progress: Progress | None,
+                 cancel: CancelToken | None, steps: int) -> tuple[str, list[ReportItem]]:  # fmt: skip
+    """The generated-shapes part of the robustness section (size, rotation at several sizes, position): a sentence for
+    the summary and the figures. ``steps``: the section's progress steps, the last three are these sweeps."""
+    from geometry.figures.inspect import position_heatmap, sweep_figure
+
+    def part(i: int) -> Progress | None:
+        return scaled_progress(progress, (steps - 3 + i) / steps, (steps - 2 + i) / steps)
+
+    opts = {"n": config.shapes_images, "seed": config.seed, "cache": cache, "cancel": cancel}
+    area = cached_shapes_sweep(handle, "area", progress=part(0), **opts)
+    rotations = cached_shapes_rotation_sweeps(handle, sizes=ROTATION_SIZES, progress=part(1), **opts)
+    position = cached_shapes_sweep(handle, "position", progress=part(2), **opts)
+    by_size = ", ".join(f"{float(np.mean(s.accuracy)):.0%} at area {a:g}" for a, s in rotations.items())
+    summary = (f" On generated shapes, accuracy is {_value_at(area, 0.02, 'accuracy'):.0%} at 2% of the image, "
+               f"{_value_at(area, 0.2, 'accuracy'):.0%} at 20%; averaged over rotations it is {by_size}.")  # fmt: skip
+    return summary, [
+        ReportItem("Generated shapes of one size (area fraction, centred): accuracy and mean margin of the true class.",
+                   sweep_figure(area, metric="accuracy", title="object size")),
+        ReportItem("Generated shapes rotated, one curve per object size (area fraction): accuracy and mean margin.",
+                   sweep_figure({f"area {a:g}": s for a, s in rotations.items()}, metric="accuracy",
+                                title="object rotation at several sizes")),
+        ReportItem("Generated shapes with their centre at each grid position: accuracy.",
+                   position_heatmap(position, what="accuracy", title="object position")),
+    ]  # fmt: skip
 
 
 # -- assembling ------------------------------------------------------------------------------------------------------

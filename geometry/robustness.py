@@ -5,7 +5,8 @@ prediction is kept, the accuracy and the mean logit margin ``f_y - max_{k != y} 
 
 - `shapes_sweep`: for models trained on the built-in ``shapes`` data, fresh images from the generator with one factor
   set to each value — object size (area fraction), position (a 2D grid of object centres) or rotation (degrees);
-  y is the true shape.
+  y is the true shape. `shapes_rotation_sweeps` runs the rotation sweep at several object sizes (SI-Score's
+  rotation set is likewise made at several sizes), one `SweepResult` per size.
 - `image_sweep`: for any image model and its own images, the image itself transformed — scaled about its centre on a
   neutral background, shifted (a 2D grid), rotated, or its resolution changed (down- then up-sampled, or the
   reverse); y is the model's prediction on the untouched image, so the identity keeps every prediction.
@@ -30,14 +31,17 @@ from geometry.shapes import SHAPE_NAMES, ShapeFactors, render_shapes, sample_fac
 
 __all__ = [
     "IMAGE_TRANSFORMS",
+    "ROTATION_SIZES",
     "SHAPE_FACTORS",
     "SweepResult",
     "cached_image_sweep",
+    "cached_shapes_rotation_sweeps",
     "cached_shapes_sweep",
     "default_values",
     "image_sweep",
     "is_shapes_model",
     "logit_margin",
+    "shapes_rotation_sweeps",
     "shapes_sweep",
     "transform_images",
 ]
@@ -48,6 +52,7 @@ ImageTransform = Literal["scale", "shift", "rotate", "resolution"]
 ShapeFactor = Literal["area", "position", "rotation"]
 IMAGE_TRANSFORMS: tuple[str, ...] = ("scale", "shift", "rotate", "resolution")
 SHAPE_FACTORS: tuple[str, ...] = ("area", "position", "rotation")
+ROTATION_SIZES: tuple[float, ...] = (0.1, 0.2, 0.4)  # object areas (fractions of the image) of the rotation sweeps
 
 _UNITS = {
     "scale": "scale factor (1 = original size)",
@@ -316,6 +321,52 @@ def shapes_sweep(
                        grid_shape=grid_shape, unit=_UNITS[factor])  # fmt: skip
 
 
+def shapes_rotation_sweeps(
+    handle: ModelHandle,
+    values: Sequence[float] | np.ndarray | None = None,
+    *,
+    sizes: Sequence[float] = ROTATION_SIZES,
+    n: int = 60,
+    seed: int = 0,
+    base: Sequence[ShapeFactors] | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[float, SweepResult]:
+    """The rotation sweep of `shapes_sweep` at each object size of ``sizes`` (area fractions, default 0.1, 0.2, 0.4):
+    ``{area: SweepResult}`` in the order given.
+
+    Every size uses the same base images (shape, colour, background; ``n`` seeded ones or your ``base``), centred,
+    with only their area set to that size, so the curves differ by size alone.
+    """
+    areas = _sizes(sizes)
+    if base is None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"expected n as an int >= 1, got {n!r}")
+        base = sample_factors(n, seed=seed, area=areas[0], center=(0.5, 0.5))
+    base = list(base)
+    out: dict[float, SweepResult] = {}
+    for i, a in enumerate(areas):
+        out[a] = shapes_sweep(handle, "rotation", values, base=with_factor(base, area=a), cancel=cancel,
+                              progress=_part(progress, i, len(areas), f"area {a:g}"))  # fmt: skip
+    return out
+
+
+def _sizes(sizes: Sequence[float]) -> list[float]:
+    try:
+        areas = [float(a) for a in sizes]
+    except (TypeError, ValueError):
+        raise ValueError(f"expected sizes as a sequence of areas in [0.01, 1], got {sizes!r}") from None
+    if not areas or any(not (math.isfinite(a) and 0.01 <= a <= 1.0) for a in areas) or len(set(areas)) != len(areas):
+        raise ValueError(f"expected sizes as distinct areas in [0.01, 1], got {list(sizes)}")
+    return areas
+
+
+def _part(progress: Progress | None, i: int, count: int, label: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda f, text: progress((i + f) / count, f"{label}: {text}")
+
+
 def _values(kind: str, values: Sequence[float] | np.ndarray | None, grid: int) -> np.ndarray:
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
         raise ValueError(f"expected grid as an int >= 2, got {grid!r}")
@@ -382,3 +433,15 @@ def cached_shapes_sweep(handle: ModelHandle, factor: str, values: Sequence[float
         )
 
     return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=SweepResult)
+
+
+def cached_shapes_rotation_sweeps(handle: ModelHandle, values: Sequence[float] | np.ndarray | None = None, *,
+                                  sizes: Sequence[float] = ROTATION_SIZES, n: int = 60, seed: int = 0,
+                                  progress: Progress | None = None, cancel: CancelToken | None = None,
+                                  cache: DiskCache | None = None) -> dict[float, SweepResult]:  # fmt: skip
+    """`shapes_rotation_sweeps` (generated base images) through the disk cache: one `cached_shapes_sweep` entry per
+    size (the same base images as `shapes_rotation_sweeps`, since only the seeded area differs)."""
+    areas = _sizes(sizes)
+    return {a: cached_shapes_sweep(handle, "rotation", values, n=n, seed=seed, area=a, cancel=cancel, cache=cache,
+                                   progress=_part(progress, i, len(areas), f"area {a:g}"))
+            for i, a in enumerate(areas)}  # fmt: skip

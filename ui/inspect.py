@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 import geometry
-from geometry.connectivity import PathResult, cached_connectivity_batch, cached_find_path
+from geometry.connectivity import PathResult, cached_connectivity_batch, cached_find_path, sample_same_class_pairs
 from geometry.data import Dataset
 from geometry.dct import dct_flip, low_pass
 from geometry.deepfool import deepfool
@@ -25,7 +25,13 @@ from geometry.detection import DetectionResult, DetectionVerdict, cached_evaluat
 from geometry.handle import ModelHandle
 from geometry.margins import FrequencyBands, FrequencyMargins, cached_frequency_margins, frequency_bands
 from geometry.report import Report, ReportConfig, build_report, report_html, report_images
-from geometry.robustness import SweepResult, cached_image_sweep, cached_shapes_sweep, transform_images
+from geometry.robustness import (
+    SweepResult,
+    cached_image_sweep,
+    cached_shapes_rotation_sweeps,
+    cached_shapes_sweep,
+    transform_images,
+)
 from geometry.shapes import render_shapes, sample_factors, with_factor
 from ui.progress import progress_bar
 
@@ -36,6 +42,53 @@ NONE = "none"
 def sample(data: Dataset, n: int, seed: int = 0) -> Dataset:
     """``n`` inputs of ``data`` in a seeded random choice (the report's own sample for the same n and seed)."""
     return report_images(data, n, seed)
+
+
+def count_slider(where: Any, label: str, *, low: int, high: int, default: int, key: str, help: str | None = None,
+                 step: int = 1) -> int:  # fmt: skip
+    """A slider for how many inputs to use, from ``low`` to ``high`` (the data set's size or a cap), starting at
+    ``default`` (clamped). Streamlit refuses a slider whose ends are equal, so when the data allow only one value
+    (``high <= low``) there is no slider and ``high`` comes back: the page says why (`too_few`)."""
+    if high <= low:
+        st.session_state.pop(key, None)
+        return max(high, 0)
+    if not low <= st.session_state.get(key, -1) <= high:
+        st.session_state[key] = min(max(default, low), high)
+    return int(where.slider(label, min_value=low, max_value=high, step=step, key=key, help=help))
+
+
+def too_few(where: Any, data: Dataset, used: int, what: str) -> None:
+    """The note shown instead of a count slider when the data set is that small; ``what``: e.g. "the margins are
+    computed"."""
+    count = f"{len(data)} input{'s' if len(data) != 1 else ''}"
+    where.info(f"Only {count} in {data.name}: {what} on {'it' if used == 1 else f'all {used}'} (upload or pick more "
+               "inputs for a distribution).")  # fmt: skip
+
+
+def clean_reference(handle: ModelHandle, data: Dataset) -> Dataset | None:
+    """The clean inputs a detection threshold is set on: the sidebar's data set itself, except for uploaded images,
+    where it is the data set the sidebar would use for this model (the one its model card names, else the first
+    built-in data set with its input shape). None when there is no such data set."""
+    if data.split != "upload":
+        return data
+    from ui import state
+
+    names = state.compatible_datasets(handle)
+    return state.dataset(names[0]) if names else None
+
+
+def has_same_class_pair(handle: ModelHandle, data: Dataset) -> bool:
+    """Whether ``data`` holds two inputs the model predicts as the same class (and, when every input is labelled,
+    classifies correctly): what the random-pairs mode of the connectivity view needs."""
+    if len(data) < 2:
+        return False
+    pred = handle.predict(data.images)
+    eligible = pred == data.labels if bool((data.labels >= 0).all()) else None
+    try:
+        sample_same_class_pairs(pred, 1, eligible=eligible)
+    except ValueError:
+        return False
+    return True
 
 
 def is_image_model(handle: ModelHandle) -> bool:
@@ -152,6 +205,11 @@ def image_sweep(handle: ModelHandle, data: Dataset, kind: str, *, fill: float | 
 def shapes_sweep(handle: ModelHandle, factor: str, *, n: int, seed: int, grid: int) -> SweepResult:
     with progress_bar(f"{factor.capitalize()} sweep on generated shapes") as cb:
         return cached_shapes_sweep(handle, factor, n=n, seed=seed, grid=grid, progress=cb)
+
+
+def rotation_sweeps(handle: ModelHandle, sizes: Sequence[float], *, n: int, seed: int) -> dict[float, SweepResult]:
+    with progress_bar(f"Rotation sweeps of generated shapes at {len(sizes)} sizes") as cb:
+        return cached_shapes_rotation_sweeps(handle, sizes=sizes, n=n, seed=seed, progress=cb)
 
 
 def preview_values(sweep: SweepResult, count: int = 7) -> list[int]:

@@ -101,14 +101,21 @@ pairs = cols[0].slider("Pairs", 1, 100, 10, key="conn_pairs",
                        help=f"Random pairs of correctly classified inputs of one class, from {pool_n} inputs of "
                             f"{data.name}.")  # fmt: skip
 seed = int(cols[1].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="conn_seed"))
+pool = U.sample(data, pool_n, seed)
+if not U.has_same_class_pair(handle, pool):
+    st.info(f"No two of the {len(pool)} input{'s' if len(pool) != 1 else ''} of {data.name} are "
+            f"{'labelled and ' if bool((pool.labels >= 0).all()) else ''}predicted as the same class, so no pair "
+            "can be joined: upload or pick more inputs.")  # fmt: skip
+    st.stop()
 try:
-    batch = U.connectivity(handle, U.sample(data, pool_n, seed), num_pairs=pairs, seed=seed, **options)
+    batch = U.connectivity(handle, pool, num_pairs=pairs, seed=seed, **options)
 except U.ERRORS as err:
     st.error(f"Could not join the pairs: {err}")
     st.stop()
 bcols = st.columns(4)
 bcols[0].metric("Success rate", f"{batch.success_rate:.0%}", help="Pairs joined by a path inside their class.")
-bcols[1].metric("Straight segment enough", f"{float((batch.num_anchors == 0).float().mean()):.0%}")
+bcols[1].metric("Straight segment enough", f"{batch.straight_rate:.0%}",
+                help="Pairs joined by the straight segment alone (0 anchors, inside the class all along).")  # fmt: skip
 bcols[2].metric("Mean anchors", f"{float(batch.num_anchors.float().mean()):.2f}")
 bcols[3].metric("Max deviation", f"{float(batch.max_deviation.max()):.1%}")
 st.plotly_chart(connectivity_figure(batch), key="conn_batch")

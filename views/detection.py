@@ -27,18 +27,8 @@ st.caption(
     "recovered label is argminᵢ ρᵢ."
 )
 
+ref = U.clean_reference(handle, data)
 cols = st.columns(4)
-n_max = min(200, len(data))
-if not 2 <= st.session_state.get("det_n", 20) <= max(2, n_max):
-    st.session_state["det_n"] = min(20, n_max)
-n = cols[0].slider(
-    "Clean inputs",
-    min_value=2,
-    max_value=max(2, n_max),
-    value=min(20, n_max),
-    key="det_n",
-    help=f"A seeded random sample of {data.name}; each also gets a DeepFool perturbation.",
-)
 m = cols[1].select_slider("Random directions M", [4, 8, 16, 32, 64, 128], value=32, key="det_m")
 h = cols[2].select_slider(
     "Step h",
@@ -57,44 +47,64 @@ fpr = cols[3].select_slider(
 )
 seed = int(st.session_state.get("det_seed", 0))
 
-x = U.sample(data, n).images
-try:
-    res = U.detection(handle, x, fpr=fpr, num_directions=int(m), h=float(h), seed=seed)
-except U.ERRORS as err:
-    st.error(f"Could not run the detection: {err}")
-    st.stop()
+res = None
+if ref is None:
+    st.warning(
+        f"No clean data set with {handle.name}'s inputs ({'×'.join(map(str, handle.input_shape))}) is available, so "
+        "no threshold can be set and no verdict given: the threshold must come from clean images of the model's own "
+        "data set, not from the images under test. Below: the score of each upload, without a verdict."
+    )
+else:
+    if ref is not data:
+        st.info(
+            f"The threshold is set on clean images of **{ref.name}** ({ref.split}), the data set of {handle.name}, "
+            f"not on your {len(data)} upload{'s' if len(data) != 1 else ''}; the verdict below applies it to them."
+        )
+    n_max = min(200, len(ref))
+    n = U.count_slider(cols[0], "Clean inputs", low=2, high=n_max, default=20, key="det_n",
+                       help=f"A seeded random sample of {ref.name}; each also gets a DeepFool perturbation. The "
+                            "threshold is set on them.")  # fmt: skip
+    if n_max <= 2:
+        U.too_few(cols[0], ref, n, "the threshold and the ROC are computed")
+    x = U.sample(ref, n).images
+    try:
+        res = U.detection(handle, x, fpr=fpr, num_directions=int(m), h=float(h), seed=seed)
+    except U.ERRORS as err:
+        st.error(f"Could not run the detection: {err}")
+        st.stop()
 
-ok = int(res.attack_converged.sum())
-mcols = st.columns(5)
-mcols[0].metric(
-    "AUC",
-    f"{res.auc:.3f}" if math.isfinite(res.auc) else "—",
-    help="Area under the ROC curve: 0.5 = chance, 1 = perfect separation.",
-)
-mcols[1].metric(
-    "Detected",
-    f"{res.tpr_at_threshold:.0%}" if math.isfinite(res.tpr_at_threshold) else "—",
-    help="Share of perturbed inputs whose score exceeds the threshold (true-positive rate).",
-)
-mcols[2].metric(
-    "False alarms",
-    f"{res.fpr_at_threshold:.0%}",
-    help="Share of clean inputs flagged at the threshold (the measured false-positive rate).",
-)
-mcols[3].metric(
-    "Recovered",
-    f"{res.recovery_accuracy:.0%}" if math.isfinite(res.recovery_accuracy) else "—",
-    help="Share of perturbed inputs whose argmin ρ is the clean input's class.",
-)
-mcols[4].metric(
-    "Perturbations",
-    f"{ok} of {len(res)}",
-    help=f"DeepFool perturbations that flipped the prediction; median ‖r‖ "
-    f"{float(res.attack_norm[res.attack_converged].median()) if ok else float('nan'):.3g}.",
-)
-fcols = st.columns(2)
-fcols[0].plotly_chart(roc_figure(res), key="det_roc")
-fcols[1].plotly_chart(detection_scores_figure(res), key="det_scores")
+if res is not None:
+    ok = int(res.attack_converged.sum())
+    mcols = st.columns(5)
+    mcols[0].metric(
+        "AUC",
+        f"{res.auc:.3f}" if math.isfinite(res.auc) else "—",
+        help="Area under the ROC curve: 0.5 = chance, 1 = perfect separation.",
+    )
+    mcols[1].metric(
+        "Detected",
+        f"{res.tpr_at_threshold:.0%}" if math.isfinite(res.tpr_at_threshold) else "—",
+        help="Share of perturbed inputs whose score exceeds the threshold (true-positive rate).",
+    )
+    mcols[2].metric(
+        "False alarms",
+        f"{res.fpr_at_threshold:.0%}",
+        help="Share of clean inputs flagged at the threshold (the measured false-positive rate).",
+    )
+    mcols[3].metric(
+        "Recovered",
+        f"{res.recovery_accuracy:.0%}" if math.isfinite(res.recovery_accuracy) else "—",
+        help="Share of perturbed inputs whose argmin ρ is the clean input's class.",
+    )
+    mcols[4].metric(
+        "Perturbations",
+        f"{ok} of {len(res)}",
+        help=f"DeepFool perturbations that flipped the prediction; median ‖r‖ "
+        f"{float(res.attack_norm[res.attack_converged].median()) if ok else float('nan'):.3g}.",
+    )
+    fcols = st.columns(2)
+    fcols[0].plotly_chart(roc_figure(res), key="det_roc")
+    fcols[1].plotly_chart(detection_scores_figure(res), key="det_scores")
 
 # -- one input -------------------------------------------------------------------------------------------------------
 
@@ -118,22 +128,27 @@ try:
     if variant == "DeepFool-perturbed":
         xi, flipped, norm = U.perturbed(handle, xi)
         note = f"perturbation ‖r‖ = {norm:.3g}" + ("" if flipped else " (DeepFool did not flip the prediction)")
-    v = U.verdict(handle, xi, res.threshold, num_directions=int(m), h=float(h), seed=seed)
+    threshold = res.threshold if res is not None else math.inf
+    v = U.verdict(handle, xi, threshold, num_directions=int(m), h=float(h), seed=seed)
 except U.ERRORS as err:
     st.error(f"Could not check this input: {err}")
     st.stop()
 flagged = bool(v.flagged[0])
 pred, rec = int(v.predicted[0]), int(v.recovered[0])
+score = float(v.score[0])
 with vcols[2]:
-    if flagged:
+    if res is None:
+        st.markdown(f"**No verdict** (no threshold) — score {score:.3g}. Predicted **{names[pred]}**; the label the "
+                    f"detector would restore if it were perturbed: **{names[rec]}**.")  # fmt: skip
+    elif flagged:
         st.markdown(
-            f":red[:material/warning: **Looks perturbed**] — score {float(v.score[0]):.3g} > threshold "
-            f"{res.threshold:.3g}. Predicted **{names[pred]}**; recovered label **{names[rec]}**."
+            f":red[:material/warning: **Looks perturbed**] — score {score:.3g} > threshold "
+            f"{threshold:.3g}. Predicted **{names[pred]}**; recovered label **{names[rec]}**."
         )
     else:
         st.markdown(
-            f":green[:material/verified: **Looks clean**] — score {float(v.score[0]):.3g} ≤ threshold "
-            f"{res.threshold:.3g}. Predicted **{names[pred]}**."
+            f":green[:material/verified: **Looks clean**] — score {score:.3g} ≤ threshold "
+            f"{threshold:.3g}. Predicted **{names[pred]}**."
         )
     if note:
         st.caption(note)
@@ -143,7 +158,7 @@ if is_image:
 else:
     icols[0].markdown(f"**{sel.caption(pos)}** at ({', '.join(f'{t:.3f}' for t in xi[0].tolist())})")
 icols[1].plotly_chart(
-    rho_figure(v.rho[0], names, predicted=pred, recovered=rec, threshold=res.threshold),
+    rho_figure(v.rho[0], names, predicted=pred, recovered=rec, threshold=res.threshold if res is not None else None),
     key="det_rho",
     config={"displayModeBar": False},
 )

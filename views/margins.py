@@ -38,7 +38,8 @@ with st.expander("Options: band layout, baseline, comparison"):
     block = int(ocols[0].number_input("Block size K", min_value=1, max_value=max(1, size - 1),
                                       value=default_layout.block, step=1, key="fm_block",
                                       help="Each band is a K×K block of DCT frequencies (default by image size: "
-                                           "28 px → 8, 32 px → 8, 224 px → 16; else about size / 4)."))  # fmt: skip
+                                           "28 px → 8, 32 px → 8, 224 px → 16 as in the paper; other sizes get "
+                                           "10-25 equal steps from the lowest to the highest frequency)."))  # fmt: skip
     stride = int(
         ocols[1].number_input(
             "Stride",
@@ -47,7 +48,7 @@ with st.expander("Options: band layout, baseline, comparison"):
             value=default_layout.stride,
             step=1,
             key="fm_stride",
-            help="Offset between consecutive blocks on the diagonal.",
+            help="Offset between consecutive blocks on the diagonal (none is skipped while it is at most K).",
         )
     )
     random = ocols[2].toggle("Random-subspace baseline", value=True, key="fm_random",
@@ -65,24 +66,14 @@ except ValueError as err:
 total = len(layout)
 cols = st.columns([3, 3, 2])
 n_max = min(100, len(data))
-if not 1 <= st.session_state.get("fm_n", 20) <= n_max:
-    st.session_state["fm_n"] = min(20, n_max)
-n = cols[0].slider(
-    "Images",
-    min_value=1,
-    max_value=n_max,
-    value=min(20, n_max),
-    key="fm_n",
-    help=f"A seeded random sample of {data.name} ({data.split}); the paper uses 100 (slow on a CPU).",
-)
-if total > 1:
-    if not 1 <= st.session_state.get("fm_bands", 5) <= total:
-        st.session_state["fm_bands"] = min(5, total)
-    count = cols[1].slider("Bands", min_value=1, max_value=total, value=min(5, total), key="fm_bands",
-                           help=f"{total} bands of {layout.block}×{layout.block} frequencies with stride "
-                                f"{layout.stride}; this many, spread from low to high.")  # fmt: skip
-else:
-    count = 1
+n = U.count_slider(cols[0], "Images", low=1, high=n_max, default=100, key="fm_n",
+                   help=f"A seeded random sample of {data.name} ({data.split}); 100 as in the paper (slow on a "
+                        "CPU).")  # fmt: skip
+if n_max < 2:
+    U.too_few(cols[0], data, n, "the margins are computed")
+count = U.count_slider(cols[1], "Bands", low=1, high=total, default=5, key="fm_bands",
+                       help=f"{total} bands of {layout.block}×{layout.block} frequencies with stride {layout.stride}; "
+                            "this many, spread from low to high.")  # fmt: skip
 bands = U.spread(total, count)
 cols[2].metric("Subspace dimension", layout.subspace_dim, help="K × K frequencies × channels")
 
@@ -124,7 +115,8 @@ st.plotly_chart(band_images_figure(handle.input_shape, res.band_starts.tolist(),
                 config={"displayModeBar": False})  # fmt: skip
 
 st.subheader("Data manipulations on the picked images")
-keep = st.slider("Low-pass keeps the top-left k×k frequencies", 1, size, max(1, size // 2), key="fm_keep")
+keep = U.count_slider(st, "Low-pass keeps the top-left k×k frequencies", low=1, high=size, default=size // 2,
+                      key="fm_keep")  # fmt: skip
 try:
     grid, pred = U.transforms_preview(handle, sel.images, keep)
 except U.ERRORS as err:

@@ -52,7 +52,12 @@ else:
 config = U.report_config(n, bands)
 key = U.report_key(handle, data, config)
 cols[2].markdown("&nbsp;")
-go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:")
+too_small = len(data) < 2
+go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:",
+                    disabled=too_small)  # fmt: skip
+if too_small:
+    st.info(f"Only {len(data)} input in {data.name}: the report needs at least 2 (connectivity pairs them, the "
+            "detection sets a threshold on them). Upload or pick more inputs.")  # fmt: skip
 st.caption(
     f"From the command line: `python -m geometry report --model {handle.name} --dataset {data.name} "
     f"--split {data.split} --n {n}{f' --bands {bands}' if bands else ''} --out report.html`"

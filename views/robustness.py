@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.figures.inspect import image_strip_figure, position_heatmap, sweep_figure
-from geometry.robustness import is_shapes_model
+from geometry.robustness import ROTATION_SIZES, is_shapes_model
 from geometry.shapes import SHAPE_NAMES
 from ui import inspect as U
 from ui import state
@@ -21,6 +21,7 @@ KINDS = {
     "resolution": "Resolution (down/up-sampled)",
 }
 FACTORS = {"area": "Object size (area fraction)", "position": "Object position", "rotation": "Object rotation"}
+SIZES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.6]  # object areas offered for the rotation sweeps
 FILLS = {"border": "each image's border colour", 0.5: "grey", 0.0: "black", 1.0: "white"}
 
 st.title("Robustness")
@@ -42,17 +43,11 @@ with own:
     cols = st.columns([3, 3, 2])
     kind = cols[0].radio("Vary", list(KINDS), format_func=KINDS.get, key="rob_kind", horizontal=True)
     n_max = min(200, len(data))
-    if not 1 <= st.session_state.get("rob_n", 20) <= n_max:
-        st.session_state["rob_n"] = min(20, n_max)
-    n = cols[1].slider(
-        "Images",
-        1,
-        n_max,
-        min(20, n_max),
-        key="rob_n",
-        help=f"A seeded random sample of {data.name}; the reference class of each is the model's "
-        "prediction on the untouched image.",
-    )
+    n = U.count_slider(cols[1], "Images", low=1, high=n_max, default=20, key="rob_n",
+                       help=f"A seeded random sample of {data.name}; the reference class of each is the model's "
+                            "prediction on the untouched image.")  # fmt: skip
+    if n_max < 2:
+        U.too_few(cols[1], data, n, "the sweep runs")
     fill = cols[2].selectbox(
         "Background",
         list(FILLS),
@@ -122,8 +117,20 @@ with shapes:
             disabled=factor != "position",
             help="Object centres on a grid×grid lattice over the image (SI-Score: 21×21).",
         )
+        if factor == "rotation":
+            sizes = st.multiselect("Object sizes (area fraction)", SIZES, default=list(ROTATION_SIZES),
+                                   key="rob_sizes", format_func=lambda a: f"{a:g}",
+                                   help="The rotation sweep at each of these object sizes, one curve each (SI-Score "
+                                        "rotates objects at several sizes).")  # fmt: skip
+            if not sizes:
+                st.info(f"Pick at least one size; showing {', '.join(f'{a:g}' for a in ROTATION_SIZES)} meanwhile.")
+                sizes = list(ROTATION_SIZES)
         try:
-            ssweep = U.shapes_sweep(handle, factor, n=per_value, seed=0, grid=grid)
+            if factor == "rotation":
+                rotations = U.rotation_sweeps(handle, sorted(sizes), n=per_value, seed=0)
+                ssweep = rotations[sorted(sizes)[0]]
+            else:
+                ssweep = U.shapes_sweep(handle, factor, n=per_value, seed=0, grid=grid)
         except U.ERRORS as err:
             st.error(f"Could not run the sweep: {err}")
             st.stop()
@@ -131,11 +138,15 @@ with shapes:
             st.plotly_chart(
                 position_heatmap(ssweep, what="accuracy", title="Accuracy by object centre"), key="rob_shapes_figure"
             )
+        elif factor == "rotation":
+            curves = {f"area {a:g}": sw for a, sw in rotations.items()}
+            st.plotly_chart(sweep_figure(curves, metric="accuracy", title=FACTORS[factor]), key="rob_shapes_figure")
         else:
             st.plotly_chart(sweep_figure(ssweep, metric="accuracy", title=FACTORS[factor]), key="rob_shapes_figure")
         st.caption(
-            f"{per_value} generated images per value; accuracy against the true shape (solid) and the mean "
-            "logit margin of the true shape (dashed)."
+            f"{per_value} generated images per value"
+            + (", the same ones at every size" if factor == "rotation" else "")
+            + "; accuracy against the true shape (solid) and the mean logit margin of the true shape (dashed)."
         )
         strip, caps = U.shapes_strip(handle, ssweep)
         st.plotly_chart(

@@ -125,11 +125,40 @@ def test_pairs_are_same_class_distinct_eligible_and_seeded():
         sample_same_class_pairs(torch.tensor([0, 1, 2]), 2)
 
 
+def _on_circle(radius: float, degrees: list[float]) -> torch.Tensor:
+    a = torch.tensor(degrees) * torch.pi / 180
+    return radius * torch.stack([a.cos(), a.sin()], dim=1)
+
+
+def test_batch_mode_inside_a_convex_region_joins_every_pair_by_the_straight_segment():
+    handle = handle_of(Ball(torch.zeros(2), 1.0), 2)
+    images = _on_circle(0.8, [0, 70, 150, 220, 300])
+    res = connectivity_batch(handle, images, num_pairs=10, seed=0, resolution=7)
+    assert len(res) == 10  # all 5 * 4 / 2 pairs of the convex ball
+    assert res.success_rate == 1.0 and res.straight_rate == 1.0
+    assert bool((res.num_anchors == 0).all())
+
+
+def test_batch_mode_around_a_ring_bends_every_path():
+    """Points at radius 1.2 of the ring 1 < r < 3, 90 degrees apart: every chord passes within 1.2 cos(45 deg) < 1 of
+    the centre, through the hole, so no straight segment works; the ring is connected, so every pair is joined."""
+    handle = handle_of(Ring(1.0, 3.0), 2)
+    images = _on_circle(1.2, [0, 90, 180, 270])
+    res = connectivity_batch(handle, images, num_pairs=6, seed=0)
+    assert len(res) == 6
+    assert res.straight_rate == 0.0 and bool((res.num_anchors >= 1).all())
+    assert res.success_rate == 1.0, res.reason
+    # with no anchors allowed every pair fails with 0 anchors: failures are not "straight segment enough"
+    none = connectivity_batch(handle, images, num_pairs=6, seed=0, max_anchors=0)
+    assert bool((none.num_anchors == 0).all()) and none.success_rate == 0.0
+    assert none.straight_rate == 0.0
+
+
 def test_batch_mode_on_a_built_in_model():
     handle = geometry.load_model("digits-mlp-relu", device="cpu")
     data = geometry.load_dataset("digits").subset(slice(0, 40))
     res = connectivity_batch(handle, data.images, data.labels, num_pairs=6, seed=3, resolution=7)
-    assert len(res) == 6 and 0.0 <= res.success_rate <= 1.0
+    assert len(res) == 6
     pred = handle.predict(data.images)
     for (i, j), c in zip(res.pair_index.tolist(), res.cls.tolist(), strict=True):
         assert int(pred[i]) == int(pred[j]) == c == int(data.labels[i]) == int(data.labels[j])

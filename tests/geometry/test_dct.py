@@ -73,13 +73,37 @@ def test_diagonal_blocks_match_the_authors_counts():
     assert len(D.dct_diagonal_blocks(224, 16, 16)) == 14
     first, last = D.dct_diagonal_blocks(32, 8, 2)[0], D.dct_diagonal_blocks(32, 8, 2)[-1]
     assert first == (range(0, 8), range(0, 8)) and last == (range(24, 32), range(24, 32))
-    assert (
-        D.default_dct_blocks(28) == (8, 1)
-        and D.default_dct_blocks(32) == (8, 2)
-        and D.default_dct_blocks(224) == (16, 16)
-    )
-    block, stride = D.default_dct_blocks(8)
-    assert 1 <= block <= 8 and len(D.dct_diagonal_blocks(8, block, stride)) >= 3
+
+
+@pytest.mark.parametrize(("size", "expected"), [(28, (8, 1)), (32, (8, 2)), (224, (16, 16))])
+def test_default_blocks_keep_the_papers_settings(size, expected):
+    assert D.default_dct_blocks(size) == expected
+
+
+@pytest.mark.parametrize("size", range(8, 513))
+def test_default_blocks_cover_the_whole_diagonal_without_gaps(size):
+    block, stride = D.default_dct_blocks(size)
+    blocks = D.dct_diagonal_blocks(size, block, stride)
+    starts = [rows.start for rows, _ in blocks]
+    assert all(rows == cols and len(rows) == block for rows, cols in blocks)
+    assert starts[0] == 0  # from the lowest frequency ...
+    assert blocks[-1][0][-1] == size - 1  # ... to the highest one
+    assert set(np.diff(starts)) <= {stride} and 1 <= stride <= block  # equal steps, none longer than a block
+    covered = set().union(*(set(rows) for rows, _ in blocks))
+    assert covered == set(range(size))  # every frequency of the diagonal is in some band
+    if size >= 12:  # room for 10 bands of the target block
+        assert 10 <= len(blocks) <= 25
+    else:  # too small: stride 1, as many bands as fit
+        assert stride == 1 and len(blocks) == size - block + 1
+    k0 = D.target_dct_block(size)
+    assert abs(block - k0) <= max(2, 0.2 * k0)  # the block stays near the target
+
+
+@pytest.mark.parametrize(("size", "expected"), [(8, (2, 1)), (96, (16, 8)), (299, (23, 23)), (512, (37, 25))])
+def test_default_blocks_of_other_sizes(size, expected):
+    """Worked examples of the rule: 96 px -> 11 bands of 16 frequencies (the old rule stopped at 93), 299 px -> 13
+    bands of 23 (old: 291), 512 px -> 20 bands of 37 (old: stride 41 > block 16, gaps, last at 507)."""
+    assert D.default_dct_blocks(size) == expected
 
 
 def test_dct_flip_swaps_low_and_high_frequencies():
@@ -135,6 +159,11 @@ def test_basis_block_rejects_a_bad_shape():
 def test_basis_block_rejects_repeated_frequencies():
     with pytest.raises(ValueError, match="distinct"):
         D.dct_basis_block((1, 8, 8), [1, 1], [0])
+
+
+def test_default_blocks_reject_a_bad_size():
+    with pytest.raises(ValueError, match="size: expected a positive int"):
+        D.default_dct_blocks(0)
 
 
 def test_diagonal_blocks_reject_a_block_larger_than_the_image():

@@ -115,6 +115,28 @@ def test_perturbations_out_of_a_convex_region_are_detected_and_the_label_recover
     np.testing.assert_allclose(res.perturbed_rho[:, 0].numpy(), expected.numpy(), rtol=0.35)
 
 
+def test_on_a_built_in_model_perturbed_digits_score_higher_than_clean_ones_with_the_documented_sign():
+    """The sign convention on real data: score = max_i(-rho_i) separates clean test digits from their DeepFool
+    perturbations (AUC > 0.5), and Fawzi et al.'s rule as printed for F = f_j - f_i, max_i(+rho_i), does not."""
+    from sklearn.metrics import roc_auc_score
+
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    x = geometry.load_dataset("digits").images[:30]
+    res = evaluate_detection(handle, x, num_directions=32, h=0.5, seed=0)
+    ok = res.attack_converged
+    assert int(ok.sum()) >= 20
+    clean, pert = res.clean_rho.double(), res.perturbed_rho[ok].double()
+    y = np.r_[np.zeros(len(clean)), np.ones(len(pert))]
+
+    def auc(score) -> float:
+        return float(roc_auc_score(y, np.r_[score(clean).numpy(), score(pert).numpy()]))
+
+    documented = auc(lambda rho: (-rho).nan_to_num(-math.inf).max(dim=1).values)
+    assert documented == pytest.approx(res.auc, abs=1e-6)  # the library's score is max_i(-rho_i)
+    assert documented > 0.5
+    assert auc(lambda rho: rho.nan_to_num(-math.inf).max(dim=1).values) < 0.5  # the other sign is worse than chance
+
+
 def test_threshold_for_a_false_positive_rate():
     scores = np.arange(1.0, 101.0)
     assert threshold_for_fpr(scores, 0.05) == 95.0  # 96..100 above: 5%

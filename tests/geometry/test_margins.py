@@ -163,20 +163,39 @@ def test_subspace_margins_run_many_subspaces_in_few_batched_calls(monkeypatch):
     torch.testing.assert_close(again, margins)
 
 
-def test_bases_are_built_a_group_at_a_time_within_the_memory_budget(monkeypatch):
-    gen = torch.Generator().manual_seed(6)
-    weight, bias = torch.randn(3, 64, generator=gen), torch.randn(3, generator=gen)
-    handle = _linear(weight, bias)
-    x = torch.rand(2, 1, 8, 8, generator=gen)
-    whole = frequency_margins(handle, x, num_random=1, full=False)
-    groups = []
-    real = M.subspace_margins
-    monkeypatch.setattr(M, "subspace_margins", lambda h, xx, b, **k: groups.append(len(b)) or real(h, xx, b, **k))
-    monkeypatch.setattr(M, "_BASIS_BUDGET", 2 * 64 * 4 * 4)  # two (64 x 4) float32 bases
-    parts = frequency_margins(handle, x, num_random=1, full=False)
-    assert groups == [2, 2, 2, 2]  # 7 bands + 1 random subspace, two at a time
-    torch.testing.assert_close(parts.margins, whole.margins)
-    torch.testing.assert_close(parts.random_margins, whole.random_margins)
+def _subspace_rows(monkeypatch) -> list[int]:
+    """Record the rows of each coefficient-space DeepFool call of the margins (not the unconstrained 'full' run)."""
+    rows: list[int] = []
+    real = M.deepfool
+
+    def spy(handle, x, **options):
+        if handle.name.endswith("in a subspace"):
+            rows.append(len(x))
+        return real(handle, x, **options)
+
+    monkeypatch.setattr(M, "deepfool", spy)
+    return rows
+
+
+def test_band_margins_need_no_dense_basis_and_equal_subspace_deepfool_on_a_real_model(monkeypatch):
+    """The DCT bands run in coefficient space; on a nonlinear model they agree with subspace DeepFool on the dense
+    band bases, in any number of calls."""
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    x = geometry.load_dataset("digits").images[:4]
+    layout = frequency_bands(handle.input_shape)
+    dense = torch.stack([band_basis((1, 8, 8), layout.starts[b], layout.block) for b in (0, 3, 6)])
+    reference, ref_conv, _ = subspace_margins(handle, x, dense)
+    monkeypatch.setattr(M, "dct_basis_block", lambda *a, **k: pytest.fail("a dense DCT basis was built"))
+    rows = _subspace_rows(monkeypatch)
+    res = frequency_margins(handle, x, bands=[0, 3, 6], num_random=0, full=False)
+    assert rows == [12]  # 4 images x 3 bands in one call
+    assert res.converged.tolist() == ref_conv.tolist()
+    np.testing.assert_allclose(res.margins.numpy(), reference.numpy(), rtol=1e-3)
+    monkeypatch.setattr(M, "_ROW_BUDGET", 5 * (4 + 64 + 1))  # room for 5 rows per call
+    rows.clear()
+    again = frequency_margins(handle, x, bands=[0, 3, 6], num_random=0, full=False)
+    assert rows == [5, 5, 2]
+    torch.testing.assert_close(again.margins, res.margins)
 
 
 def test_real_model_margins_grow_from_low_to_high_frequency():
@@ -202,14 +221,12 @@ def test_cached_margins_equal_the_direct_ones_and_new_bands_compute_only_themsel
     cached = cached_frequency_margins(handle, x, bands=[1, 4], seed=2, cache=cache)
     for f in ("margins", "converged", "iterations", "random_margins", "full_margins", "band_starts"):
         torch.testing.assert_close(getattr(cached, f), getattr(direct, f))
-    rows = []
-    real = M.subspace_margins
-    monkeypatch.setattr(M, "subspace_margins", lambda h, xx, b, **k: rows.append(len(b)) or real(h, xx, b, **k))
+    rows = _subspace_rows(monkeypatch)
     again = cached_frequency_margins(handle, x, bands=[1, 4], seed=2, cache=cache)
     assert rows == []  # everything from the cache
     torch.testing.assert_close(again.margins, direct.margins)
     more = cached_frequency_margins(handle, x, bands=[0, 1, 4], seed=2, cache=cache)
-    assert rows == [1]  # only the new band
+    assert rows == [3]  # only the new band: its 3 images
     torch.testing.assert_close(more.margins[:, 1:], direct.margins)
 
 

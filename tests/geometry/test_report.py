@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import geometry
 from geometry.__main__ import ProgressBar, main
 from geometry.report import SECTION_KEYS, ReportConfig, build_report, report_html, write_report
+from geometry.robustness import ROTATION_SIZES, shapes_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +78,28 @@ def test_a_2d_model_gets_every_section_with_the_image_ones_not_applicable(tmp_pa
     assert {s.key for s in report.sections if not s.applicable} == {"frequency", "robustness"}
     assert report.section("frequency").summary.startswith("Not applicable")
     assert "AUC" in report.section("detection").summary
+
+
+def test_a_shapes_model_gets_the_generated_shapes_sweeps_with_rotation_at_several_sizes(tmp_path):
+    cache = geometry.DiskCache(tmp_path / "c")
+    handle = geometry.load_model("shapes-resnet-silu", device="cpu")
+    data = geometry.load_dataset("shapes")
+    config = ReportConfig.quick()
+    section = build_report(handle, data, config, cache=cache).section("robustness")
+    assert section.applicable
+    readings = [item.reading for item in section.items]
+    assert len(readings) == 7  # 4 sweeps of the images themselves + size, rotation, position of generated shapes
+    rotation = next(item.figure for item in section.items if "one curve per object size" in item.reading)
+    curves = {t.name: np.asarray(t.y, dtype=float) for t in rotation.data if t.name.endswith(": accuracy")}
+    assert list(curves) == [f"area {a:g}: accuracy" for a in ROTATION_SIZES]
+    for a in ROTATION_SIZES:  # each curve is the rotation sweep of generated shapes of that size
+        sweep = shapes_sweep(handle, "rotation", n=config.shapes_images, seed=config.seed, area=a)
+        np.testing.assert_allclose(curves[f"area {a:g}: accuracy"], sweep.accuracy)
+        assert f"{float(np.mean(sweep.accuracy)):.0%} at area {a:g}" in section.summary
+    area = shapes_sweep(handle, "area", [0.02, 0.2], n=config.shapes_images, seed=config.seed)
+    assert f"accuracy is {area.accuracy[0]:.0%} at 2% of the image, {area.accuracy[1]:.0%} at 20%" in section.summary
+    position = next(item.figure for item in section.items if "grid position" in item.reading)
+    assert position.data[0].type == "heatmap"
 
 
 def test_write_report_is_atomic_and_checks_the_path(tmp_path, digits_report):

@@ -12,16 +12,19 @@ from torch import nn
 
 import geometry
 from geometry.robustness import (
+    ROTATION_SIZES,
     cached_image_sweep,
+    cached_shapes_rotation_sweeps,
     cached_shapes_sweep,
     default_values,
     image_sweep,
     is_shapes_model,
     logit_margin,
+    shapes_rotation_sweeps,
     shapes_sweep,
     transform_images,
 )
-from geometry.shapes import sample_factors
+from geometry.shapes import render_shapes, sample_factors, with_factor
 
 
 def _dot(size: int = 9, row: int = 4, col: int = 7) -> torch.Tensor:
@@ -153,6 +156,49 @@ def test_a_shapes_sweep_of_an_area_detector_gives_the_known_answer():
     rot = shapes_sweep(handle, "rotation", base=base)
     assert (rot.accuracy == 1.0).all()  # a circle's area does not depend on its rotation
     np.testing.assert_allclose(rot.values, np.arange(1, 342, 20))
+
+
+def test_rotation_sweeps_at_several_sizes_predict_like_the_model_on_the_unrotated_images():
+    handle = geometry.load_model("shapes-resnet-silu", device="cpu")
+    base = with_factor(sample_factors(12, seed=1, center=(0.5, 0.5)), rotation=0.0)  # upright shapes
+    sweeps = shapes_rotation_sweeps(handle, [0.0, 45.0, 360.0], base=base)
+    assert list(sweeps) == list(ROTATION_SIZES) == [0.1, 0.2, 0.4]
+    labels = np.array([f.shape for f in base])
+    for area, sweep in sweeps.items():
+        unrotated = render_shapes(with_factor(base, area=area), size=32)
+        logits = handle.logits(unrotated)
+        own = logits.argmax(1).numpy()
+        np.testing.assert_array_equal(sweep.predictions[0], own)  # angle 0: the images themselves
+        np.testing.assert_array_equal(sweep.predictions[2], own)  # a full turn
+        assert sweep.accuracy[0] == pytest.approx(float((own == labels).mean()))
+        assert sweep.margin[0] == pytest.approx(float(logit_margin(logits, torch.from_numpy(labels)).mean()), rel=1e-5)
+        # and 45 degrees is scored on the rotated shapes of this size
+        turned = render_shapes(with_factor(base, area=area, rotation=45.0), size=32)
+        np.testing.assert_array_equal(sweep.predictions[1], handle.predict(turned).numpy())
+
+
+def test_rotation_sweeps_of_an_area_detector_differ_by_size_as_known():
+    handle = _area_handle()
+    base = sample_factors(12, seed=0, shapes=["circle"], backgrounds=["plain"], area=0.15, center=(0.5, 0.5))
+    sweeps = shapes_rotation_sweeps(handle, sizes=(0.05, 0.3), base=base)
+    assert (sweeps[0.05].accuracy == 0.0).all()  # too small at every angle
+    assert (sweeps[0.3].accuracy == 1.0).all()  # large enough at every angle
+    np.testing.assert_allclose(sweeps[0.3].values, np.arange(1, 342, 20))
+    with pytest.raises(ValueError, match=r"distinct areas in \[0.01, 1\]"):
+        shapes_rotation_sweeps(handle, sizes=(0.2, 2.0), n=6)
+
+
+def test_cached_rotation_sweeps_equal_the_direct_ones(tmp_path):
+    cache = geometry.DiskCache(tmp_path / "c")
+    handle = _area_handle(16)
+    direct = shapes_rotation_sweeps(handle, [10.0, 50.0], sizes=(0.08, 0.3), n=6, seed=2)
+    for _ in range(2):
+        cached = cached_shapes_rotation_sweeps(handle, [10.0, 50.0], sizes=(0.08, 0.3), n=6, seed=2, cache=cache)
+        assert list(cached) == [0.08, 0.3]
+        for area in (0.08, 0.3):
+            np.testing.assert_array_equal(cached[area].predictions, direct[area].predictions)
+            np.testing.assert_allclose(cached[area].margin, direct[area].margin)
+    assert len(cache) == 2  # one entry per size
 
 
 def test_shapes_sweeps_need_a_shapes_model_and_good_values():
