@@ -96,9 +96,10 @@ def is_image_model(handle: ModelHandle) -> bool:
 
 
 def compatible_models(handle: ModelHandle) -> list[str]:
-    """Built-in models (other than this one) with the same input shape and number of classes, to compare with."""
+    """Built-in models and models trained here (other than this one) with the same input shape and number of
+    classes, to compare with."""
     out = []
-    for name in geometry.builtin_models():
+    for name in geometry.builtin_models() + geometry.user_models():
         if name == handle.name:
             continue
         try:
