@@ -1,18 +1,25 @@
 """Benchmark the Feature space view: feature extraction, 2D embeddings, painted and exact region maps, hull tests.
 
-Run: ``python bench/bench_features.py`` (about 15-30 min on 2 CPU cores; ``--quick`` for a smoke run).
+Run: ``python bench/bench_features.py`` (about 20-35 min on 2 CPU cores; ``--quick`` for a smoke run).
 Prints markdown tables. Embeddings are timed on real features: the digits-cnn-silu model's 128-d
 penultimate features of up to 50,000 digits (scikit-learn's 1,797 images with seeded random one-pixel
 shifts and a little noise). "First" = computed (through a fresh disk cache), "cached" = the same call again.
+t-SNE stops at 10,000 samples by default (50,000 takes about 30 min on 2 cores; ``--tsne-max 50000`` to run it).
+UMAP's cost in a new process (import + numba compilation) is measured in fresh subprocesses, with an empty
+numba cache (the first process on a machine) and with the cache the first one left (every later process).
+The hover-image sprite sheets of the Feature space page are measured for 2,000 digits and 2,000 shapes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -102,6 +109,69 @@ def bench_embeddings(sizes: list[int], tsne_max: int, umap_max: int) -> dict[tup
     return coords
 
 
+def real_features(n: int) -> np.ndarray:
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    return extract_features(handle, augmented_digits(n, seed=1))[0].numpy()
+
+
+_COLD_UMAP = textwrap.dedent("""
+    import json, sys, time
+    t0 = time.perf_counter()
+    import numpy as np
+    from geometry import embedding as emb
+    out = {"python_start": time.perf_counter() - t0}
+    t = time.perf_counter(); emb._import_umap(); out["import_umap"] = time.perf_counter() - t
+    if sys.argv[2] in ("warm", "small"):  # both compile phases, or only the one for sets below 4,096
+        t = time.perf_counter(); emb.warm_up_umap(large=sys.argv[2] == "warm"); out["warm_up"] = time.perf_counter() - t
+    x = np.load(sys.argv[1])
+    t = time.perf_counter(); emb.UMAPEmbedding(seed=0).fit_transform(x); out["first_fit"] = time.perf_counter() - t
+    t = time.perf_counter(); emb.UMAPEmbedding(seed=1).fit_transform(x); out["second_fit"] = time.perf_counter() - t
+    print(json.dumps(out))
+""")
+
+
+def bench_umap_cold(feats: np.ndarray, n: int) -> None:
+    """UMAP in a new Python process: importing umap, the warm-up, and the first fit of ``n`` real features."""
+    print(f"\n### UMAP in a new process ({n:,} samples of {feats.shape[1]}-d features; seconds)\n")
+    print("| numba cache | warm-up | import umap | warm-up fits | first fit | second fit | total to first result |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "features.npy")
+        np.save(path, np.ascontiguousarray(feats[:n]))
+        for mode in ("warm", "small", "none"):  # each with its own numba cache: empty, then as the first run left it
+            numba_dir = os.path.join(tmp, f"numba-{mode}")
+            for cache_state in ("empty", "filled"):
+                env = {**os.environ, "NUMBA_CACHE_DIR": numba_dir, "PYTHONPATH": str(root)}
+                proc = subprocess.run([sys.executable, "-c", _COLD_UMAP, path, mode], env=env, cwd=root,
+                                      capture_output=True, text=True, check=True)  # fmt: skip
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                warm = r.get("warm_up")
+                total = r["import_umap"] + (warm or 0.0) + r["first_fit"]
+                what = {"warm": "both paths", "small": "small path", "none": "none"}[mode]
+                print(f"| {cache_state} | {what} | {r['import_umap']:.1f} | "
+                      f"{'' if warm is None else f'{warm:.1f}'} | {r['first_fit']:.1f} | {r['second_fit']:.1f} | "
+                      f"{total:.1f} |", flush=True)  # fmt: skip
+
+
+def bench_hover_sprites() -> None:
+    """Size and build time of the Feature space page's hover-image sprite sheets (one PNG per scatter)."""
+    from ui.hover_images import hover_html, sprite_sheet
+
+    print("\n### Hover images: one sprite sheet per scatter\n")
+    print("| images | thumbnail | PNG | colours | PNG bytes | page payload (data URI + ids + script) | build (s) |")
+    print("|---|---|---|---|---:|---:|---:|")
+    cases = [("2,000 digits (augmented, noisy)", augmented_digits(2_000, seed=2)),
+             ("1,797 digits (all of them)", geometry.load_dataset("digits", "all").images),
+             ("2,000 shapes (test split)", geometry.load_dataset("shapes", "test").images[:2_000])]  # fmt: skip
+    for name, images in cases:
+        t, sheet = _timed(lambda x=images: sprite_sheet(x))
+        html = hover_html("chart", sheet, list(range(sheet.count)))  # type: ignore[attr-defined]
+        kind = "grey" if images.shape[1] == 1 else "RGB"
+        print(f"| {name} | {sheet.tile_width}x{sheet.tile_height} {kind} | {sheet.columns}x{sheet.rows} tiles | "  # type: ignore[attr-defined]
+              f"{'exact' if sheet.exact else '256 (median cut)'} | {len(sheet.png):,} | {len(html):,} | {t:.2f} |")  # type: ignore[attr-defined]  # fmt: skip
+
+
 def bench_painting(coords: dict[tuple[str, int], np.ndarray], n: int, resolution: int) -> None:
     handle = geometry.load_model("digits-cnn-silu", device="cpu")
     head = find_head(handle)
@@ -145,6 +215,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hull", type=int, default=100, help="test samples in the hull benchmark")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["extraction", "embeddings", "umap-cold", "sprites", "exact"],
+        help="run only these parts (painting runs with embeddings)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.tsne_max, args.umap_max, args.repeat, args.hull = [500, 2_000], 2_000, 2_000, 1, 20
@@ -152,10 +228,18 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Feature space benchmark: {platform.machine()} CPU, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}, load average {load:.1f} at start")  # fmt: skip
-    bench_extraction(args.repeat)
-    coords = bench_embeddings(sorted(args.sizes), args.tsne_max, args.umap_max)
-    bench_painting(coords, min(args.sizes, key=lambda s: abs(s - 2_000)), args.resolution)
-    bench_exact_and_hull(args.hull)
+    parts = set(args.only or ["extraction", "embeddings", "umap-cold", "sprites", "exact"])
+    if "umap-cold" in parts:  # first: this process has not imported umap yet (the subprocesses never share it)
+        bench_umap_cold(real_features(2_000), 2_000)
+    if "sprites" in parts:
+        bench_hover_sprites()
+    if "extraction" in parts:
+        bench_extraction(args.repeat)
+    if "embeddings" in parts:
+        coords = bench_embeddings(sorted(args.sizes), args.tsne_max, args.umap_max)
+        bench_painting(coords, min(args.sizes, key=lambda s: abs(s - 2_000)), args.resolution)
+    if "exact" in parts:
+        bench_exact_and_hull(args.hull)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ from geometry.margins import (
     random_subspace,
     subspace_margins,
 )
-from geometry.morph import MorphResult, morph
+from geometry.morph import MorphResult, cached_morph, morph
 from geometry.planes import (
     Plane,
     custom_plane,
@@ -114,6 +114,7 @@ __all__ = [
     "cached_evaluate_detection",
     "cached_frequency_margins",
     "cached_image_sweep",
+    "cached_morph",
     "cached_shapes_rotation_sweeps",
     "cached_shapes_sweep",
     "cached_slice",

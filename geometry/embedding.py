@@ -32,6 +32,7 @@ __all__ = [
     "embed",
     "make_embedding",
     "start_umap_warmup",
+    "umap_compiled_for",
     "umap_warmup_state",
     "warm_up_umap",
 ]
@@ -167,7 +168,7 @@ class UMAPEmbedding(_Embedding):
     """UMAP (umap-learn), seeded (which makes it single-threaded). Imports umap on first use."""
 
     def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
-                 metric: str = "euclidean", seed: int = 0) -> None:  # fmt: skip
+                 metric: str = "euclidean", seed: int = 0, n_epochs: int | None = None) -> None:  # fmt: skip
         if n_components != 2:
             raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
         if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
@@ -179,13 +180,18 @@ class UMAPEmbedding(_Embedding):
         self.n_components = n_components
         self.n_neighbors = int(n_neighbors)
         self.min_dist = float(min_dist)
+        if n_epochs is not None and (isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer))
+                                     or n_epochs < 1):  # fmt: skip
+            raise ValueError(f"expected n_epochs as an int >= 1 or None (umap-learn's default), got {n_epochs!r}")
         self.metric = metric
         self.seed = _check_seed(seed)
+        self.n_epochs = None if n_epochs is None else int(n_epochs)
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
         umap = _import_umap()
         self._umap = umap.UMAP(n_components=2, n_neighbors=min(self.n_neighbors, len(x) - 1), min_dist=self.min_dist,
-                               metric=self.metric, random_state=self.seed, n_jobs=1, low_memory=True)  # fmt: skip
+                               metric=self.metric, random_state=self.seed, n_jobs=1, low_memory=True,
+                               n_epochs=self.n_epochs)  # fmt: skip
         return np.asarray(self._umap.fit_transform(x), dtype=np.float32)
 
     def transform(self, x: Any) -> np.ndarray:
@@ -311,49 +317,103 @@ _import_lock = threading.Lock()
 def _import_umap() -> Any:
     with _import_lock:
         configure_numba_cache()
-        import umap  # noqa: PLC0415 - lazy on purpose: 15-20 s and numba compilation
-
+        try:
+            import umap  # noqa: PLC0415 - lazy on purpose: 15-20 s and numba compilation
+        except ImportError as err:
+            raise ImportError(f"UMAP needs the umap-learn package (pip install umap-learn): {err}") from err
         return umap
 
 
 _warm_lock = threading.Lock()  # guards the state below
-_warm_run_lock = threading.Lock()  # held while warming up: a second caller waits for the first
 _warm_state: dict[str, Any] = {"state": "idle", "seconds": None, "error": None}
 _warm_thread: threading.Thread | None = None
-WARMUP_SAMPLES = 4500  # above umap's 4,096-sample switch to approximate neighbours, so that path compiles too
+_warm_failed_at: float | None = None  # time.monotonic() of the last failure
+_warm_active = 0  # callers of warm_up_umap now running
+_warm_t0: float | None = None  # time.perf_counter() when the current warm-up started
+UMAP_APPROXIMATE_FROM = 4096  # umap-learn finds neighbours exactly below this many samples, by NNDescent from it
+WARMUP_SAMPLES = 4500  # above the switch: the NNDescent path compiles too
+WARMUP_SMALL = 300  # below it: the exact-neighbour path that smaller sets take
+WARMUP_EPOCHS = 20  # enough to compile the layout optimiser; the layout itself is thrown away
+WARMUP_RETRY_SECONDS = 30.0  # after a failure, `start_umap_warmup` tries again once this long has passed
+# the two compile phases: each done once per process, each with its own lock (a caller that needs only the small
+# one does not wait for the large one)
+_phase_done = {"small": threading.Event(), "large": threading.Event()}
+_phase_locks = {"small": threading.Lock(), "large": threading.Lock()}
 
 
-def warm_up_umap(n_samples: int = WARMUP_SAMPLES) -> float:
-    """Import umap and fit a seeded random set so numba compiles now (and caches to disk); returns seconds.
+def _compile_phase(phase: str, n: int) -> None:
+    done = _phase_done[phase]
+    if done.is_set():
+        return
+    with _phase_locks[phase]:
+        if done.is_set():  # another thread compiled it while this one waited
+            return
+        x = np.random.default_rng(0).normal(size=(int(n), 8)).astype(np.float32)
+        UMAPEmbedding(n_neighbors=10, seed=0, n_epochs=WARMUP_EPOCHS).fit_transform(x)
+        done.set()
 
-    ``n_samples`` above 4,096 also compiles the approximate nearest-neighbour search (NNDescent) that UMAP
-    uses for larger sets. Safe to call from several threads: the work happens once per process, and a
-    caller that arrives while another thread warms up waits for it.
+
+def warm_up_umap(n_samples: int = WARMUP_SAMPLES, *, large: bool = True) -> float:
+    """Import umap and fit seeded random sets so numba compiles now (and caches to disk); returns seconds.
+
+    A set of 300 compiles the exact nearest-neighbour path that UMAP takes below 4,096 samples; with
+    ``large`` a set of ``n_samples`` (above 4,096) compiles the approximate search (NNDescent) of larger sets
+    too; both with few epochs (the compiled layout optimiser is the same). Safe to call from several threads:
+    each phase runs once per process, and a caller that arrives while another thread compiles what it needs
+    waits for it (with ``large=False``, only for the small phase). A failure (umap-learn missing, a numba
+    error) is re-raised and recorded in `umap_warmup_state`; the next call tries again.
     """
-    with _warm_run_lock:
-        with _warm_lock:
-            if _warm_state["state"] == "done":
-                return float(_warm_state["seconds"])
-            _warm_state.update(state="running", error=None)
-        t0 = time.perf_counter()
-        try:
-            x = np.random.default_rng(0).normal(size=(int(n_samples), 8)).astype(np.float32)
-            UMAPEmbedding(n_neighbors=10, seed=0).fit_transform(x)
-        except Exception as err:  # noqa: BLE001 - reported through umap_warmup_state()
-            with _warm_lock:
-                _warm_state.update(state="failed", error=f"{type(err).__name__}: {err}")
-            raise
-        seconds = time.perf_counter() - t0
-        with _warm_lock:
-            _warm_state.update(state="done", seconds=seconds)
-        return seconds
-
-
-def start_umap_warmup() -> bool:
-    """Start `warm_up_umap` in a daemon thread unless it has started already; True if this call started it."""
-    global _warm_thread
+    global _warm_failed_at, _warm_active, _warm_t0
     with _warm_lock:
-        if _warm_thread is not None or _warm_state["state"] in ("running", "done"):
+        if _warm_state["state"] == "done":
+            return float(_warm_state["seconds"])
+        if _warm_state["state"] != "running" or _warm_t0 is None:
+            _warm_t0 = time.perf_counter()
+        _warm_state.update(state="running", error=None)
+        _warm_active += 1
+    t0 = _warm_t0
+    try:
+        _compile_phase("small", WARMUP_SMALL)
+        if large:
+            _compile_phase("large", n_samples)
+    except Exception as err:  # noqa: BLE001 - reported through umap_warmup_state()
+        with _warm_lock:
+            _warm_active -= 1
+            _warm_state.update(state="failed", error=f"{type(err).__name__}: {err}")
+            _warm_failed_at = time.monotonic()
+        raise
+    seconds = time.perf_counter() - t0
+    with _warm_lock:
+        _warm_active -= 1
+        if _phase_done["large"].is_set():
+            if _warm_state["state"] != "done":
+                _warm_state.update(state="done", seconds=seconds)
+            seconds = float(_warm_state["seconds"])
+        elif _warm_active == 0 and _warm_state["state"] == "running":
+            _warm_state.update(state="idle")  # only the small path was asked for, and nobody compiles the large one
+    return seconds
+
+
+def umap_compiled_for(n: int) -> bool:
+    """True when UMAP's code for ``n`` samples is compiled in this process (a fit then pays no compilation)."""
+    with _warm_lock:
+        if _warm_state["state"] == "done":
+            return True
+    return _phase_done["large" if n >= UMAP_APPROXIMATE_FROM else "small"].is_set()
+
+
+def start_umap_warmup(*, retry_after: float = WARMUP_RETRY_SECONDS) -> bool:
+    """Start `warm_up_umap` in a daemon thread unless it is running or done; True if this call started it.
+
+    After a failure it starts again, but not before ``retry_after`` seconds have passed since the failure
+    (pages call this on every rerun; a broken installation should not be retried on every click).
+    """
+    global _warm_thread, _warm_t0
+    with _warm_lock:
+        if _warm_state["state"] in ("running", "done") or (_warm_thread is not None and _warm_thread.is_alive()):
+            return False
+        if (_warm_state["state"] == "failed" and _warm_failed_at is not None
+                and time.monotonic() - _warm_failed_at < retry_after):  # fmt: skip
             return False
 
         def run() -> None:
@@ -361,6 +421,7 @@ def start_umap_warmup() -> bool:
                 warm_up_umap()
 
         _warm_state.update(state="running", error=None)  # so the UI says so at once
+        _warm_t0 = time.perf_counter()
         _warm_thread = threading.Thread(target=run, name="umap-warmup", daemon=True)
         _warm_thread.start()
         return True

@@ -5,10 +5,17 @@ The default layer is the *input* of the model's final ``nn.Linear``: there the c
 `geometry.feature_regions` computes from the head alone (PAPERS.md §4). Features are read by forward
 hooks that are always removed (also when the model raises), batched through `map_batches` on the
 handle's device, and cached on disk by (model fingerprint, data set fingerprint, layer, sample).
+
+Thread safety: a ModelHandle is shared by every session of the app (``st.cache_resource``), so two sessions
+can run the same module at once. Hooks are attached only while holding the module's `hook_lock`, and a hook
+records only the forward passes of the thread that attached it, so another thread's forward (hooked or not)
+never leaks into the captured features.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +39,7 @@ __all__ = [
     "compute_features",
     "extract_features",
     "find_head",
+    "hook_lock",
     "sample_indices",
 ]
 
@@ -48,11 +56,16 @@ class NoAffineHeadError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Head:
-    """The final affine layer: ``logits = features @ weight.T + bias`` (float64 copies of its parameters)."""
+    """The final affine layer: ``logits = features @ weight.T + bias`` (float64 copies of its parameters).
+
+    ``layer`` and ``position`` say where its features are read: the input of the nn.Linear that `find_head`
+    found (position "input"), or the output of a named layer whose output is that input (position "output").
+    """
 
     weight: np.ndarray  # (K, D) float64
     bias: np.ndarray  # (K,) float64
-    layer: str = ""  # qualified name of the nn.Linear in handle.module, e.g. "network.head"
+    layer: str = ""  # qualified module name in handle.module, e.g. "network.head"; "" = the model's default head
+    position: str = "input"  # "input" (the features are that module's input) or "output"
 
     def __post_init__(self) -> None:
         w = np.asarray(self.weight, dtype=np.float64)
@@ -63,6 +76,8 @@ class Head:
             raise ValueError(f"expected a head with at least 2 classes, got weight of shape {w.shape}")
         if not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ValueError("the head's weight or bias contains NaN or infinity")
+        if self.position not in ("input", "output"):
+            raise ValueError(f"expected position 'input' or 'output', got {self.position!r}")
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "bias", b)
 
@@ -150,11 +165,32 @@ class FeatureSet:
         """The affine head at this layer; raises NoAffineHeadError (with the reason) when there is none."""
         if self.head_weight is None or self.head_bias is None:
             raise NoAffineHeadError(self.head_note or "no affine head at this layer")
-        return Head(self.head_weight, self.head_bias, self.layer)
+        return Head(self.head_weight, self.head_bias, self.layer, self.position)
 
     @property
     def description(self) -> str:
         return f"{self.position} of {self.layer}"
+
+
+# ---------------------------------------------------------------------------------------------
+# hooks: one lock per module, and hooks that only see their own thread's forward passes
+
+_HOOK_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_HOOK_LOCKS_GUARD = threading.Lock()
+
+
+def hook_lock(module: nn.Module) -> threading.RLock:
+    """The re-entrant lock held while hooks are attached to ``module`` (one per module object, for its lifetime)."""
+    with _HOOK_LOCKS_GUARD:
+        lock = _HOOK_LOCKS.get(module)
+        if lock is None:
+            lock = _HOOK_LOCKS[module] = threading.RLock()
+        return lock
+
+
+def _lock_of(handle: ModelHandle) -> threading.RLock:
+    """The hook lock of the handle's network (what the hooks attach to; shared by handles that wrap it)."""
+    return hook_lock(handle.network)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,20 +256,24 @@ def find_head(handle: ModelHandle) -> Head:
             f"maps need a final linear layer (features can still be read at a named layer)"
         )
     calls: list[tuple[str, nn.Linear, torch.Tensor]] = []
+    owner = threading.get_ident()
 
     def record(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            calls.append((name, module, output))  # type: ignore[arg-type]
+            if threading.get_ident() == owner:  # another session's forward of the shared model is not ours
+                calls.append((name, module, output))  # type: ignore[arg-type]
 
         return hook
 
-    handles = [m.register_forward_hook(record(name)) for name, m in linears]
-    try:
-        with torch.inference_mode():
-            logits = handle.module(_probe_inputs(handle))
-    finally:
-        for h in handles:
-            h.remove()
+    probe = _probe_inputs(handle)
+    with _lock_of(handle):
+        handles = [m.register_forward_hook(record(name)) for name, m in linears]
+        try:
+            with torch.inference_mode():
+                logits = handle.module(probe)
+        finally:
+            for h in handles:
+                h.remove()
     if not calls:
         raise NoAffineHeadError(f"no nn.Linear of model {handle.name!r} is used in its forward pass: no affine head")
     name, module, output = calls[-1]
@@ -245,7 +285,7 @@ def find_head(handle: ModelHandle) -> Head:
     weight = module.weight.detach().cpu().double().numpy().copy()
     bias = (module.bias.detach().cpu().double().numpy().copy() if module.bias is not None
             else np.zeros(weight.shape[0]))  # fmt: skip
-    return Head(weight, bias, name)
+    return Head(weight, bias, name, "input")
 
 
 def _head_at(handle: ModelHandle, layer: str, position: Position) -> tuple[Head | None, str]:
@@ -260,7 +300,7 @@ def _head_at(handle: ModelHandle, layer: str, position: Position) -> tuple[Head 
     feats, logits = _forward_capture(handle, x, layer, position)
     if feats.shape[1] == head.dim and np.allclose(head.logits(feats), logits.double().numpy(), rtol=1e-4,
                                                   atol=1e-5 * max(1.0, float(logits.abs().max()))):  # fmt: skip
-        return head, ""
+        return Head(head.weight, head.bias, layer, position), ""
     return None, (
         f"the {position} of {layer!r} is not the input of the final affine layer {head.layer!r} (layers follow "
         f"it), so regions in this feature space are not convex polyhedra and have no exact map here; "
@@ -273,12 +313,19 @@ def _head_at(handle: ModelHandle, layer: str, position: Position) -> tuple[Head 
 
 
 def _capture_hook(store: list[torch.Tensor], position: Position) -> Callable[..., None]:
+    """A hook that appends the module's input or output to ``store``, for forward passes of this thread only."""
+    owner = threading.get_ident()
+
     def pre(module: nn.Module, args: Any) -> None:
+        if threading.get_ident() != owner:
+            return
         if not args or not isinstance(args[0], torch.Tensor):
             raise TypeError(f"expected a tensor as the first input of {type(module).__name__}")
         store.append(args[0])
 
     def post(module: nn.Module, args: Any, output: Any) -> None:
+        if threading.get_ident() != owner:
+            return
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"expected a tensor output from {type(module).__name__}, got {type(output).__name__}")
         store.append(output)
@@ -296,12 +343,13 @@ def _forward_capture(
     """One forward of a batch: (features (B, D) float32 CPU, logits (B, K) float32 CPU); hook removed in finally."""
     _, module = _resolve(handle, layer)
     store: list[torch.Tensor] = []
-    h = _register(module, _capture_hook(store, position), position)
-    try:
-        with torch.inference_mode():
-            logits = handle.module(x.to(handle.device))
-    finally:
-        h.remove()
+    with _lock_of(handle):
+        h = _register(module, _capture_hook(store, position), position)
+        try:
+            with torch.inference_mode():
+                logits = handle.module(x.to(handle.device))
+        finally:
+            h.remove()
     if not store:
         raise ValueError(f"layer {layer!r} was not called in the forward pass of {handle.name!r}")
     feats = store[-1]
@@ -310,12 +358,16 @@ def _forward_capture(
     return feats.reshape(feats.shape[0], -1).float().cpu(), logits.float().cpu()
 
 
-def _resolve_layer(handle: ModelHandle, layer: str | None) -> tuple[str, Position]:
+def _resolve_layer(handle: ModelHandle, layer: str | None, position: Position | None = None) -> tuple[str, Position]:
+    if position is not None and position not in ("input", "output"):
+        raise ValueError(f"expected position 'input', 'output' or None, got {position!r}")
     if layer is None or layer == HEAD_INPUT:
+        if position == "output":
+            raise ValueError("expected position 'input' or None with the default layer (the head's input)")
         return find_head(handle).layer, "input"
     if not isinstance(layer, str):
         raise TypeError(f"expected layer as a module name (str) or None, got {type(layer).__name__}")
-    return _resolve(handle, layer)[0], "output"
+    return _resolve(handle, layer)[0], position or "output"
 
 
 def extract_features(
@@ -323,6 +375,7 @@ def extract_features(
     x: torch.Tensor,
     *,
     layer: str | None = None,
+    position: Position | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
@@ -331,12 +384,12 @@ def extract_features(
 
     ``layer=None`` (or ``"head"``): the input of the final affine layer (NoAffineHeadError if the model has
     none). Otherwise the qualified name of a module in ``handle.module`` (or in ``handle.network``), whose
-    flattened *output* is returned (its last call, when a module runs more than once). The hook is removed
-    even when the model raises.
+    flattened *output* is returned (its *input* with ``position="input"``; its last call, when a module runs
+    more than once). The hook is removed even when the model raises.
     """
     _check_handle(handle)
     x = handle.check_inputs(x)
-    name, position = _resolve_layer(handle, layer)
+    name, position = _resolve_layer(handle, layer, position)
     _, module = _resolve(handle, name)
     store: list[torch.Tensor] = []
 
@@ -351,14 +404,15 @@ def extract_features(
             raise ValueError(f"the {position} of {name!r} has {feats.shape[0]} rows for a batch of {batch.shape[0]}")
         return feats.reshape(feats.shape[0], -1).float(), logits.float()
 
-    hook = _register(module, _capture_hook(store, position), position)
-    try:
-        feats, logits = map_batches(forward, x, batch_size=batch_size, device=handle.device, progress=progress,
-                                    cancel=cancel, desc="extracting features",
-                                    key=("features", handle.fingerprint))  # fmt: skip
-    finally:
-        hook.remove()
-        store.clear()
+    with _lock_of(handle):
+        hook = _register(module, _capture_hook(store, position), position)
+        try:
+            feats, logits = map_batches(forward, x, batch_size=batch_size, device=handle.device, progress=progress,
+                                        cancel=cancel, desc="extracting features",
+                                        key=("features", handle.fingerprint))  # fmt: skip
+        finally:
+            hook.remove()
+            store.clear()
     _check_finite(logits, handle.name)
     if not torch.isfinite(feats).all():
         raise ValueError(f"the {position} of {name!r} in {handle.name!r} contains NaN or infinity")

@@ -4,7 +4,7 @@ Along the pixel path ``x(t) = (1 - t) x_a + t x_b`` the model's class can change
 Along the feature path ``z(t) = (1 - t) z_a + t z_b`` (z = the input of the final affine layer) the logits are
 exactly ``(1 - t) l_a + t l_b``: class regions there are convex, so each class occupies at most one interval
 of t, and the class changes are computed exactly as the breakpoints of the upper envelope of K lines
-(PAPERS.md §4).
+(PAPERS.md §4). `cached_morph` is the same through the disk cache.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geometry.cache import DiskCache, cache_key, default_cache
 from geometry.compute import CancelToken, Progress
 from geometry.features import Head, extract_features, find_head
+from geometry.fingerprint import tensor_fingerprint
 from geometry.handle import ModelHandle
 
-__all__ = ["MorphResult", "envelope_breakpoints", "morph"]
+__all__ = ["MORPH_VERSION", "MorphResult", "cached_morph", "envelope_breakpoints", "morph", "morph_cache_key"]
+
+MORPH_VERSION = "2"  # 2: features read at the layer of the head passed in
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,14 +79,19 @@ def envelope_breakpoints(l_a: np.ndarray, l_b: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _pixel_breaks(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor, t: np.ndarray, pred: np.ndarray,
-                  steps: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                  steps: int, progress: Progress | None = None,
+                  cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Refine each class change between grid neighbours by ``steps`` bisections (a batch per step)."""
     change = np.flatnonzero(pred[1:] != pred[:-1])
     if not len(change):
         return np.zeros(0), pred[:1].astype(np.int64)
     lo, hi = t[change].copy(), t[change + 1].copy()
     left = pred[change]
-    for _ in range(steps):
+    for step in range(steps):
+        if cancel is not None:
+            cancel.raise_if_cancelled("morphing")
+        if progress is not None:
+            progress(0.5 + 0.5 * step / max(steps, 1), f"locating {len(change)} class changes on the pixel path")
         mid = 0.5 * (lo + hi)
         tt = torch.from_numpy(mid).float().view(-1, *([1] * x_a.dim()))
         p = handle.predict((1 - tt) * x_a + tt * x_b).numpy()
@@ -105,20 +114,26 @@ def morph(
 ) -> MorphResult:
     """Walk from ``x_a`` to ``x_b`` (each of ``input_shape``) in ``steps`` equal steps, in pixel and in feature space.
 
-    Features are the input of the final affine layer (``head``, found with `find_head` by default).
+    Features are read where ``head`` reads them (the input of ``head.layer``, or its output when
+    ``head.position == "output"``); by default ``head`` is the model's final affine layer (`find_head`), and a
+    head with no layer name reads the default features too.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 10_000:
-        raise ValueError(f"expected steps as an int in [2, 10000], got {steps!r}")
-    xa = handle.check_inputs(x_a)
-    xb = handle.check_inputs(x_b)
-    if len(xa) != 1 or len(xb) != 1:
-        raise ValueError(f"expected one input each for x_a and x_b, got batches of {len(xa)} and {len(xb)}")
-    xa, xb = xa[0].cpu(), xb[0].cpu()
+    _check_steps(steps, bisection_steps)
+    xa, xb = _check_pair(handle, x_a, x_b)
+    if head is not None and not isinstance(head, Head):
+        raise TypeError(f"expected head as a geometry.features.Head or None, got {type(head).__name__}")
     head = head if head is not None else find_head(handle)
     t = np.linspace(0.0, 1.0, int(steps))
     tt = torch.from_numpy(t).float().view(-1, *([1] * xa.dim()))
     path = (1 - tt) * xa + tt * xb
-    feats, logits = extract_features(handle, path, progress=progress, cancel=cancel)
+
+    def features_progress(fraction: float, text: str) -> None:
+        if progress is not None:
+            progress(0.5 * fraction, text)
+
+    layer = head.layer or None
+    feats, logits = extract_features(handle, path, layer=layer, position=head.position if layer else None,
+                                     progress=features_progress, cancel=cancel)  # fmt: skip
     if feats.shape[1] != head.dim:
         raise ValueError(f"expected features of dimension {head.dim} for this head, got {feats.shape[1]}")
     f = feats.double().numpy()
@@ -126,7 +141,9 @@ def morph(
     feature_logits = (1 - t)[:, None] * head.logits(za[None]) + t[:, None] * head.logits(zb[None])
     breaks, classes = envelope_breakpoints(head.logits(za[None])[0], head.logits(zb[None])[0])
     pixel_pred = logits.argmax(dim=1).numpy().astype(np.int64)
-    pbreaks, pclasses = _pixel_breaks(handle, xa, xb, t, pixel_pred, bisection_steps)
+    pbreaks, pclasses = _pixel_breaks(handle, xa, xb, t, pixel_pred, bisection_steps, progress, cancel)
+    if progress is not None:
+        progress(1.0, f"{len(pbreaks)} class changes on the pixel path, {len(breaks)} on the feature path")
     return MorphResult(
         t=t, pixel_logits=logits.numpy(), pixel_pred=pixel_pred, pixel_features=feats.numpy(),
         feature_logits=feature_logits, feature_pred=feature_logits.argmax(axis=1).astype(np.int64),
@@ -134,3 +151,64 @@ def morph(
         pixel_distance=float(torch.linalg.vector_norm(xb - xa)), feature_distance=float(np.linalg.norm(zb - za)),
         pixel_path_length=float(np.linalg.norm(np.diff(f, axis=0), axis=1).sum()),
     )  # fmt: skip
+
+
+def _check_steps(steps: int, bisection_steps: int) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 10_000:
+        raise ValueError(f"expected steps as an int in [2, 10000], got {steps!r}")
+    if (isinstance(bisection_steps, bool) or not isinstance(bisection_steps, (int, np.integer))
+            or not 0 <= bisection_steps <= 60):  # fmt: skip
+        raise ValueError(f"expected bisection_steps as an int in [0, 60], got {bisection_steps!r}")
+
+
+def _check_pair(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    xa = handle.check_inputs(x_a)
+    xb = handle.check_inputs(x_b)
+    if len(xa) != 1 or len(xb) != 1:
+        raise ValueError(f"expected one input each for x_a and x_b, got batches of {len(xa)} and {len(xb)}")
+    return xa[0].cpu(), xb[0].cpu()
+
+
+def morph_cache_key(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor, *, steps: int = 33,
+                    bisection_steps: int = 12, head: Head | None = None) -> str:  # fmt: skip
+    """The disk-cache key of `morph` with these arguments: (model, the two inputs, steps, the head)."""
+    _check_steps(steps, bisection_steps)
+    xa, xb = _check_pair(handle, x_a, x_b)
+    head_id = None
+    if head is not None:
+        if not isinstance(head, Head):
+            raise TypeError(f"expected head as a geometry.features.Head or None, got {type(head).__name__}")
+        weights = torch.from_numpy(np.concatenate([head.weight, head.bias[:, None]], axis=1))
+        head_id = {"weights": tensor_fingerprint(weights), "layer": head.layer, "position": head.position}
+    params = {"steps": int(steps), "bisection_steps": int(bisection_steps), "head": head_id}
+    return cache_key("morph.morph", MORPH_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(xa, xb),
+                     params=params)  # fmt: skip
+
+
+def cached_morph(
+    handle: ModelHandle,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    *,
+    steps: int = 33,
+    bisection_steps: int = 12,
+    head: Head | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    cache: DiskCache | None = None,
+    cached_only: bool = False,
+) -> MorphResult | None:
+    """`morph` through the disk cache (``default_cache()`` unless ``cache`` is given).
+
+    ``cached_only=True`` returns the cached result or None, computing nothing.
+    """
+    key = morph_cache_key(handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head)
+    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
+    if cached_only:
+        return store.get(key, cls=MorphResult)  # type: ignore[return-value]
+
+    def compute() -> MorphResult:
+        return morph(handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head, progress=progress,
+                     cancel=cancel)  # fmt: skip
+
+    return store.get_or_compute(key, compute, cls=MorphResult)

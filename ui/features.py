@@ -27,9 +27,11 @@ from geometry.feature_regions import (
     plane_through_features,
 )
 from geometry.features import HEAD_INPUT, FeatureSet, candidate_layers, compute_features
+from geometry.fingerprint import tensor_fingerprint
 from geometry.hull import HullReport, hull_report
-from geometry.morph import MorphResult, morph
-from ui.progress import progress_bar
+from geometry.morph import MorphResult, cached_morph
+from ui.hover_images import SpriteSheet, sprite_sheet
+from ui.progress import Stopped, progress_bar
 
 SLICES_PAGE = "views/slices.py"
 SLICE_REQUEST_KEY = "slice_request"
@@ -73,7 +75,7 @@ def embedding(fs: FeatureSet, method: str, params: dict[str, Any], seed: int = 0
         return hit
     label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[method]
     note = st.empty()
-    if method == "umap" and emb.umap_warmup_state()["state"] != "done":
+    if method == "umap" and not emb.umap_compiled_for(len(fs)):
         note.info("UMAP compiles its numba code the first time a server process uses it (a minute or more; it "
                   "started in the background when this page opened, and later processes reuse a disk cache). "
                   "PCA needs none of this.")  # fmt: skip
@@ -82,12 +84,31 @@ def embedding(fs: FeatureSet, method: str, params: dict[str, Any], seed: int = 0
                   "samples are faster.")  # fmt: skip
     try:
         with progress_bar(f"Embedding {len(fs):,} feature vectors with {label}…", "feat_stop_embedding") as cb:
-            if method == "umap" and emb.umap_warmup_state()["state"] != "done":
+            if method == "umap" and not emb.umap_compiled_for(len(fs)):
                 cb(0.02, "UMAP: importing umap-learn and compiling numba code…")
-                emb.warm_up_umap()  # waits for the background warm-up when it is already running
+                _umap_ready(large=len(fs) >= emb.UMAP_APPROXIMATE_FROM)
             return emb.embed(fs.features, method, progress=cb, **kwargs)  # type: ignore[arg-type, return-value]
+    except ImportError as err:  # umap-learn missing (the warm-up was done, or skipped, by another route)
+        raise RuntimeError(_umap_unavailable(err)) from err
     finally:
         note.empty()
+
+
+def _umap_unavailable(err: BaseException) -> str:
+    return (f"UMAP is not available in this server process ({type(err).__name__}: {err}). Pick PCA or t-SNE, "
+            "or install umap-learn and try again (the next try starts the warm-up afresh).")  # fmt: skip
+
+
+def _umap_ready(*, large: bool) -> None:
+    """Wait for UMAP's compilation (it may be running in the background already; below 4,096 samples only for
+    the small path's); a failure becomes a RuntimeError with a message for the page (which catches
+    RuntimeError), and the next call tries again."""
+    try:
+        emb.warm_up_umap(large=large)
+    except Stopped:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of the import or the numba compile: say so, no traceback
+        raise RuntimeError(_umap_unavailable(err)) from err
 
 
 def painted(fs: FeatureSet, em: emb.Embedding2D, *, method: str, resolution: int) -> PaintedRegions:
@@ -160,8 +181,29 @@ def hull(handle: geometry.ModelHandle, train_data: Dataset, test: FeatureSet, n:
 
 
 def morph_paths(handle: geometry.ModelHandle, data: Dataset, i: int, j: int, steps: int) -> MorphResult:
-    with progress_bar("Walking the two paths…") as cb:
-        return morph(handle, data.images[i], data.images[j], steps=steps, progress=cb)
+    """The pixel and feature paths from sample i to sample j, from the disk cache or computed with a Stop button."""
+    x_a, x_b = data.images[i], data.images[j]
+    hit = cached_morph(handle, x_a, x_b, steps=steps, cached_only=True)
+    if hit is not None:
+        return hit
+    with progress_bar(f"Walking the two paths from #{i} to #{j}…", "feat_stop_morph") as cb:
+        return cached_morph(handle, x_a, x_b, steps=steps, progress=cb)  # type: ignore[return-value]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sprite(key: str, _images: torch.Tensor, _indices: np.ndarray, tile: int) -> SpriteSheet:
+    return sprite_sheet(_images, indices=_indices, tile=tile)
+
+
+def hover_sprite(data: Dataset, fs: FeatureSet, *, tile: int = 32) -> SpriteSheet | None:
+    """The thumbnails of the scatter's samples (in the FeatureSet's order) as one sprite sheet; None for 2D data.
+
+    Memoised by (data set fingerprint, sample indices): Streamlit never hashes the images.
+    """
+    if data.images.dim() != 4:
+        return None
+    key = f"{data.fingerprint}|{tensor_fingerprint(torch.from_numpy(np.ascontiguousarray(fs.indices)))}|{tile}"
+    return _sprite(key, data.images, fs.indices, tile)
 
 
 def path_images(handle: geometry.ModelHandle, data: Dataset, i: int, j: int,

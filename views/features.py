@@ -16,6 +16,7 @@ from geometry.figures.features import (
 )
 from ui import features as ui
 from ui import state
+from ui.hover_images import hover_images
 from ui.progress import Stopped
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -146,8 +147,13 @@ if method == "pca" and em.explained_variance is not None:
 fig = embedding_scatter(em.coords, fs.labels, fs.predictions, class_names, indices=fs.indices, color_by=color_by,
                         painted=painted, axis_names=axis_names)  # fmt: skip
 event = st.plotly_chart(fig, key="feat_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
+sprite = ui.hover_sprite(data, fs)
+if sprite is not None:  # a thumbnail of the hovered sample follows the mouse (the points' customdata is its index)
+    hover_images("feat_scatter", sprite, fs.indices)
 note = (f"{METHOD_LABELS[method]} of the {fs.description} ({fs.dim}-d), {len(fs):,} samples, seed {seed}. "
-        "✗ marks misclassified samples. Click, box or lasso points to see their images.")  # fmt: skip
+        "✗ marks misclassified samples. "
+        + ("Hover over a point to see its image; click" if sprite is not None else "Click")
+        + ", box or lasso points to see their images.")  # fmt: skip
 if painted is not None:
     note += (f" **The painted background is an approximation**: each grid point is mapped back to feature space "
              f"({'k nearest neighbours' if backmap == 'knn' else 'thin-plate RBF'} on the samples, k={painted.k}) and "
@@ -318,6 +324,9 @@ if ia == ib:
 else:
     try:
         mr = ui.morph_paths(handle, data, int(ia), int(ib), steps)
+    except Stopped:
+        st.info("Stopped the morphing. Pick other samples or fewer steps, or let it run to the end.")
+        mr = None
     except ERRORS as err:
         st.error(f"Could not compute the paths: {err}")
         mr = None

@@ -1,11 +1,15 @@
-"""The Feature space page in a real browser: the painted scatter, a lasso selection showing images, the exact
-feature plane following the selection, the hull test, and sending three images to the Slices page."""
+"""The Feature space page in a real browser: the painted scatter, the image of a hovered point, a lasso selection
+showing images, the exact feature plane following the selection, the hull test, and sending three images to the
+Slices page."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 
 from tests.e2e.browser import screenshot, wait_for_app
@@ -38,6 +42,64 @@ def _lasso(page, chart) -> None:
     page.mouse.up()
 
 
+# The most isolated point of the scatter's class traces, away from the plot's edges (the mode bar, the legend) and
+# outside ``avoid`` (fractions of the plot area: x0, x1, y0, y1 from the top left), in viewport pixels, with its
+# sample index (customdata).
+_ISOLATED_POINT = """(avoid) => {
+  const gd = document.querySelector('.st-key-feat_scatter .js-plotly-plot');
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect(), size = fl._size;
+  const pts = [];
+  gd._fullData.forEach(t => {
+    if (t.type !== 'scattergl' || t.name === 'misclassified') return;
+    for (let i = 0; i < t.x.length; i++) {
+      const cd = t.customdata[i];
+      pts.push({fx: fl.xaxis.l2p(t.x[i]) / size.w, fy: fl.yaxis.l2p(t.y[i]) / size.h,
+                x: box.left + size.l + fl.xaxis.l2p(t.x[i]), y: box.top + size.t + fl.yaxis.l2p(t.y[i]),
+                id: String(cd.length !== undefined ? cd[0] : cd)});
+    }
+  });
+  let best = null, bestGap = -1;
+  for (const p of pts) {
+    if (p.fx < 0.1 || p.fx > 0.9 || p.fy < 0.15 || p.fy > 0.9) continue;
+    if (avoid && p.fx > avoid[0] && p.fx < avoid[1] && p.fy > avoid[2] && p.fy < avoid[3]) continue;
+    let gap = Infinity;
+    for (const q of pts) if (q !== p) gap = Math.min(gap, Math.hypot(p.x - q.x, p.y - q.y));
+    if (gap > bestGap) { bestGap = gap; best = p; }
+  }
+  return {...best, gap: bestGap};
+}"""
+
+
+def _hover_shows_the_image(page, name: str, avoid: tuple[float, float, float, float] | None = None) -> None:
+    """Hover the most isolated point: a thumbnail of exactly that sample appears by the mouse, and goes away."""
+    from PIL import Image
+
+    import geometry
+
+    point = page.evaluate(_ISOLATED_POINT, list(avoid) if avoid else None)
+    assert point["gap"] > 4, point  # an unambiguous target
+    page.mouse.move(point["x"] - 60, point["y"] - 60)
+    page.mouse.move(point["x"], point["y"], steps=8)
+    tip = page.locator('[data-testid="baHoverImage"][data-chart="feat_scatter"]')
+    tip.wait_for(state="visible", timeout=10_000)
+    try:  # plotly throttles hover events: the last one (the point under the mouse) can come a little later
+        page.wait_for_function("([el, id]) => el.getAttribute('data-id') === id", arg=[tip.element_handle(),
+                               point["id"]], timeout=10_000)  # fmt: skip
+    finally:
+        screenshot(page, name)
+    assert tip.get_attribute("data-id") == point["id"]
+    box = tip.bounding_box()
+    assert abs(box["x"] - point["x"]) < 150 and abs(box["y"] - point["y"]) < 150  # next to the mouse
+    # the tile is the sample's own image: 8x8 digits shown 12x enlarged, pixelated
+    image = geometry.load_dataset("digits", "test").images[int(point["id"])][0].numpy()
+    shot = np.asarray(Image.open(io.BytesIO(tip.locator("div").first.screenshot())).convert("L"), dtype=float)
+    assert shot.shape == (96, 96)
+    centres = shot[6::12, 6::12]
+    np.testing.assert_allclose(centres, np.round(image * 255), atol=3)
+    page.mouse.move(5, 5)  # off the chart: the thumbnail goes away
+    tip.wait_for(state="hidden", timeout=10_000)
+
+
 def test_feature_space_page(page, app_url):
     page.goto(f"{app_url}/features")
     wait_for_app(page)
@@ -52,6 +114,11 @@ def test_feature_space_page(page, app_url):
     plane.first.wait_for(state="visible", timeout=180_000)
     assert plane.first.get_by_text(re.compile(r"#0 → ")).count() == 1
     screenshot(page, "features")
+
+    # hovering a point shows its image next to the mouse
+    scatter.first.scroll_into_view_if_needed()
+    _hover_shows_the_image(page, "features_hover")
+
     _top(page.get_by_text("Exact regions on a plane in feature space"))
     screenshot(page, "features_plane")
     _top(page.get_by_text("Morphing: the straight path"))
@@ -70,6 +137,9 @@ def test_feature_space_page(page, app_url):
     assert images.count() == min(count, 24)
     _top(heading)
     screenshot(page, "features_selected")
+    scatter.first.scroll_into_view_if_needed()
+    # still there after Streamlit redrew the chart; outside the lasso (plotly hovers nothing inside a selection)
+    _hover_shows_the_image(page, "features_hover_after_rerun", avoid=(0.15, 0.85, 0.15, 0.85))
     three = re.findall(r"#(\d+)", page.get_by_text("Three of them, of different predicted classes").inner_text())
     assert len(three) == 3
     first = three[0]
@@ -102,5 +172,6 @@ def test_feature_space_page(page, app_url):
         state="visible", timeout=300_000
     )
     page.wait_for_url(lambda url: "plane=three" in url, timeout=60_000)  # the link is written after the figure
+    assert parse_qs(urlparse(page.url).query)["images"] == [",".join(three)]  # exactly the three selected
     assert page.locator('[data-testid="stException"]').count() == 0
     screenshot(page, "features_to_slices")

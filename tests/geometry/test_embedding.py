@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,18 +57,31 @@ def test_tsne_is_reproducible_with_a_seed_and_changes_with_another():
         emb.TSNEEmbedding().transform(x)
 
 
-def test_embed_is_cached_on_disk(tmp_path):
+def test_embed_is_cached_on_disk(tmp_path, monkeypatch):
+    fits: list[int] = []
+    fit = emb.TSNEEmbedding._fit
+
+    def counted(self: emb.TSNEEmbedding, x: np.ndarray) -> np.ndarray:
+        fits.append(len(x))
+        return fit(self, x)
+
+    monkeypatch.setattr(emb.TSNEEmbedding, "_fit", counted)
     cache = DiskCache(tmp_path)
     x = _blobs(n=120)
-    first = emb.embed(x, "tsne", seed=0, params={"perplexity": 8.0, "max_iter": 250}, cache=cache)
-    t0 = time.perf_counter()
-    again = emb.embed(x, "tsne", seed=0, params={"perplexity": 8.0, "max_iter": 250}, cache=cache)
-    assert time.perf_counter() - t0 < 0.5 * max(first.seconds, 0.2)
+    params = {"perplexity": 8.0, "max_iter": 250}
+    assert emb.embed(x, "tsne", seed=0, params=params, cache=cache, cached_only=True) is None
+    first = emb.embed(x, "tsne", seed=0, params=params, cache=cache)
+    again = emb.embed(x, "tsne", seed=0, params=params, cache=cache)
+    assert fits == [120]  # the second call was a cache hit: no fit
     np.testing.assert_array_equal(first.coords, again.coords)
     assert again.seconds == first.seconds and again.params == first.params and len(cache) == 1
+    hit = emb.embed(x, "tsne", seed=0, params=params, cache=cache, cached_only=True)
+    np.testing.assert_array_equal(hit.coords, first.coords)
+    emb.embed(x, "tsne", seed=1, params=params, cache=cache)  # another seed is another entry
+    assert fits == [120, 120] and len(cache) == 2
     pca = emb.embed(x, "pca", cache=cache, fingerprint="my-features")
     assert pca.pca_components.shape == (2, 8) and pca.explained_variance.sum() <= 1.0
-    assert len(cache) == 2
+    assert len(cache) == 3
 
 
 @pytest.mark.parametrize(
@@ -87,6 +101,11 @@ def test_bad_arguments_are_refused(args, kwargs, err, match):
         args = (args, "pca")
     with pytest.raises(err, match=match):
         emb.embed(*args, **kwargs)
+
+
+def test_umap_refuses_a_bad_epoch_count():
+    with pytest.raises(ValueError, match=r"n_epochs as an int >= 1 or None"):
+        emb.UMAPEmbedding(n_epochs=0)
 
 
 def test_configure_numba_cache_points_numba_under_the_cache_root(tmp_path, monkeypatch):
@@ -113,29 +132,129 @@ def test_the_umap_warm_up_runs_once_in_a_background_thread(monkeypatch):
             return x[:, :2]
 
     monkeypatch.setattr(emb, "UMAPEmbedding", SlowFake)
-    monkeypatch.setattr(emb, "_warm_state", {"state": "idle", "seconds": None, "error": None})
-    monkeypatch.setattr(emb, "_warm_thread", None)
+    _fresh_warmup_state(monkeypatch)
     assert emb.start_umap_warmup()
     assert emb.umap_warmup_state()["state"] == "running"
     assert not emb.start_umap_warmup()  # a second call starts nothing
     seconds = emb.warm_up_umap()  # waits for the thread's warm-up instead of doing it again
-    assert fits == [emb.WARMUP_SAMPLES] and seconds >= 0.3
+    assert fits == [emb.WARMUP_SMALL, emb.WARMUP_SAMPLES] and seconds >= 0.6  # both neighbour-search paths
     state = emb.umap_warmup_state()
     assert state == {"state": "done", "seconds": seconds, "error": None}
-    assert emb.warm_up_umap() == seconds and fits == [emb.WARMUP_SAMPLES]
+    emb._warm_thread.join(timeout=30)  # (no thread outlives the test's patched state)
+    assert emb.warm_up_umap() == seconds and fits == [emb.WARMUP_SMALL, emb.WARMUP_SAMPLES]
+    assert emb.umap_warmup_state()["seconds"] == seconds
 
 
-def test_a_failed_warm_up_is_reported(monkeypatch):
-    class Broken:
-        def __init__(self, **kwargs: object) -> None:
-            raise ImportError("umap is not installed")
-
-    monkeypatch.setattr(emb, "UMAPEmbedding", Broken)
+def _fresh_warmup_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emb, "_warm_state", {"state": "idle", "seconds": None, "error": None})
-    with pytest.raises(ImportError):
+    monkeypatch.setattr(emb, "_warm_thread", None)
+    monkeypatch.setattr(emb, "_warm_failed_at", None)
+    monkeypatch.setattr(emb, "_warm_active", 0)
+    monkeypatch.setattr(emb, "_warm_t0", None)
+    monkeypatch.setattr(emb, "_phase_done", {"small": threading.Event(), "large": threading.Event()})
+
+
+def test_a_small_set_waits_only_for_the_small_path_while_the_large_one_compiles(monkeypatch):
+    """Below 4,096 samples UMAP never runs NNDescent: the page does not wait for its (long) compilation."""
+    large_started, release = threading.Event(), threading.Event()
+    fits = []
+
+    class Fake:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def fit_transform(self, x: np.ndarray) -> np.ndarray:
+            fits.append(len(x))
+            if len(x) == emb.WARMUP_SAMPLES:  # the large phase: hold it until the test lets go
+                large_started.set()
+                assert release.wait(30)
+            return x[:, :2]
+
+    monkeypatch.setattr(emb, "UMAPEmbedding", Fake)
+    _fresh_warmup_state(monkeypatch)
+    assert not emb.umap_compiled_for(100) and not emb.umap_compiled_for(5000)
+    assert emb.start_umap_warmup()
+    assert large_started.wait(30)  # the background thread compiled the small path and is in the large one
+    assert emb.umap_compiled_for(100) and not emb.umap_compiled_for(5000)
+    emb.warm_up_umap(large=False)  # returns at once: nothing more to compile for a small set
+    assert fits == [emb.WARMUP_SMALL, emb.WARMUP_SAMPLES] and emb.umap_warmup_state()["state"] == "running"
+    release.set()
+    emb._warm_thread.join(timeout=30)
+    assert emb.umap_compiled_for(5000) and emb.umap_warmup_state()["state"] == "done"
+    assert fits == [emb.WARMUP_SMALL, emb.WARMUP_SAMPLES]  # each path compiled once
+
+
+def test_a_small_warm_up_alone_leaves_the_state_idle_not_running(monkeypatch):
+    class Fake:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def fit_transform(self, x: np.ndarray) -> np.ndarray:
+            return x[:, :2]
+
+    monkeypatch.setattr(emb, "UMAPEmbedding", Fake)
+    _fresh_warmup_state(monkeypatch)
+    emb.warm_up_umap(large=False)
+    assert emb.umap_warmup_state()["state"] == "idle" and emb.umap_compiled_for(10)
+    assert not emb.umap_compiled_for(emb.UMAP_APPROXIMATE_FROM)
+
+
+def test_a_failed_warm_up_is_reported_and_the_next_call_tries_again(monkeypatch):
+    attempts = []
+
+    class BrokenOnce:
+        def __init__(self, **kwargs: object) -> None:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise ImportError("umap is not installed")
+
+        def fit_transform(self, x: np.ndarray) -> np.ndarray:
+            return x[:, :2]
+
+    monkeypatch.setattr(emb, "UMAPEmbedding", BrokenOnce)
+    _fresh_warmup_state(monkeypatch)
+    with pytest.raises(ImportError, match="umap is not installed"):
         emb.warm_up_umap()
     state = emb.umap_warmup_state()
     assert state == {"state": "failed", "seconds": None, "error": "ImportError: umap is not installed"}
+    seconds = emb.warm_up_umap()  # installed since: the next call succeeds
+    assert len(attempts) == 3  # one that failed, then the two warm-up fits
+    assert emb.umap_warmup_state() == {"state": "done", "seconds": seconds, "error": None}
+
+
+def test_the_background_warm_up_restarts_after_a_failure_but_not_at_once(monkeypatch):
+    attempts = []
+
+    class Broken:
+        def __init__(self, **kwargs: object) -> None:
+            attempts.append(1)
+            raise ImportError("umap is not installed")
+
+    monkeypatch.setattr(emb, "UMAPEmbedding", Broken)
+    _fresh_warmup_state(monkeypatch)
+    assert emb.start_umap_warmup()
+    emb._warm_thread.join(timeout=30)
+    assert emb.umap_warmup_state()["state"] == "failed" and attempts == [1]
+    assert not emb.start_umap_warmup()  # within the retry interval: not again on every rerun
+    assert emb.start_umap_warmup(retry_after=0.0)  # later: a new thread tries again
+    emb._warm_thread.join(timeout=30)
+    assert attempts == [1, 1] and emb.umap_warmup_state()["error"] == "ImportError: umap is not installed"
+
+
+def test_a_missing_umap_learn_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_umap(name: str, *args: object, **kwargs: object) -> object:
+        if name == "umap":
+            raise ImportError("No module named 'umap'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "umap", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_umap)
+    with pytest.raises(ImportError, match=r"UMAP needs the umap-learn package \(pip install umap-learn\)"):
+        emb.UMAPEmbedding().fit(_blobs(n=20))
 
 
 @pytest.mark.slow

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -14,10 +17,12 @@ from geometry.features import (
     FeatureSet,
     Head,
     NoAffineHeadError,
+    _forward_capture,
     candidate_layers,
     compute_features,
     extract_features,
     find_head,
+    hook_lock,
     sample_indices,
 )
 
@@ -144,9 +149,119 @@ def test_hooks_are_removed_even_when_the_model_raises(tmp_path):
         extract_features(handle, torch.randn(20, 4), batch_size=8)
     with pytest.raises(Boom):
         compute_features(handle, _toy_dataset(), layer="body.0", cache=cache)
+    _assert_no_hooks(handle)
+    assert len(cache) == 0  # nothing half-written
+
+
+def _assert_no_hooks(handle: geometry.ModelHandle) -> None:
     for m in handle.module.modules():
         assert not m._forward_hooks and not m._forward_pre_hooks
-    assert len(cache) == 0  # nothing half-written
+
+
+class Failing(TwoLayer):
+    """TwoLayer that raises after its body ran (so hooks on body.* have fired), once ``fail`` is set."""
+
+    fail = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.fail:
+            raise Boom("the model failed")
+        return out
+
+
+def _failing_handle() -> geometry.ModelHandle:
+    model = Failing()
+    handle = _toy_handle(model)  # (the handle runs the model once to learn its outputs)
+    model.fail = True
+    return handle
+
+
+def test_find_head_removes_its_hooks_when_the_model_raises():
+    handle = _failing_handle()
+    with pytest.raises(Boom, match="the model failed"):
+        find_head(handle)
+    _assert_no_hooks(handle)
+
+
+@pytest.mark.parametrize("position", ["input", "output"])
+def test_forward_capture_removes_its_hook_when_the_model_raises(position):
+    handle = _failing_handle()
+    with pytest.raises(Boom, match="the model failed"):
+        _forward_capture(handle, torch.randn(3, 4), "body.0", position)
+    _assert_no_hooks(handle)
+
+
+class Slow(TwoLayer):
+    """TwoLayer that sleeps between its layers, so that forward passes of several threads interleave."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.body(x)
+        time.sleep(0.002)
+        return self.head(z)
+
+
+def test_concurrent_extractions_on_a_shared_model_equal_single_threaded_ones():
+    """Two sessions extract features of the same model object at once while a third runs plain forward passes
+    (as ``predict`` does): no forward leaks into another's captured features."""
+    model = Slow()
+    handle = _toy_handle(model)
+    gen = torch.Generator().manual_seed(11)
+    xs = [torch.randn(48, 4, generator=gen) for _ in range(2)]
+    layers = [None, "body"]  # the head's input (a pre-hook on head) and the output of body (a forward hook)
+    start = threading.Barrier(3)
+    results: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def extract(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = extract_features(handle, xs[i], layer=layers[i], batch_size=4)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    def predict() -> None:
+        start.wait()
+        with torch.inference_mode():
+            while not stop.is_set():
+                handle.module(torch.randn(4, 4, generator=torch.Generator().manual_seed(99)))
+
+    threads = [threading.Thread(target=extract, args=(i,)) for i in range(2)] + [threading.Thread(target=predict)]
+    for t in threads:
+        t.start()
+    for t in threads[:2]:
+        t.join(timeout=120)
+    stop.set()
+    threads[2].join(timeout=60)
+    assert not errors, errors
+    for i in range(2):
+        z_ref, l_ref = _reference(model, xs[i].double().numpy())
+        feats, logits = results[i]
+        np.testing.assert_allclose(feats.numpy(), z_ref, atol=1e-5)
+        np.testing.assert_allclose(logits.numpy(), l_ref, atol=1e-5)
+    _assert_no_hooks(handle)
+
+
+def test_hooks_are_attached_only_while_holding_the_models_lock():
+    held: list[bool] = []
+
+    class Watching(TwoLayer):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hooked = any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
+            if hooked:
+                held.append(hook_lock(self)._is_owned())
+            return super().forward(x)
+
+    model = Watching()
+    handle = _toy_handle(model)
+    find_head(handle)
+    extract_features(handle, torch.randn(10, 4), batch_size=4)
+    extract_features(handle, torch.randn(10, 4), layer="body.0")
+    _forward_capture(handle, torch.randn(3, 4), "body.0", "input")
+    assert len(held) >= 6 and all(held)
+    assert hook_lock(model) is hook_lock(model) and hook_lock(model) is not hook_lock(TwoLayer())
+    assert not hook_lock(model)._is_owned()  # released afterwards
 
 
 def test_a_named_layer_gives_its_output_and_whether_the_head_applies():

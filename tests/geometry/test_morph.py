@@ -10,7 +10,10 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.morph import envelope_breakpoints, morph
+from geometry.cache import DiskCache
+from geometry.compute import Cancelled, CancelToken
+from geometry.features import Head, find_head
+from geometry.morph import MorphResult, cached_morph, envelope_breakpoints, morph
 
 
 class SineFeatures(nn.Module):
@@ -93,10 +96,94 @@ def test_morph_on_the_builtin_digits_model_matches_its_predictions():
     assert r.feature_classes[0] == r.pixel_pred[0] and r.feature_classes[-1] == r.pixel_pred[-1]
 
 
+class TanhThenHead(nn.Module):
+    """x (3,) -> body: tanh(A x) (3,) -> head (2,). Features of equal dimension at two places."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(4)
+        self.body = nn.Linear(3, 3)
+        self.head = nn.Linear(3, 2)
+        self.calls = 0
+        with torch.no_grad():
+            for prm in self.parameters():
+                prm.copy_(torch.randn(prm.shape, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.head(torch.tanh(self.body(x)))
+
+
+def test_a_head_at_another_layer_reads_the_features_at_that_layer():
+    """A head on the input of ``body`` (whose input is x itself): the feature path is the straight line between
+    the inputs, mapped by that head; not the default features tanh(A x), which have the same dimension."""
+    model = TanhThenHead()
+    handle = _handle(model, d=3)
+    w, b = np.array([[1.0, -2.0, 0.5], [-1.0, 1.0, 0.0]]), np.array([0.1, -0.2])
+    head = Head(w, b, layer="network.body", position="input")
+    xa, xb = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([-2.0, 1.5, 0.5])
+    r = morph(handle, xa, xb, steps=11, head=head)
+    t = np.linspace(0, 1, 11)[:, None]
+    line = (1 - t) * xa.double().numpy() + t * xb.double().numpy()
+    np.testing.assert_allclose(r.feature_logits, line @ w.T + b, atol=1e-6)
+    np.testing.assert_allclose(r.pixel_features, line, atol=1e-6)
+    assert r.feature_distance == pytest.approx(float(torch.linalg.vector_norm(xb - xa)), rel=1e-6)
+    # a head read at the *output* of a layer (as FeatureSet.head gives for a named layer) reads that output
+    a, a0 = model.body.weight.detach().double().numpy(), model.body.bias.detach().double().numpy()
+    pre = Head(np.eye(2, 3), np.zeros(2), layer="network.body", position="output")
+    r2 = morph(handle, xa, xb, steps=5, head=pre)
+    ends = np.stack([xa, xb]).astype(np.float64)
+    np.testing.assert_allclose(r2.pixel_features[[0, -1]], ends @ a.T + a0, atol=1e-6)
+    # and the default head reads the default features, tanh(A x + a)
+    r3 = morph(handle, xa, xb, steps=5)
+    np.testing.assert_allclose(r3.pixel_features[[0, -1]], np.tanh(ends @ a.T + a0), atol=1e-6)
+    assert find_head(handle).layer == "network.head"
+
+
+def test_cached_morph_is_computed_once_and_then_read_from_the_cache(tmp_path):
+    model = TanhThenHead()
+    handle = _handle(model, d=3)
+    cache = DiskCache(tmp_path)
+    xa, xb = torch.tensor([1.0, 0.0, -1.0]), torch.tensor([-2.0, 1.5, 0.5])
+    assert cached_morph(handle, xa, xb, steps=9, cache=cache, cached_only=True) is None
+    seen: list[float] = []
+    first = cached_morph(handle, xa, xb, steps=9, cache=cache, progress=lambda f, _: seen.append(f))
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    calls = model.calls
+    again = cached_morph(handle, xa, xb, steps=9, cache=cache)
+    assert model.calls == calls  # not recomputed
+    assert isinstance(again, MorphResult)
+    direct = morph(handle, xa, xb, steps=9)
+    for name in ("t", "pixel_pred", "feature_pred", "feature_breaks", "pixel_breaks", "pixel_logits"):
+        np.testing.assert_allclose(getattr(again, name), getattr(direct, name), atol=1e-6)
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+    assert again.pixel_distance == pytest.approx(direct.pixel_distance)
+    assert cached_morph(handle, xa, xb, steps=11, cache=cache, cached_only=True) is None  # keyed by steps
+    assert cached_morph(handle, xb, xa, steps=9, cache=cache, cached_only=True) is None  # ... and by the inputs
+    other = Head(np.eye(2, 3), np.zeros(2), layer="network.body", position="input")
+    assert cached_morph(handle, xa, xb, steps=9, head=other, cache=cache, cached_only=True) is None  # and the head
+
+
+def test_a_cancelled_morph_raises_and_caches_nothing(tmp_path):
+    handle = _handle(SineFeatures())
+    cache = DiskCache(tmp_path)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        cached_morph(handle, torch.tensor([0.1, 0.0]), torch.tensor([2.5, 0.0]), cancel=token, cache=cache)
+    assert len(cache) == 0
+
+
 def test_bad_arguments_are_refused():
     handle = _handle(SineFeatures())
     with pytest.raises(ValueError, match=r"steps as an int in \[2, 10000\]"):
         morph(handle, torch.zeros(2), torch.ones(2), steps=1)
+    with pytest.raises(ValueError, match=r"bisection_steps as an int in \[0, 60\]"):
+        morph(handle, torch.zeros(2), torch.ones(2), bisection_steps=-1)
+    with pytest.raises(TypeError, match="expected head as a geometry.features.Head"):
+        morph(handle, torch.zeros(2), torch.ones(2), head=np.eye(2))
+    with pytest.raises(ValueError, match="expected a layer name"):
+        morph(handle, torch.zeros(2), torch.ones(2), head=Head(np.eye(2), np.zeros(2), layer="nowhere"))
     with pytest.raises(ValueError, match="expects inputs of shape"):
         morph(handle, torch.zeros(3), torch.ones(2))
     with pytest.raises(ValueError, match="one input each"):

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import base64
+import io
+import json
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 import geometry
+from geometry.embedding import embed
+from geometry.feature_regions import paint_regions
+from geometry.features import compute_features
+from geometry.morph import morph
 from tests.ui.apptest import app, figures
 from ui import features as ui
+from ui import hover_images
 
 os.environ.setdefault("BOUNDARY_ATLAS_UMAP_WARMUP", "0")  # no background numba compile in the test process
 
@@ -53,7 +62,30 @@ def _points(fig: dict, name: str) -> np.ndarray:
     return _decode(trace["customdata"]).ravel().astype(int)
 
 
-def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digits):
+def _run_with_selection(at, indices: list[int]):
+    """Run the page as if the user had lassoed the scatter's points of data set ``indices`` (in this order).
+
+    AppTest (1.67) has no API for a plotly chart's selection: the chart's widget state is added to the states
+    AppTest collects from the other widgets (private ``_tree``/``_run``), in the shape the browser sends.
+    """
+    chart = next(c for c in at.get("plotly_chart") if json.loads(c.proto.spec)["layout"].get("dragmode") == "lasso")
+    fig = json.loads(chart.proto.spec)
+    points = []
+    for i in indices:
+        curve, trace = next((n, t) for n, t in enumerate(fig["data"])
+                            if t.get("type") == "scattergl" and i in _decode(t["customdata"]).ravel())  # fmt: skip
+        where = int(np.flatnonzero(_decode(trace["customdata"]).ravel() == i)[0])
+        points.append({"curve_number": curve, "point_number": where, "point_index": where,
+                       "customdata": {"0": int(i)}})  # fmt: skip
+    lasso = [{"xref": "x", "yref": "y", "x": [0, 1, 1], "y": [0, 0, 1]}]
+    value = {"selection": {"points": points, "point_indices": [p["point_index"] for p in points], "box": [],
+                           "lasso": lasso}}  # fmt: skip
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(value)))
+    return at._run(states)
+
+
+def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digits, tmp_path):
     handle, data, pred = digits
     at = _open()
     assert at.title[0].value == "Feature space"
@@ -61,7 +93,12 @@ def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digit
     assert m["Samples"] == "450" and m["Dimension"] == "128"
     assert m["Accuracy"] == f"{(pred == data.labels.numpy()).mean():.1%}"
     assert m["Misclassified"] == str(int((pred != data.labels.numpy()).sum()))
-    assert m["Agreement"].endswith("%") and m["Held-out"].endswith("%")
+    # the painting agreement is the library's, computed here afresh (no cache) for the page's defaults
+    fs = compute_features(handle, data, sample=450, cache=geometry.DiskCache(tmp_path))
+    em = embed(fs.features, "pca", seed=0, cache=geometry.DiskCache(tmp_path))
+    painted = paint_regions(em.coords, fs.features, fs.head, predictions=fs.predictions, resolution=200,
+                            method="knn")  # fmt: skip
+    assert m["Agreement"] == f"{painted.agreement:.1%}" and m["Held-out"] == f"{painted.heldout_agreement:.1%}"
     scatter = _scatter(at)
     per_class = [_points(scatter, name) for name in handle.class_names]
     shown = np.concatenate(per_class)
@@ -81,6 +118,29 @@ def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digit
     anchors = next(t for t in pixel["data"] if t.get("name") == "chosen samples")
     assert anchors["text"] == [f"#{i} → {handle.class_names[pred[i]]}" for i in (0, 1, 2)]
     assert pixel["layout"]["xaxis"]["title"]["text"] == "a (L2 pixel units)"
+    # the morphing section, from #0 to #1 by default: the class sequences are the library's
+    r = morph(handle, data.images[0], data.images[1], steps=33)
+    names = handle.class_names
+    text = next(md.value for md in at.markdown if md.value.startswith("Pixel path:"))
+    assert f"**{' → '.join(names[c] for c in r.pixel_classes)}**" in text
+    assert f"feature path: **{' → '.join(names[c] for c in r.feature_classes)}**" in text
+    strips = next(t for f in figures(at) for t in f["data"] if t.get("y") == ["feature path", "pixel path"])
+    np.testing.assert_array_equal(_decode(strips["z"]).reshape(2, -1), np.stack([r.feature_pred, r.pixel_pred]))
+    strip = [c for im in at.image for c in im.captions if c.startswith("t=")]
+    assert len(strip) == 9 and strip[0] == f"t=0.00 → {names[pred[0]]}" and strip[-1] == f"t=1.00 → {names[pred[1]]}"
+    # hovering the scatter shows each sample's image: one sprite tile per plotted sample, in data set order
+    html = next(h.proto.body for h in at.get("html") if "ba-hover-images" in h.proto.body)
+    config = json.loads(re.search(r"const cfg = (\{.*?\});", html).group(1))
+    assert config["chart"] == "feat_scatter" and config["ids"] == [str(i) for i in range(450)]
+    from PIL import Image
+
+    png = base64.b64decode(config["src"].split(",", 1)[1])
+    sheet = hover_images.SpriteSheet(png=png, count=450, columns=config["columns"], rows=config["rows"],
+                                     tile_width=8, tile_height=8, exact=True)  # fmt: skip
+    assert Image.open(io.BytesIO(png)).size == (8 * config["columns"], 8 * config["rows"])
+    for i in (0, 17, 449):
+        expected = np.round(data.images[i, 0].numpy() * 255).astype(np.uint8)
+        np.testing.assert_array_equal(sheet.thumbnail(i)[..., 0], expected)
 
 
 def test_colouring_by_predicted_class(digits):
@@ -132,8 +192,64 @@ def test_a_torchscript_model_shows_an_error_not_a_traceback(tmp_path):
 def test_a_toy_2d_model():
     at = _open(builtin_model="moons-mlp")
     assert not at.error, [e.value for e in at.error]
-    assert int(_metrics(at)["Samples"]) == len(geometry.load_dataset("moons", "test"))
-    assert _scatter(at)
+    data = geometry.load_dataset("moons", "test")
+    assert int(_metrics(at)["Samples"]) == len(data)
+    # the 2D inputs are their own features' source: PCA of the head's input; every sample plotted once, at the
+    # embedding's coordinates of its own features
+    handle = geometry.load_model("moons-mlp", device="cpu")
+    fs = compute_features(handle, data, sample=len(data))
+    coords = embed(fs.features, "pca", seed=0).coords
+    scatter = _scatter(at)
+    seen = []
+    for name in handle.class_names:
+        trace = next(t for t in scatter["data"] if t.get("name") == name)
+        idx = _decode(trace["customdata"]).ravel().astype(int)
+        xy = np.stack([_decode(trace["x"]), _decode(trace["y"])], axis=1)
+        np.testing.assert_allclose(xy, coords[np.searchsorted(fs.indices, idx)], atol=1e-5)
+        assert (data.labels.numpy()[idx] == handle.class_names.index(name)).all()
+        seen += idx.tolist()
+    assert sorted(seen) == list(range(len(data)))
+    assert not any("ba-hover-images" in h.proto.body for h in at.get("html"))  # 2D points have no images
+
+
+def test_selecting_points_shows_them_and_sends_exactly_three_to_the_feature_plane_and_to_slices(digits):
+    handle, data, pred = digits
+    by_class = {c: [int(i) for i in np.flatnonzero(pred == c)] for c in range(10)}
+    a, a2 = by_class[3][:2]
+    b, c = by_class[5][0], by_class[8][0]
+    at = _open()
+    at = _run_with_selection(at, [a, a2, b, c])  # two of class 3 first: the three are of different classes
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "Selected samples (4)"
+    assert any(cap.value.endswith(f"#{a}, #{b}, #{c}.") for cap in at.caption), [cap.value for cap in at.caption]
+    at.button(key="feat_use_selected").click()
+    at = _run_with_selection(at, [a, a2, b, c])
+    assert not at.exception, at.exception
+    assert at.session_state[f"feat_three::digits::test::{len(data)}"] == [a, b, c]
+    plane = next(f for f in figures(at) if "plane through the three" in str(f["layout"].get("title", "")))
+    anchors = next(t for t in plane["data"] if t.get("name") == "chosen samples")
+    assert anchors["text"] == [f"#{i} → {handle.class_names[pred[i]]}" for i in (a, b, c)]
+    at.button(key="feat_send_slices").click()
+    at = _run_with_selection(at, [a, a2, b, c])
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Slices"
+    assert at.session_state["slices_three"] == [a, b, c] and at.session_state["slices_kind"] == "three"
+    assert "slice_request" not in at.session_state  # the Slices page took the request
+    assert at.query_params["images"] == f"{a},{b},{c}" and at.query_params["plane"] == "three"
+
+
+def test_a_failed_umap_warm_up_shows_an_error_not_a_traceback(monkeypatch):
+    from geometry import embedding as emb
+
+    def broken(*args: object, **kwargs: object) -> float:
+        raise ImportError("No module named 'umap'")
+
+    monkeypatch.setattr(emb, "warm_up_umap", broken)
+    monkeypatch.setattr(emb, "_warm_state", {"state": "failed", "seconds": None, "error": "ImportError: x"})
+    at = _open(feat_sample=40, feat_embedding="umap")
+    errors = [e.value for e in at.error]
+    assert any("UMAP is not available in this server process (ImportError: No module named 'umap')" in e
+               and "Pick PCA or t-SNE" in e for e in errors), errors  # fmt: skip
 
 
 def test_selected_points_map_back_to_data_set_indices():
