@@ -1,13 +1,19 @@
 """Benchmark 2D boundary slices: dense throughput vs plain inference, and adaptive vs dense.
 
-1. Throughput: a dense ``evaluate_slice`` of n x n points vs ``handle.logits`` on the same number of
-   already-built inputs (plain batched inference); ratio = plain time / slice time (target >= 0.9).
+1. Throughput: a dense ``evaluate_slice`` of n x n points vs plain batched inference of the same model on
+   the same number of already-built inputs, timed three ways: ``handle.logits(x)`` (its default batches),
+   ``handle.logits(x, batch_size=B)`` (the logits (N, K) on the CPU, in the slice's own batch size
+   B = ``default_batch_size``) and a bare loop of ``handle.module`` over batches of B under
+   ``torch.inference_mode()`` that keeps nothing. Target: plain (same batch) / slice >= 0.9; the other two
+   ratios are shown as well. Runs are interleaved (plain, slice, plain, ...) so all see the same machine
+   load; best of ``--repeat``.
 2. Adaptive vs dense at 256^2, 512^2 and 1024^2 on the page's default plane (DeepFool normal + random
    direction, extent 2x the DeepFool distance) and on a harder one (the plane through three images of
    different classes, twice its default extent): evaluations, label agreement with dense, times.
 
-Run: ``python bench/bench_slices.py`` (``--quick`` for 256^2 and 512^2 only; ``--models a,b`` to choose).
-Prints markdown tables.
+Run: ``python bench/bench_slices.py`` (``--quick`` for 256^2 and 512^2 only; ``--models a,b`` to choose;
+``--cpu-time`` times the throughput case by this thread's CPU time on one torch thread, which a busy shared
+machine disturbs far less than wall time). Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ import torch  # noqa: E402
 from geometry.data import load_dataset  # noqa: E402
 from geometry.loading import builtin_models, load_model  # noqa: E402
 from geometry.planes import input_space_plane, normal_plane, three_image_plane  # noqa: E402
-from geometry.slices import evaluate_slice  # noqa: E402
+from geometry.slices import default_batch_size, evaluate_slice  # noqa: E402
+
+_clock = time.perf_counter
 
 
 def _best(fn: object, repeat: int) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = _clock()
         out = fn()  # type: ignore[operator]
-        best = min(best, time.perf_counter() - start)
+        best = min(best, _clock() - start)
     return best, out
 
 
@@ -58,6 +66,12 @@ def _planes(name: str) -> list[tuple[str, object, object]]:
     ]
 
 
+def _module_loop(handle: object, x: torch.Tensor, batch: int) -> None:
+    with torch.inference_mode():
+        for start in range(0, len(x), batch):
+            handle.module(x[start : start + batch].to(handle.device)).float().cpu()  # type: ignore[attr-defined]
+
+
 def throughput(models: list[str], n: int, repeat: int) -> Iterator[tuple]:
     for name in models:
         handle = load_model(name)
@@ -65,16 +79,23 @@ def throughput(models: list[str], n: int, repeat: int) -> Iterator[tuple]:
         a = torch.linspace(extent[0], extent[1], n).repeat(n)
         b = torch.linspace(extent[2], extent[3], n).repeat_interleave(n)
         x = plane.points(a, b)  # built outside the timing: plain inference gets its inputs for free
+        batch = default_batch_size(handle, plane)
         handle.logits(x[:256])  # warm-up
-        t_plain = t_slice = float("inf")
+        plain = {
+            "default": lambda h=handle, x=x: h.logits(x),
+            "same batch": lambda h=handle, x=x, bs=batch: h.logits(x, batch_size=bs),
+            "module loop": lambda h=handle, x=x, bs=batch: _module_loop(h, x, bs),
+        }
+        times = dict.fromkeys(plain, float("inf"))
+        t_slice = float("inf")
         for _ in range(repeat):  # interleaved, so both see the same machine load
-            t, _ = _best(lambda h=handle, x=x: h.logits(x), 1)
-            t_plain = min(t_plain, t)
+            for key, fn in plain.items():
+                times[key] = min(times[key], _best(fn, 1)[0])
             t, _ = _best(
                 lambda h=handle, p=plane, e=extent: evaluate_slice(h, p, extent=e, resolution=n, adaptive=False), 1
             )
             t_slice = min(t_slice, t)
-        yield (name, n * n, t_plain, t_slice, t_plain / t_slice)
+        yield (name, n * n, batch, times["default"], times["same batch"], times["module loop"], t_slice)
 
 
 def adaptive_vs_dense(models: list[str], sizes: list[int]) -> Iterator[tuple]:
@@ -101,6 +122,7 @@ def adaptive_vs_dense(models: list[str], sizes: list[int]) -> Iterator[tuple]:
 
 
 def main() -> None:
+    global _clock
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="", help="comma-separated built-in models (default: all)")
     parser.add_argument("--quick", action="store_true", help="256^2 and 512^2 only")
@@ -109,10 +131,13 @@ def main() -> None:
     parser.add_argument("--skip-adaptive", action="store_true", help="only the throughput table")
     parser.add_argument("--repeat", type=int, default=5, help="runs per throughput case; the best is reported")
     parser.add_argument("--throughput-n", type=int, default=256, help="points per axis of the throughput case")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="one torch thread, timed by thread CPU time (for a busy machine)"
+    )
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m] or builtin_models()
     sizes = [int(n) for n in args.sizes.split(",") if n] or ([256, 512] if args.quick else [256, 512, 1024])
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    torch.set_num_threads(1 if args.cpu_time else max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     dev = load_model(models[0]).device
     where = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"{platform.machine()} CPU"
     print(
@@ -120,15 +145,23 @@ def main() -> None:
     )
 
     if not args.skip_throughput:
+        _clock = time.thread_time if args.cpu_time else time.perf_counter
         n, r = args.throughput_n, args.repeat
-        print(f"### Dense slice throughput vs plain batched inference ({n}^2 points, best of {r})\n")
-        print("| model | points | plain logits (s) | dense slice (s) | ratio (plain / slice) |")
-        print("|---|---:|---:|---:|---:|")
-        for name, points, tp, ts, ratio in throughput(models, n, r):
-            print(f"| {name} | {points:,} | {tp:.3f} | {ts:.3f} | {ratio:.2f} |", flush=True)
+        clock = "thread CPU time, 1 thread" if args.cpu_time else "wall time"
+        print(f"### Dense slice throughput vs plain batched inference ({n}^2 points, best of {r}, {clock})\n")
+        print(
+            "| model | points | batch B | plain, default batches (s) | plain, batch B (s) | bare module loop (s) "
+            "| dense slice (s) | ratio: plain B / slice | bare loop / slice | default / slice |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, points, batch, td, tb, tl, ts in throughput(models, n, r):
+            cells = [name, f"{points:,}", f"{batch:,}", f"{td:.4f}", f"{tb:.4f}", f"{tl:.4f}", f"{ts:.4f}"]
+            ratios = [f"**{tb / ts:.2f}**", f"{tl / ts:.2f}", f"{td / ts:.2f}"]
+            print("| " + " | ".join(cells + ratios) + " |", flush=True)
 
     if args.skip_adaptive:
         return
+    _clock = time.perf_counter
     print("\n### Adaptive vs dense (coarse=32, guard=1)\n")
     head = [
         "model",

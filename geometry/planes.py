@@ -347,10 +347,21 @@ def three_image_plane(
     x0 = _as_image(x0, "x0")
     x1 = _as_image(x1, "x1", x0.shape)
     x2 = _as_image(x2, "x2", x0.shape)
-    if len(names) != 3 or len(set(names)) != 3:
-        raise ValueError(f"names: expected three distinct names, got {names!r}")
-    if not (isinstance(margin, (int, float)) and 0 <= margin <= 10):
+    if (
+        isinstance(names, str)
+        or not isinstance(names, Sequence)
+        or len(names) != 3
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != 3
+    ):
+        raise ValueError(f"names: expected three distinct non-empty strings, got {names!r}")
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float, np.integer, np.floating))
+        or not 0 <= margin <= 10  # also False for NaN
+    ):
         raise ValueError(f"margin: expected a number in [0, 10], got {margin!r}")
+    margin = float(margin)
     d1, d2 = x1 - x0, x2 - x0
     try:
         u, v = orthonormal_pair(d1, d2)
@@ -391,9 +402,21 @@ def input_space_plane(
     ``points`` (N, 2), e.g. the data set, set ``extent_hint`` to their bounding box widened by ``pad``
     times its size on each side. ``anchors`` name points by their (x1, x2) coordinates.
     """
+    if (
+        isinstance(pad, bool)
+        or not isinstance(pad, (int, float, np.integer, np.floating))
+        or not (math.isfinite(pad) and pad >= 0)
+    ):
+        raise ValueError(f"pad: expected a finite number >= 0, got {pad!r}")
     hint = None
     if points is not None:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
+        if isinstance(points, torch.Tensor):
+            points = points.detach().cpu().numpy()
+        try:
+            arr = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"points: expected a (N, 2) array of 2D inputs, got {type(points).__name__}") from None
+        p = torch.as_tensor(arr)
         if p.dim() != 2 or p.shape[1] != 2 or len(p) == 0:
             raise ValueError(f"points: expected a (N, 2) array of 2D inputs, got shape {tuple(p.shape)}")
         if not torch.isfinite(p).all():
@@ -418,6 +441,19 @@ def input_space_plane(
     )
 
 
+def _check_band(band: Any, what: str, size: int) -> tuple[int, int]:
+    """A DCT band ``(start, size)``: ints with start >= 0, size >= 1 and start + size <= ``size``."""
+    expected = f"expected {what} as a pair of ints (start, size) with start >= 0, size >= 1, start + size <= {size}"
+    if isinstance(band, (str, bytes)) or not isinstance(band, Sequence) or len(band) != 2:
+        raise ValueError(f"{expected}, got {band!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in band):
+        raise ValueError(f"{expected}, got {band!r}")
+    start, k = int(band[0]), int(band[1])
+    if start < 0 or k < 1 or start + k > size:
+        raise ValueError(f"{expected}, got {band!r}")
+    return start, k
+
+
 def dct_plane(
     origin: torch.Tensor,
     *,
@@ -431,6 +467,7 @@ def dct_plane(
     u is a seeded random unit combination of its basis images (every colour channel); ``high``
     likewise for v (default: the block of the same size at the highest frequencies). Blocks of size 1
     give single frequency directions. Overlapping blocks are allowed (v is orthogonalised to u).
+    Each block must fit in ``min(H, W)`` frequencies; ValueError otherwise.
     """
     from geometry.dct import dct_basis_block
 
@@ -438,11 +475,11 @@ def dct_plane(
     if origin.dim() != 3:
         raise ValueError(f"origin: expected an image (C, H, W) for DCT directions, got shape {tuple(origin.shape)}")
     size = min(origin.shape[1:])
-    if high is None:
-        high = (size - low[1], low[1])
+    low = _check_band(low, "low", size)
+    high = _check_band(high, "high", size) if high is not None else (size - low[1], low[1])
     g = _generator(seed)
     dirs = []
-    for name, (start, k) in (("low", low), ("high", high)):
+    for start, k in (low, high):
         block = range(start, start + k)
         basis = dct_basis_block(tuple(origin.shape), block, block).double()  # (m, C, H, W), orthonormal
         coeff = (
@@ -451,9 +488,8 @@ def dct_plane(
             else torch.ones(1, dtype=torch.float64)
         )
         dirs.append(torch.einsum("m,m...->...", coeff, basis))
-        if name == "low":
-            lo_desc = f"{start}..{start + k - 1}"
-    desc = f"DCT directions: low band {lo_desc}, high band {high[0]}..{high[0] + high[1] - 1} (seed {seed})"
+    bands = [f"{start}..{start + k - 1}" for start, k in (low, high)]
+    desc = f"DCT directions: low band {bands[0]}, high band {bands[1]} (seed {seed})"
     return plane_from_directions(origin, dirs[0], dirs[1], kind="dct", description=desc)
 
 
@@ -634,6 +670,13 @@ def load_directions(data: bytes | np.ndarray, input_shape: Sequence[int]) -> tup
             raise ValueError(
                 f"expected an .npy file of shape (2, {', '.join(map(str, shape))}), could not read it: {err}"
             ) from None
+        if isinstance(arr, np.lib.npyio.NpzFile):
+            names = list(arr.files)
+            arr.close()
+            raise ValueError(
+                f"expected a single .npy array of shape (2, {', '.join(map(str, shape))}), got an .npz archive "
+                f"(arrays {names}); save one array with np.save"
+            )
     elif isinstance(data, np.ndarray):
         arr = data
     else:

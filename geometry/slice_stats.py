@@ -89,14 +89,22 @@ def region_components(
 
 
 def boundary_distance(
-    labels: np.ndarray, a: np.ndarray, b: np.ndarray, point: tuple[float, float] = (0.0, 0.0)
+    labels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    point: tuple[float, float] = (0.0, 0.0),
+    *,
+    mask: np.ndarray | None = None,
 ) -> tuple[float, tuple[float, float] | None]:
     """Distance from ``point`` (plane coordinates) to the nearest label change on the grid, and where.
 
     Boundary locations are the midpoints between neighbouring grid points of different labels, so the
-    answer is exact to half a grid cell. Returns ``(inf, None)`` when the slice holds a single class.
+    answer is exact to half a grid cell. With ``mask``, only changes between two neighbours that are both
+    in the mask count (e.g. ``valid``: boundaries between inputs inside [0, 1]). Returns ``(inf, None)``
+    when there is no such change in view.
     """
     labels = _labels(labels)
+    m = _mask(mask, labels.shape)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != (labels.shape[1],) or b.shape != (labels.shape[0],):
@@ -109,13 +117,18 @@ def boundary_distance(
     except (TypeError, ValueError):
         raise ValueError(f"point: expected plane coordinates (a, b), got {point!r}") from None
     best, where = np.inf, None
-    rows, cols = np.nonzero(labels[:, 1:] != labels[:, :-1])  # horizontal neighbours
+    horizontal = labels[:, 1:] != labels[:, :-1]  # neighbours along a
+    vertical = labels[1:, :] != labels[:-1, :]  # neighbours along b
+    if m is not None:
+        horizontal &= m[:, 1:] & m[:, :-1]
+        vertical &= m[1:, :] & m[:-1, :]
+    rows, cols = np.nonzero(horizontal)
     if len(rows):
         xs, ys = 0.5 * (a[cols] + a[cols + 1]), b[rows]
         d = np.hypot(xs - pa, ys - pb)
         i = int(d.argmin())
         best, where = float(d[i]), (float(xs[i]), float(ys[i]))
-    rows, cols = np.nonzero(labels[1:, :] != labels[:-1, :])  # vertical neighbours
+    rows, cols = np.nonzero(vertical)
     if len(rows):
         xs, ys = a[cols], 0.5 * (b[rows] + b[rows + 1])
         d = np.hypot(xs - pa, ys - pb)
@@ -164,10 +177,11 @@ class SliceStats:
     components: np.ndarray  # (K,) int64: connected regions per class (0 where absent)
     point: tuple[float, float]  # (a, b) the statistics refer to (default x0 = (0, 0))
     point_label: int  # predicted class at the grid point nearest to `point`
-    boundary_distance: float  # L2 pixel units from `point` to the nearest label change; inf if none in view
+    boundary_distance: float  # L2 pixel units from `point` to the nearest label change (between valid inputs
+    #   when valid_only); inf if none in view
     nearest_boundary: tuple[float, float] | None  # (a, b) of that boundary point, None if none in view
     connectivity: int  # 4 or 8
-    valid_only: bool  # True: computed over inputs inside the input range only
+    valid_only: bool  # True: every statistic is computed over inputs inside the input range only
 
     @property
     def fragmented(self) -> np.ndarray:
@@ -182,13 +196,19 @@ def slice_statistics(
     connectivity: int = 4,
     valid_only: bool = False,
 ) -> SliceStats:
-    """Area share and fragmentation per class, and the distance from ``point`` to the nearest boundary."""
+    """Area share and fragmentation per class, and the distance from ``point`` to the nearest boundary.
+
+    ``valid_only``: every statistic (shares, components, boundary distance) counts only grid points whose
+    input lies inside the model's input range (``result.valid``).
+    """
     if not isinstance(result, SliceResult):
         raise TypeError(f"result: expected a SliceResult, got {type(result).__name__}")
+    if not isinstance(valid_only, (bool, np.bool_)):
+        raise TypeError(f"valid_only: expected a bool, got {type(valid_only).__name__}")
     mask = result.valid if valid_only else None
     shares = area_shares(result.labels, result.num_classes, mask=mask)
     comps = region_components(result.labels, result.num_classes, connectivity=connectivity, mask=mask)
-    dist, where = boundary_distance(result.labels, result.a, result.b, point)
+    dist, where = boundary_distance(result.labels, result.a, result.b, point, mask=mask)
     pa, pb = (float(p) for p in point)
     return SliceStats(
         area_share=shares,

@@ -6,9 +6,11 @@ evenly over ``extent = (a_min, a_max, b_min, b_max)`` in L2 pixel units; arrays 
 built on the device batch by batch, so a 1024 x 1024 slice never holds more than one batch of images.
 
 Adaptive refinement evaluates a coarse grid, then repeatedly splits only the cells whose four corners
-disagree on the label, plus a guard band of neighbouring cells (so thin regions next to a boundary
-are not missed). A cell that is not split gets its corners' label, and its top-1 probability and
-margins are interpolated bilinearly from the corners (``evaluated`` marks the points actually run).
+disagree on the label (and, with a ``target_pair`` (i, j), on the sign of f_i - f_j, so the pair's line
+is evaluated too where the pair is not the top two), plus a guard band of neighbouring cells (so thin
+regions next to a boundary are not missed). A cell that is not split gets its corners' label, and its
+top-1 probability and margins are interpolated bilinearly from the corners: only the points marked in
+``evaluated`` were run through the model, the others are interpolated.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from geometry.validate import check_int
 
 __all__ = [
     "MAX_RESOLUTION",
+    "SLICE_NOTES",
     "SliceResult",
     "cached_slice",
+    "default_batch_size",
     "evaluate_slice",
     "normalize_extent",
     "normalize_resolution",
@@ -40,11 +44,27 @@ __all__ = [
 ]
 
 MAX_RESOLUTION = 4096  # points per axis
-SLICE_VERSION = "1"  # bump when the algorithm's output changes (cache keys include it)
+SLICE_VERSION = "2"  # bump when the algorithm's output changes (cache keys include it)
 
-_CPU_BATCH_BYTES = 32 * 2**20  # grid inputs per batch on the CPU (bytes of float32 images) ...
-_ACCEL_BATCH_BYTES = 256 * 2**20  # ... and on an accelerator
-_MAX_BATCH = 65536  # points per batch on the CPU (activations, not inputs, dominate memory there)
+SLICE_NOTES = (
+    "Arrays are [row = b index, column = a index]; a, b are plane coordinates in L2 pixel units "
+    "(input = origin + a u + b v). labels, probability (top-1 softmax), margin (top-1 minus top-2 logit) and "
+    "pair_margin (f_i - f_j for target_pair) come from the model where `evaluated` is True. Elsewhere (adaptive "
+    "slices) they are not model outputs: labels are the common label of the surrounding cell's evaluated corners, "
+    "probability and margins are bilinear interpolations between them. `valid`: every pixel of the input is "
+    "inside the model's input range."
+)
+
+_ACCEL_BATCH_BYTES = 256 * 2**20  # grid inputs per batch on an accelerator (bytes of float32 inputs)
+# On the CPU the batch is sized by the model's largest activation: a batch whose largest layer output fits in
+# about 4 MB stays in the caches, which makes small models 1.5-3x faster per point than one huge batch.
+_CPU_ACTIVATION_BYTES = 4 * 2**20
+_CPU_BATCH_RANGE = (32, 16384)  # points per CPU batch, at least / at most
+_CPU_INPUT_BYTES = 32 * 2**20  # fallback when the activations cannot be measured: bytes of inputs per batch
+_GRID_TABLE_BYTES = 64 * 2**20  # most memory for the per-row / per-column tables of dense point construction
+_COLUMN_STATS_MAX_K = 64  # up to this many classes the logits' statistics run column by column
+
+_activation_sizes: dict[str, int] = {}  # model fingerprint -> floats per input of its largest layer output
 
 
 @dataclass(frozen=True)
@@ -59,7 +79,8 @@ class SliceResult:
     pair_margin: np.ndarray | None  # (nb, na) float32: f_i - f_j for target_pair (i, j); None without a pair
     target_pair: tuple[int, int] | None  # (i, j) class indices of pair_margin
     valid: np.ndarray  # (nb, na) bool: every pixel of the grid input lies in the model's input range
-    evaluated: np.ndarray  # (nb, na) bool: the model was run here (all True for dense slices)
+    evaluated: np.ndarray  # (nb, na) bool: the model was run here (all True for dense slices); elsewhere the
+    #   label is the cell corners' common label and probability / margins are bilinear interpolations
     evaluations: int  # number of model evaluations spent (= evaluated.sum())
     adaptive: bool  # True: quadtree refinement; False: dense
     num_classes: int  # K
@@ -103,6 +124,7 @@ class SliceResult:
             "adaptive": np.array(self.adaptive),
             "num_classes": np.array(self.num_classes),
             "extent": np.array(self.extent, dtype=np.float64),
+            "notes": np.array(SLICE_NOTES),
         }
         if self.pair_margin is not None and self.target_pair is not None:
             out["pair_margin"] = self.pair_margin
@@ -181,8 +203,64 @@ def _check_pair(target_pair: Any, k: int) -> tuple[int, int] | None:
 # evaluation of grid points
 
 
+def _largest_activation(handle: ModelHandle, probe: torch.Tensor) -> int | None:
+    """Floats per input of the largest output of any leaf module of ``handle.module`` (None if unknown).
+
+    Runs the model once on two copies of ``probe`` with forward hooks (removed again); remembered per model.
+    """
+    if handle.fingerprint in _activation_sizes:
+        return _activation_sizes[handle.fingerprint]
+    largest = [0]
+
+    def hook(_module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and output.dim() > 0 and len(output) == 2:
+            largest[0] = max(largest[0], output[0].numel())
+
+    hooks = []
+    try:
+        for m in handle.module.modules():
+            if not any(True for _ in m.children()):
+                hooks.append(m.register_forward_hook(hook))
+        with torch.inference_mode():
+            handle.module(probe.to(handle.device).unsqueeze(0).expand(2, *probe.shape).contiguous())
+    except Exception:  # noqa: BLE001 - e.g. a TorchScript module without hooks: size batches by the inputs
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+    if len(_activation_sizes) > 256:
+        _activation_sizes.clear()
+    _activation_sizes[handle.fingerprint] = largest[0] or None  # type: ignore[assignment]
+    return largest[0] or None
+
+
+def _cpu_batch_size(handle: ModelHandle, plane: Plane) -> int:
+    lo, hi = _CPU_BATCH_RANGE
+    act = _largest_activation(handle, plane.origin)
+    size = _CPU_ACTIVATION_BYTES // (4 * act) if act else _CPU_INPUT_BYTES // (4 * plane.dim)
+    return int(min(hi, max(lo, size)))
+
+
+def default_batch_size(handle: ModelHandle, plane: Plane) -> int:
+    """Grid points per model call that `evaluate_slice` uses by default for ``handle`` on ``plane``.
+
+    CPU: as many points as keep the model's largest layer output near 4 MB (in cache), 32 to 16384;
+    accelerator: about 256 MB of inputs.
+    """
+    if handle.device.type == "cpu":
+        return _cpu_batch_size(handle, plane)
+    return max(1, _ACCEL_BATCH_BYTES // max(1, plane.dim * 4))
+
+
 class _Evaluator:
-    """Runs the model on plane points given by grid indices, writing into the result arrays."""
+    """Runs the model on grid points given by flat indices ``row * na + column``, writing into the result arrays.
+
+    A grid input is ``(origin + b v) + a u``: one row table ``origin + b v`` (nb, D) and one column table ``a u``
+    (na, D) are built once, so a batch of whole rows is a single broadcast add and any other batch two gathers
+    (dense and adaptive slices thus compute bit-identical inputs). Each batch runs the model once and writes
+    label, probability and margins straight into the (flat) result arrays; only a (B,) finiteness flag is
+    gathered across batches. For very large inputs the tables would not fit: then ``addmm`` on (a, b) pairs.
+    """
 
     def __init__(
         self,
@@ -196,87 +274,171 @@ class _Evaluator:
     ) -> None:
         self.handle, self.a, self.b, self.pair, self.cancel = handle, a, b, pair, cancel
         dev = handle.device
-        self.origin = plane.origin.flatten().unsqueeze(0).to(dev)
-        self.basis = plane.basis().to(dev)
         self.shape = plane.input_shape
         nb, na = len(b), len(a)
+        self.na, self.dim = na, plane.dim
+        a32 = torch.from_numpy(a.astype(np.float32)).to(dev)
+        b32 = torch.from_numpy(b.astype(np.float32)).to(dev)
+        origin = plane.origin.flatten().to(dev)
+        u, v = plane.u.flatten().to(dev), plane.v.flatten().to(dev)
+        if (na + nb) * plane.dim * 4 <= _GRID_TABLE_BYTES:
+            self.rows_table: torch.Tensor | None = origin + b32[:, None] * v  # (nb, D)
+            self.cols_table: torch.Tensor | None = a32[:, None] * u  # (na, D)
+        else:
+            self.rows_table = self.cols_table = None
+            self.a_dev, self.b_dev = a32, b32
+            self.origin, self.basis = origin.unsqueeze(0), torch.stack([u, v])
         k = handle.num_classes
         self.labels = np.full((nb, na), -1, dtype=np.int16 if k <= 32767 else np.int32)
         self.probability = np.zeros((nb, na), dtype=np.float32)
         self.margin = np.zeros((nb, na), dtype=np.float32)
         self.pair_margin = np.zeros((nb, na), dtype=np.float32) if pair is not None else None
         self.evaluated = np.zeros((nb, na), dtype=bool)
-        if batch_size is None:
-            per_point = max(1, plane.dim * 4)
-            if dev.type == "cpu":
-                batch_size = max(1, min(_MAX_BATCH, _CPU_BATCH_BYTES // per_point))
-            else:
-                batch_size = max(1, _ACCEL_BATCH_BYTES // per_point)
-        self.batch_size = batch_size
+        self._dense = False  # True while run() evaluates the whole grid in order (batches are contiguous)
+        # flat views of the same memory, written batch by batch
+        self._flat = [arr.reshape(-1) for arr in (self.labels, self.probability, self.margin, self.pair_margin)
+                      if arr is not None]  # fmt: skip
+        self.batch_size = batch_size if batch_size is not None else default_batch_size(handle, plane)
 
-    def _forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = torch.addmm(self.origin, coords, self.basis).view(-1, *self.shape)
+    def _dense_points(self, start: int, n: int) -> torch.Tensor:
+        """Inputs (n, D) of the grid points start .. start + n - 1 in row-major order."""
+        rt, ct, na = self.rows_table, self.cols_table, self.na
+        assert rt is not None and ct is not None
+        out = torch.empty((n, self.dim), dtype=rt.dtype, device=rt.device)
+        row, col = divmod(start, na)
+        pos = 0
+        while pos < n:
+            if col == 0 and n - pos >= na:  # whole rows: one broadcast add
+                r = (n - pos) // na
+                torch.add(rt[row : row + r, None, :], ct[None, :, :], out=out[pos : pos + r * na].view(r, na, -1))
+                pos, row = pos + r * na, row + r
+            else:  # the rest of a row
+                m = min(na - col, n - pos)
+                torch.add(rt[row], ct[col : col + m], out=out[pos : pos + m])
+                pos, col = pos + m, col + m
+                if col == na:
+                    row, col = row + 1, 0
+        return out
+
+    def _points(self, idx: torch.Tensor, start: int | None) -> torch.Tensor:
+        if self.rows_table is not None and self.cols_table is not None:
+            if start is not None:
+                return self._dense_points(start, len(idx))
+            rows = torch.div(idx, self.na, rounding_mode="floor")
+            return self.rows_table[rows] + self.cols_table[idx - rows * self.na]
+        rows = torch.div(idx, self.na, rounding_mode="floor")
+        coords = torch.stack([self.a_dev[idx - rows * self.na], self.b_dev[rows]], dim=1)
+        return torch.addmm(self.origin, coords, self.basis)
+
+    def _forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Evaluate the grid points of flat indices ``idx`` (B,); store their values; return (B,) all-finite flags."""
+        n = len(idx)
+        start = int(idx[0]) if self._dense and n else None  # dense batches are consecutive indices
+        x = self._points(idx, start).view(-1, *self.shape)
         logits = self.handle.module(x).float()
-        if logits.device.type == "cpu":  # numpy: single-threaded, no thread-pool round trips for (B, K) arithmetic
-            return tuple(torch.from_numpy(a) for a in _point_stats(logits.numpy(), self.pair))
-        return _point_stats_torch(logits, self.pair)  # on the accelerator: only (B,) results travel
+        if logits.device.type == "cpu":
+            stats = _point_stats(logits.numpy(), self.pair)
+            finite = torch.from_numpy(stats[3])
+        else:  # on the accelerator: only (B,) results travel
+            out = _point_stats_torch(logits, self.pair)
+            finite = out[3]
+            stats = tuple(t.cpu().numpy() for t in out)
+        where: slice | np.ndarray = slice(start, start + n) if start is not None else idx.cpu().numpy()
+        for flat, value in zip(self._flat, (stats[0], stats[1], stats[2], *stats[4:]), strict=True):
+            flat[where] = value
+        return finite
 
     def run(self, rows: np.ndarray | None, cols: np.ndarray | None, progress: Progress | None) -> None:
         """Evaluate the grid points (rows[i], cols[i]) and store their values; None, None: the whole grid."""
-        if rows is None or cols is None:  # dense: every point in row-major order
-            nb, na = self.labels.shape
-            coords = np.empty((nb * na, 2), dtype=np.float32)
-            coords[:, 0] = np.tile(self.a, nb)
-            coords[:, 1] = np.repeat(self.b, na)
-            rows, cols = slice(None), slice(None)
-            shape: tuple[int, ...] = (nb, na)
+        nb, na = self.labels.shape
+        dense = rows is None or cols is None
+        if dense:  # every point in row-major order
+            idx = torch.arange(nb * na, dtype=torch.int64)
         elif len(rows) == 0:
             return
         else:
-            coords = np.stack([self.a[cols], self.b[rows]], axis=1).astype(np.float32)
-            shape = (len(rows),)
-        coords = torch.from_numpy(coords)
-        out = map_batches(
-            self._forward,
-            coords,
-            batch_size=self.batch_size,
-            device=self.handle.device,
-            progress=progress,
-            cancel=self.cancel,
-            desc="slice",
-            key=("slice", self.handle.fingerprint, self.shape),
-        )
-        labels, prob, margin, finite = out[:4]
+            idx = torch.from_numpy(np.asarray(rows, dtype=np.int64) * na + np.asarray(cols, dtype=np.int64))
+        self._dense = dense
+        try:
+            finite = map_batches(
+                self._forward,
+                idx,
+                batch_size=self.batch_size,
+                device=self.handle.device,
+                progress=progress,
+                cancel=self.cancel,
+                desc="slice",
+                key=("slice", self.handle.fingerprint, self.shape),
+            )
+        finally:
+            self._dense = False
         if not bool(finite.all()):
             bad = int((~finite).sum())
             raise NonFiniteOutputError(
                 f"model {self.handle.name!r} returned NaN or infinite logits at {bad} of {len(finite)} slice points; "
                 "try a smaller extent"
             )
-        self.labels[rows, cols] = labels.numpy().reshape(shape)
-        self.probability[rows, cols] = prob.numpy().reshape(shape)
-        self.margin[rows, cols] = margin.numpy().reshape(shape)
-        if self.pair_margin is not None:
-            self.pair_margin[rows, cols] = out[4].numpy().reshape(shape)
-        self.evaluated[rows, cols] = True
+        if dense:
+            self.evaluated[...] = True
+        else:
+            self.evaluated[rows, cols] = True
 
 
 def _point_stats(logits: np.ndarray, pair: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
-    """(label, top-1 probability, top-1 minus top-2 logit, all finite[, f_i - f_j]) of logits (B, K), numpy."""
-    label = logits.argmax(axis=1)
+    """(label, top-1 probability, top-1 minus top-2 logit, all finite[, f_i - f_j]) of logits (B, K), numpy.
+
+    Up to 64 classes the work runs on the K columns (contiguous after one transpose) with vectorised (B,)
+    operations: one pass per class keeps the running maximum, its first index and the runner-up; then
+    exp(f - max) is summed over classes. Row-wise reductions over a short K axis are several times slower.
+    Ties give the first class and margin 0. "All finite" is the finiteness of the sum of a row's logits
+    (NaN and +-inf all make it non-finite).
+    """
     k = logits.shape[1]
-    if k <= 32:  # few classes: mask the winner out (cheaper than a partition)
-        top1 = logits.max(axis=1)
-        top2 = np.where(np.arange(k)[None, :] == label[:, None], -np.inf, logits).max(axis=1)
-    else:
-        top = np.partition(logits, k - 2, axis=1)[:, k - 2 :]  # [:, 0] = 2nd largest, [:, 1] = largest
-        top1, top2 = top[:, 1], top[:, 0]
+    if k > _COLUMN_STATS_MAX_K:
+        return _point_stats_rows(logits, pair)
+    t = np.ascontiguousarray(logits.T, dtype=np.float32)  # (K, B)
+    n = t.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.exp(logits - top1[:, None]).sum(axis=1)  # >= 1; NaN when a logit is NaN or infinite
-        prob = (1.0 / total).astype(np.float32)
+        if k == 2:
+            top1, top2 = np.maximum(t[0], t[1]), np.minimum(t[0], t[1])
+            label = np.greater(t[1], t[0]).view(np.uint8)
+            margin = top1 - top2
+            prob = np.exp(-margin)
+            prob += 1.0
+            np.reciprocal(prob, out=prob)
+        else:
+            label = np.zeros(n, dtype=np.uint8)
+            top1, top2 = t[0].copy(), np.full(n, -np.inf, dtype=np.float32)
+            tmp, win = np.empty(n, dtype=np.float32), np.empty(n, dtype=bool)
+            for c in range(1, k):
+                x = t[c]
+                np.greater(x, top1, out=win)
+                np.putmask(label, win, c)
+                np.minimum(top1, x, out=tmp)
+                np.maximum(top2, tmp, out=top2)
+                np.maximum(top1, x, out=top1)
+            e = np.subtract(t, top1)
+            np.exp(e, out=e)
+            prob = np.reciprocal(np.add.reduce(e, axis=0))  # 1 / sum_c exp(f_c - max), in (0, 1]
+            margin = top1 - top2
+        finite = np.isfinite(np.add.reduce(t, axis=0))
+    out = (label, prob, margin, finite)
+    if pair is not None:
+        out = out + (t[pair[0]] - t[pair[1]],)
+    return out
+
+
+def _point_stats_rows(logits: np.ndarray, pair: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
+    """`_point_stats` for many classes, by row-wise reductions (a partition finds the runner-up)."""
+    k = logits.shape[1]
+    label = logits.argmax(axis=1)
+    top = np.partition(logits, k - 2, axis=1)[:, k - 2 :]  # [:, 0] = 2nd largest, [:, 1] = largest
+    top1, top2 = top[:, 1], top[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        prob = (1.0 / np.exp(logits - top1[:, None]).sum(axis=1)).astype(np.float32)
         margin = (top1 - top2).astype(np.float32)
-        finite = np.isfinite(total) & np.isfinite(top2)
-    out = (label.astype(np.int64), prob, margin, finite)
+        finite = np.isfinite(logits.sum(axis=1))
+    out = (label, prob, margin, finite)
     if pair is not None:
         out = out + ((logits[:, pair[0]] - logits[:, pair[1]]).astype(np.float32),)
     return out
@@ -285,9 +447,9 @@ def _point_stats(logits: np.ndarray, pair: tuple[int, int] | None) -> tuple[np.n
 def _point_stats_torch(logits: torch.Tensor, pair: tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
     """The same as `_point_stats`, computed by torch on the logits' device."""
     top = logits.topk(2, dim=1)
-    lse = torch.logsumexp(logits, dim=1)  # NaN or +inf whenever a logit is NaN or infinite
+    lse = torch.logsumexp(logits, dim=1)
     prob = torch.exp(top.values[:, 0] - lse)
-    finite = torch.isfinite(lse + top.values[:, 1]) & torch.isfinite(top.values[:, 0])
+    finite = torch.isfinite(logits).all(dim=1)
     out = (top.indices[:, 0], prob, top.values[:, 0] - top.values[:, 1], finite)
     if pair is not None:
         out = out + (logits[:, pair[0]] - logits[:, pair[1]],)
@@ -350,9 +512,9 @@ def _adaptive(ev: _Evaluator, na: int, nb: int, coarse: int, guard: int, progres
         final = bool((np.diff(bx) <= 1).all() and (np.diff(by) <= 1).all())
         for _ in range(64):  # expand the guard band until every refined cell has evaluated corners
             _evaluate_corners(ev, active, bx, by, scaled_progress(progress, level / levels, (level + 1) / levels))
-            lab = ev.labels[np.ix_(by, bx)]
-            same = (lab[:-1, :-1] == lab[:-1, 1:]) & (lab[:-1, :-1] == lab[1:, :-1]) & (lab[:-1, :-1] == lab[1:, 1:])
-            disagree = active & ~same
+            disagree = active & ~_corners_agree(ev.labels[np.ix_(by, bx)])
+            if ev.pair_margin is not None:  # also refine where f_i - f_j changes sign: the pair's line
+                disagree |= active & ~_corners_agree(ev.pair_margin[np.ix_(by, bx)] > 0)
             if final:
                 refine = disagree
                 break
@@ -376,6 +538,12 @@ def _adaptive(ev: _Evaluator, na: int, nb: int, coarse: int, guard: int, progres
             )
     if (ev.labels < 0).any():  # pragma: no cover - a bug guard, not a user error
         raise RuntimeError("adaptive slice left grid points without a label")
+
+
+def _corners_agree(values: np.ndarray) -> np.ndarray:
+    """(rows - 1, cols - 1) bool: the four corners of each cell of a grid of values are equal."""
+    c = values[:-1, :-1]
+    return (c == values[:-1, 1:]) & (c == values[1:, :-1]) & (c == values[1:, 1:])
 
 
 def _evaluate_corners(
@@ -439,10 +607,12 @@ def evaluate_slice(
     extent: a half-width e (square [-e, e]^2), half-widths (ea, eb), or (a_min, a_max, b_min, b_max).
     resolution: points per axis n, or (na, nb); 2..4096 each.
     adaptive: quadtree refinement from a coarse grid of about ``coarse`` cells per side, splitting
-        cells whose corners disagree plus ``guard`` rings of neighbours (False: every grid point).
+        cells whose corners disagree on the label (or on the sign of ``pair_margin``) plus ``guard`` rings
+        of neighbours (False: every grid point). Values at points not ``evaluated`` are interpolated.
     target_pair: (i, j) to also return ``pair_margin = f_i - f_j``.
     progress(fraction, text) is called as batches finish; ``cancel`` stops between batches (Cancelled).
-    Raises TypeError/ValueError on bad arguments, NonFiniteOutputError when the model returns NaN.
+    batch_size: grid points per model call (default: `default_batch_size`; results do not depend on it).
+    Raises TypeError/ValueError on bad arguments, NonFiniteOutputError when the model returns NaN or +-inf.
     """
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"handle: expected a geometry.ModelHandle, got {type(handle).__name__}")
@@ -466,6 +636,8 @@ def evaluate_slice(
         batch_size = check_int("batch_size", batch_size, 1)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable (fraction, text) or None, got {type(progress).__name__}")
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise TypeError(f"cancel: expected a geometry.compute.CancelToken or None, got {type(cancel).__name__}")
 
     start = time.perf_counter()
     a = np.linspace(ext[0], ext[1], na)

@@ -48,6 +48,8 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 RESOLUTIONS = [64, 128, 192, 256, 384, 512, 768, 1024]
 NEAREST = -1  # "nearest class" in the target selectbox
+MAX_SEED = 10_000  # the seed inputs' range is [0, MAX_SEED]
+ERRORS = (ValueError, TypeError, RuntimeError)  # what the page shows as st.error instead of a traceback
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,29 @@ def _cached_plane(
     return default_cache().get_or_compute(key, build, cls=P.Plane)
 
 
+def _cached_deepfool_anchor(handle: ModelHandle, x: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """``{"DeepFool point (class)": (x1, x2)}`` of a 2D input x (through the disk cache); {} where DeepFool fails."""
+    key = cache_key("ui.slices.deepfool_point", PLANE_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x))
+
+    def run() -> dict[str, Any]:
+        from geometry.deepfool import deepfool
+
+        res = deepfool(handle, x.unsqueeze(0))
+        z = res.boundary_point[0].detach().cpu().double()
+        if not bool(torch.isfinite(z).all()):
+            z = x.double() + res.perturbation[0].detach().cpu().double()
+        k = int(getattr(res, "boundary_class", res.label_reached)[0])
+        k = k if 0 <= k < handle.num_classes else int(res.label_reached[0])
+        return {"name": f"DeepFool point ({handle.class_names[k]})", "z": [float(v) for v in z.flatten()]}
+
+    try:
+        found = default_cache().get_or_compute(key, run)
+    except ERRORS:
+        return {}
+    z = found["z"]
+    return {found["name"]: (z[0], z[1])} if all(np.isfinite(z)) else {}
+
+
 def build_plane(handle: ModelHandle, data: Dataset, spec: PlaneSpec, upload: bytes | None = None) -> P.Plane:
     """The plane of ``spec`` (through the disk cache). Raises ValueError/TypeError for bad choices."""
     n = len(data)
@@ -102,6 +127,7 @@ def build_plane(handle: ModelHandle, data: Dataset, spec: PlaneSpec, upload: byt
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items() if k != "x0"}
     if spec.kind == "input":
         names = {"x0": (float(x0[0]), float(x0[1]))}
+        names.update(_cached_deepfool_anchor(handle, x0))
         return P.input_space_plane(data.images, anchors=names)
     if spec.kind == "normal":
         target = None if spec.target == NEAREST else spec.target
@@ -236,15 +262,20 @@ QP_KEYS = (
     "images",
     "dct",
     "which",
+    "upload",
     "extent",
     "res",
     "adaptive",
+    "pair",
+    "shade",
+    "dim",
     "model",
     "data",
     "model2",
     "a",
     "b",
 )
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _ints(text: str) -> list[int]:
@@ -265,22 +296,39 @@ def parse_query_params(qp: Mapping[str, str]) -> dict[str, Any]:
             val = str(qp[key])
             if key == "plane":
                 if val not in KINDS:
-                    raise ValueError(f"plane={val!r}: expected one of {', '.join(KINDS)}")
+                    raise ValueError(f"expected one of {', '.join(KINDS)}, got {val!r}")
                 out[key] = val
-            elif key in ("x0", "seed", "target", "dct", "res"):
+            elif key in ("x0", "target", "dct", "res"):
                 out[key] = int(val)
-            elif key in ("classes", "images"):
+            elif key == "seed":
+                out[key] = int(val)
+                if not 0 <= out[key] <= MAX_SEED:
+                    raise ValueError(f"expected a seed in [0, {MAX_SEED}], got {out[key]}")
+            elif key in ("classes", "images", "pair"):
                 out[key] = tuple(_ints(val))
+                if key == "pair" and (len(out[key]) != 2 or out[key][0] == out[key][1] or min(out[key]) < 0):
+                    raise ValueError(f"expected two different class indices i,j, got {val!r}")
+            elif key == "which":
+                if val not in ("positive", "negative"):
+                    raise ValueError(f"expected 'positive' or 'negative', got {val!r}")
+                out[key] = val
+            elif key == "upload":
+                if not (0 < len(val) <= 64 and all(c in "0123456789abcdef" for c in val)):
+                    raise ValueError(f"expected the hex digest of an uploaded file, got {val!r}")
+                out[key] = val
             elif key == "extent":
-                ext = _floats(val)
-                out[key] = normalize_extent(tuple(ext))
-            elif key == "adaptive":
-                out[key] = val not in ("0", "false", "no")
+                out[key] = normalize_extent(tuple(_floats(val)))
+            elif key in ("adaptive", "shade", "dim"):
+                if val.lower() not in _BOOLS:
+                    raise ValueError(f"expected 1 or 0, got {val!r}")
+                out[key] = _BOOLS[val.lower()]
             elif key in ("a", "b"):
                 out[key] = float(val)
+                if not np.isfinite(out[key]):
+                    raise ValueError(f"expected a finite number, got {val!r}")
             else:
                 out[key] = val
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise ValueError(f"the link's parameter {key!r} is invalid ({err})") from None
     return out
 
@@ -295,14 +343,21 @@ def query_params_of(
     data: str,
     model2: str | None,
     point: tuple[float, float] | None,
+    pair: tuple[int, int] | None = None,
+    shade: bool = True,
+    dim: bool = True,
 ) -> dict[str, str]:
-    """URL parameters that reproduce the view."""
+    """URL parameters that reproduce the view: the plane, the grid, the class pair, the display toggles, the
+    models, the selected point. An uploaded pair of directions cannot travel in a URL: only its digest does
+    (``upload``), so the page can ask for the same file."""
     qp = {
         "plane": spec.kind,
         "x0": str(spec.x0),
         "extent": ",".join(f"{e:.6g}" for e in extent),
         "res": str(resolution),
         "adaptive": "1" if adaptive else "0",
+        "shade": "1" if shade else "0",
+        "dim": "1" if dim else "0",
         "model": model,
         "data": data,
     }
@@ -318,6 +373,10 @@ def query_params_of(
         qp["dct"] = str(spec.dct_block)
     if spec.kind == "curvature":
         qp["which"] = spec.which
+    if spec.kind == "custom" and spec.upload:
+        qp["upload"] = spec.upload
+    if pair is not None:
+        qp["pair"] = f"{pair[0]},{pair[1]}"
     if model2:
         qp["model2"] = model2
     if point is not None:
@@ -327,7 +386,8 @@ def query_params_of(
 
 _LINK_WIDGETS = {"plane": "slices_kind", "x0": "slices_x0", "seed": "slices_seed", "res": "slices_res",
                  "adaptive": "slices_adaptive", "dct": "slices_dct", "which": "slices_which", "target": "slices_target",
-                 "model2": "slices_model2", "a": "slices_a", "b": "slices_b"}  # fmt: skip
+                 "shade": "slices_shade", "dim": "slices_dim", "model2": "slices_model2", "a": "slices_a",
+                 "b": "slices_b", "upload": "slices_link_upload"}  # fmt: skip
 
 
 def apply_page_request(data: Dataset) -> None:
@@ -388,6 +448,14 @@ def apply_link(handle: ModelHandle, data: Dataset) -> None:
     for key, widget in _LINK_WIDGETS.items():
         if key in qp:
             st.session_state[widget] = qp[key]
+    if "pair" in qp:
+        if max(qp["pair"]) < handle.num_classes:
+            st.session_state["slices_pair_i"], st.session_state["slices_pair_j"] = qp["pair"]
+        else:
+            st.error(
+                f"The link's class pair {qp['pair']} is not a pair of {handle.name}'s {handle.num_classes} classes; "
+                "showing no pair."
+            )
     if len(qp.get("classes", ())) == 2:
         st.session_state["slices_class_a"], st.session_state["slices_class_b"] = qp["classes"]
     if "images" in qp:

@@ -9,7 +9,7 @@ import streamlit as st
 
 import geometry
 from geometry.figures import image_to_uint8, probability_bars
-from geometry.figures.slices import disagreement_figure, slice_figure
+from geometry.figures.slices import disagreement_figure, slice_colors, slice_figure
 from geometry.slice_stats import region_iou, slice_statistics
 from ui import slices as U
 from ui import state
@@ -25,7 +25,8 @@ st.title("Slices")
 st.caption(
     "The model's decision regions on a plane through input space: x0 + a·u + b·v, with u and v orthonormal, so a "
     "and b are L2 distances in [0, 1] pixel space. Colour = predicted class (paler = less confident), dark lines = "
-    "boundaries, dimmed = some pixel leaves [0, 1]. Click a point to see the input there."
+    "boundaries (along the grid cells where the label changes), dimmed and hatched = some pixel leaves [0, 1]. "
+    "Click a point to see the input there."
 )
 
 # -- requests from other pages and from a shared link (applied before the widgets exist) ----------------------------
@@ -45,6 +46,8 @@ for key, value in (
     ("slices_zoom", 1.0),
     ("slices_shade", True),
     ("slices_dim", True),
+    ("slices_pair_i", NONE),
+    ("slices_pair_j", NONE),
     ("slices_manual_extent", False),
 ):
     st.session_state.setdefault(key, value)
@@ -72,13 +75,29 @@ kind = cols[0].selectbox(
     format_func=lambda k: U.KINDS[k][0],
     help="How the two directions u, v of the plane are chosen.",
 )
-x0 = cols[1].selectbox(
-    "Origin x0",
-    x0_options,
-    key="slices_x0",
-    format_func=_image_label,
-    help="The image at the centre (0, 0); pick more images in the sidebar.",
-)
+if kind == "three":  # the plane's origin is the first of its three images: show it, not a picker that disagrees
+    if not isinstance(st.session_state.get("slices_three"), list):
+        st.session_state["slices_three"] = list(sel.indices[:3]) if len(sel.indices) >= 3 else [0, 1, 2][: len(data)]
+    st.session_state["slices_three"] = [  # indices of another data set picked earlier would break the widget
+        i for i in st.session_state["slices_three"] if isinstance(i, int) and 0 <= i < len(data)
+    ]
+    first = st.session_state["slices_three"][:1]
+    x0 = first[0] if first else st.session_state["slices_x0"]
+    cols[1].selectbox(
+        "Origin x0",
+        first or ["—"],
+        format_func=lambda i: _image_label(i) if isinstance(i, int) else i,
+        disabled=True,
+        help="The plane through three images has its origin at the first of the three: change the order below.",
+    )
+else:
+    x0 = cols[1].selectbox(
+        "Origin x0",
+        x0_options,
+        key="slices_x0",
+        format_func=_image_label,
+        help="The image at the centre (0, 0); pick more images in the sidebar.",
+    )
 resolution = cols[2].select_slider("Resolution", U.RESOLUTIONS, key="slices_res", help="Grid points per axis.")
 zoom = cols[3].select_slider(
     "Zoom out",
@@ -97,8 +116,13 @@ class_options = list(range(handle.num_classes))
 spec = U.PlaneSpec(kind=kind, x0=int(x0))
 upload = None
 opts = st.columns(4)
+try:
+    ranking = U.class_ranking(handle, data.images[int(x0)]) if kind in ("normal", "two") else []  # prediction first
+except U.ERRORS as err:
+    st.error(f"Cannot evaluate the model at x0: {err}")
+    st.stop()
 if kind == "normal":
-    others = U.class_ranking(handle, data.images[int(x0)])[1:]  # every class but x0's prediction
+    others = ranking[1:]  # every class but x0's prediction
     if st.session_state.get("slices_target") not in [U.NEAREST, *others]:
         st.session_state["slices_target"] = U.NEAREST
     target = opts[0].selectbox(
@@ -107,7 +131,7 @@ if kind == "normal":
         key="slices_target",
         format_func=lambda k: "the nearest class" if k == U.NEAREST else handle.class_names[k],
     )
-    seed = opts[1].number_input("Seed of the random direction", 0, 10_000, key="slices_seed")
+    seed = opts[1].number_input("Seed of the random direction", 0, U.MAX_SEED, key="slices_seed")
     spec = U.spec_with(spec, target=int(target), seed=int(seed))
 elif kind == "curvature":
     which = opts[0].radio(
@@ -120,7 +144,6 @@ elif kind == "curvature":
     )
     spec = U.spec_with(spec, which=which)
 elif kind == "two":
-    ranking = U.class_ranking(handle, data.images[int(x0)])  # x0's prediction first
     others = ranking[1:]
     ca, cb = st.session_state.get("slices_class_a"), st.session_state.get("slices_class_b")
     if ca not in others or cb not in others or ca == cb:  # default: the two runner-up classes at x0
@@ -137,7 +160,7 @@ elif kind == "two":
     )
     spec = U.spec_with(spec, classes=(int(a_cls), int(b_cls)))
 elif kind in ("random", "dct"):
-    seed = opts[0].number_input("Seed", 0, 10_000, key="slices_seed")
+    seed = opts[0].number_input("Seed", 0, U.MAX_SEED, key="slices_seed")
     spec = U.spec_with(spec, seed=int(seed))
     if kind == "dct":
         size = min(handle.input_shape[1:])
@@ -152,12 +175,16 @@ elif kind in ("random", "dct"):
         )
         spec = U.spec_with(spec, dct_block=int(block))
 elif kind == "three":
-    if "slices_three" not in st.session_state:
-        st.session_state["slices_three"] = list(sel.indices[:3]) if len(sel.indices) >= 3 else [0, 1, 2][: len(data)]
     three = opts[0].multiselect(
-        "Three images", list(range(len(data))), key="slices_three", max_selections=3, format_func=_image_label
+        "Three images",
+        list(range(len(data))),
+        key="slices_three",
+        max_selections=3,
+        format_func=_image_label,
+        help="The first one is the origin x0.",
     )
     spec = U.spec_with(spec, images=tuple(int(i) for i in three), x0=int(three[0]) if three else int(x0))
+    st.session_state["slices_x0"] = spec.x0  # the origin picker shows it when another plane kind is chosen
 elif kind == "custom":
     file = opts[0].file_uploader(
         "Two directions (.npy, shape (2, " + ", ".join(map(str, handle.input_shape)) + "))",
@@ -166,7 +193,18 @@ elif kind == "custom":
     )
     upload = file.getvalue() if file is not None else None
     spec = U.spec_with(spec, upload=U.upload_digest(upload))
+    wanted = st.session_state.get("slices_link_upload")
+    if wanted and not upload:
+        opts[1].info(
+            f"The link you opened was made with uploaded directions (digest {wanted}); a link cannot carry a file: "
+            "upload the same .npy to see that view."
+        )
+    elif wanted and spec.upload != wanted:
+        opts[1].warning(f"This file (digest {spec.upload}) is not the one the link was made with (digest {wanted}).")
 
+for key in ("slices_pair_i", "slices_pair_j"):  # a pair of a model with more classes, picked before
+    if st.session_state.get(key) not in [NONE, *class_options]:
+        st.session_state[key] = NONE
 with st.expander("Extent, class pair, display and a second model"):
     e_cols = st.columns(4)
     manual = e_cols[0].checkbox("Set the extent by hand", key="slices_manual_extent")
@@ -200,11 +238,11 @@ with st.expander("Extent, class pair, display and a second model"):
 try:
     with st.spinner("Building the plane…"):
         plane = U.build_plane(handle, data, spec, upload)
-except (ValueError, TypeError) as err:
+    default_ext = U.default_extent(plane, handle)
+except U.ERRORS as err:
     st.error(f"Cannot build this plane: {err}")
     st.stop()
 
-default_ext = U.default_extent(plane, handle)
 if manual:
     for name, value in zip(("a0", "a1", "b0", "b1"), default_ext, strict=True):
         st.session_state.setdefault(f"slices_ext_{name}", float(round(value, 4)))
@@ -228,7 +266,7 @@ except Stopped:
     st.info("Stopped. Change a setting (a smaller resolution is faster) or compute this view after all.")
     st.button("Compute", key="slices_resume", icon=":material/play_arrow:")
     st.stop()
-except (ValueError, TypeError) as err:
+except U.ERRORS as err:
     st.error(f"Cannot compute this slice: {err}")
     st.stop()
 elapsed = time.perf_counter() - started
@@ -248,17 +286,6 @@ def _on_select() -> None:
 
 point = (float(st.session_state["slices_a"]), float(st.session_state["slices_b"]))
 toy_points = (plane.coordinates(data.images), data.labels.numpy()) if is_toy else None
-title = f"{handle.name} · {plane.description}"
-fig = slice_figure(
-    result,
-    handle.class_names,
-    anchors=plane.anchors,
-    title=title,
-    shade=shade,
-    dim_invalid=dim,
-    selected=point,
-    points=toy_points,
-)
 png_config = {
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "filename": f"slice-{handle.name}-{kind}-{x0}", "scale": 2},
@@ -266,8 +293,8 @@ png_config = {
 
 second = None
 if model2 != NONE:
-    handle2 = state.builtin_handle(model2, str(handle.device))
     try:
+        handle2 = state.builtin_handle(model2, str(handle.device))
         second = U.compute_slice(
             handle2,
             plane,
@@ -279,8 +306,22 @@ if model2 != NONE:
         )
     except Stopped:
         st.info(f"Stopped the slice of {model2}.")
-    except (ValueError, TypeError) as err:
+    except U.ERRORS as err:
         st.error(f"Cannot compute the slice of {model2}: {err}")
+
+# one colour per class for both figures (with more than 24 classes the colours follow the classes in view)
+colors = slice_colors([result.labels] if second is None else [result.labels, second.labels], handle.num_classes)
+fig = slice_figure(
+    result,
+    handle.class_names,
+    anchors=plane.anchors,
+    title=f"{handle.name} · {plane.description}",
+    shade=shade,
+    dim_invalid=dim,
+    selected=point,
+    points=toy_points,
+    colors=colors,
+)
 
 if second is None:
     st.plotly_chart(fig, key="slices_chart", on_select=_on_select, selection_mode="points", config=png_config)
@@ -301,6 +342,7 @@ else:
             selected=point,
             points=toy_points,
             height=480,
+            colors=colors,
         )
         fig2.update_layout(height=520, legend=dict(orientation="h", y=-0.18))
         st.plotly_chart(
@@ -338,6 +380,9 @@ m[3].metric(
     f"{result.evaluations:,}",
     f"{dense / result.evaluations:.1f}x < dense" if result.adaptive else "dense",
     delta_color="off",
+    help="Grid points the model was run on. Adaptive slices run it only near boundaries (and near the "
+    "f(i) = f(j) line of a chosen pair); elsewhere the label is the cell corners' common label and probability "
+    "and margins are interpolated between them (hover says 'interpolated'; the .npz's `evaluated` marks them).",
 )
 cached = elapsed < 0.5 * result.seconds
 m[4].metric(
@@ -349,9 +394,16 @@ m[4].metric(
 share_text = ", ".join(
     f"{handle.class_names[k]} {stats.area_share[k]:.0%}" for k in present[np.argsort(-stats.area_share[present])]
 )
+interpolated = (
+    f" Adaptive: the model ran on {result.evaluations / dense:.1%} of the grid points; the others' probability and "
+    "margins are interpolated, not model outputs."
+    if result.adaptive
+    else ""
+)
 st.caption(
     f"Area per class: {share_text}. Inputs inside [0, 1]: {result.valid.mean():.1%} of the view. "
     f"Extent a ∈ [{extent[0]:.3g}, {extent[1]:.3g}], b ∈ [{extent[2]:.3g}, {extent[3]:.3g}] (L2 pixel units)."
+    + interpolated
 )
 
 if second is not None:
@@ -374,8 +426,8 @@ pc[0].number_input("a", key="slices_a", format="%.4f", step=0.05)
 pc[1].number_input("b", key="slices_b", format="%.4f", step=0.05)
 try:
     x_at, probs = U.probabilities_at(handle, plane, *point)
-except ValueError as err:
-    st.error(str(err))
+except U.ERRORS as err:
+    st.error(f"Cannot evaluate the model at ({point[0]:.4g}, {point[1]:.4g}): {err}")
     st.stop()
 pred = int(probs.argmax())
 inside = plane.input_shape == (2,) or bool(((x_at >= 0) & (x_at <= 1)).all())
@@ -407,6 +459,9 @@ qp = U.query_params_of(
     data=data.name,
     model2=None if model2 == NONE else model2,
     point=point,
+    pair=pair,
+    shade=bool(shade),
+    dim=bool(dim),
 )
 if st.query_params.to_dict() != qp:
     st.query_params.from_dict(qp)
@@ -421,6 +476,12 @@ d[0].download_button(
     icon=":material/download:",
 )
 d[1].caption(
-    "The figure's camera icon saves it as PNG; this page's URL reproduces the view "
-    "(plane, image, extent, resolution, models)."
+    "The figure's camera icon saves it as PNG; this page's URL reproduces the view (plane, image, extent, "
+    "resolution, class pair, display toggles, models, selected point). The .npz holds labels, probability and "
+    "margins, the plane basis and `evaluated`: where it is False (adaptive slices) the values are interpolated."
 )
+if kind == "custom":
+    d[1].warning(
+        "Uploaded directions cannot be put in a link: the URL names the file only by its digest, so whoever opens "
+        "it must upload the same .npy."
+    )

@@ -1,9 +1,13 @@
 """Slice figures: class regions on a plane, shaded by confidence, with boundaries and anchor markers.
 
 The regions are drawn as one PNG image (``layout.images``, compact even at 1024 x 1024) placed at the
-grid's coordinates, so axes are plane coordinates in L2 pixel units. An invisible grid of scatter
-points on top carries the hover text (coordinates, class, probability, margin) and makes points
-selectable by a click (Streamlit's ``on_select``); each point's ``customdata`` starts with its (a, b).
+grid's coordinates, so axes are plane coordinates in L2 pixel units. The decision boundaries are vector
+lines on top (one ``scatter`` trace named "boundaries"): they run along the pixel edges between grid
+points of different labels, collinear edges merged and joined into polylines, so they stay crisp at any
+zoom and small at 1024^2 (a staircase costs about one point per step).
+An invisible grid of scatter points carries the hover text (coordinates, class, probability, margin)
+and makes points selectable by a click (Streamlit's ``on_select``); each point's ``customdata`` starts
+with its (a, b).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from plotly.colors import qualitative
 from geometry.figures.common import class_color
 from geometry.slices import SliceResult
 
-__all__ = ["disagreement_figure", "slice_colors", "slice_figure", "slice_image"]
+__all__ = ["boundary_lines", "disagreement_figure", "slice_colors", "slice_figure", "slice_image"]
 
 _BOUNDARY_RGB = np.array([25, 25, 25], dtype=np.float32)
+_BOUNDARY_LINE = dict(color="rgba(20, 20, 20, 0.9)", width=1.4, simplify=False)  # exact cell edges
+_MAX_SEGMENTS = 30_000  # more boundary segments than this (a speckled map): drawn as raster pixels
 _INVALID_DIM = 0.8  # weight of the (desaturated) colour outside the input range, the rest is white
 _MAX_IMAGE = 1024  # pixels per side drawn (larger slices are subsampled for display)
 _ANCHOR_SYMBOLS = ("diamond", "circle", "square", "triangle-up", "pentagon", "hexagon")
@@ -32,15 +38,115 @@ def _hex_to_rgb(color: str) -> np.ndarray:
     return np.array([int(c[i : i + 2], 16) for i in (0, 2, 4)], dtype=np.float32)
 
 
-def slice_colors(labels: np.ndarray, num_classes: int) -> dict[int, str]:
-    """Colour of each class present in ``labels``: the app-wide class colour (``class_color``) for up to
-    24 classes; beyond that the present classes, largest area first, take the 24 Light24 colours."""
-    present, counts = np.unique(np.asarray(labels), return_counts=True)
+def slice_colors(labels: np.ndarray | Sequence[np.ndarray], num_classes: int) -> dict[int, str]:
+    """Colour of each class present in ``labels`` (one label map, or several shown side by side).
+
+    Up to 24 classes: the app-wide class colour (``class_color``). Beyond that the classes present in any of
+    the maps, largest total area first (ties: lower index first), take the 24 Light24 colours and then
+    golden-ratio hues. Pass every map shown together, so a class has the same colour in each of them.
+    """
+    maps = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    if not maps or not all(isinstance(m, np.ndarray) for m in maps):
+        raise TypeError("labels: expected a label map (numpy array) or a sequence of them")
+    counts = np.zeros(max(int(num_classes), 1), dtype=np.int64)
+    for m in maps:
+        values = np.asarray(m).ravel().astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(
+                f"labels: expected class indices in [0, {num_classes}), got {values.min()}..{values.max()}"
+            )
+        counts += np.bincount(values, minlength=len(counts))
+    present = np.flatnonzero(counts)
     if num_classes <= 24:
         return {int(c): class_color(int(c), num_classes) for c in present}
-    order = present[np.argsort(-counts, kind="stable")]
+    order = present[np.lexsort((present, -counts[present]))]
     palette = qualitative.Light24
     return {int(c): (palette[i] if i < len(palette) else class_color(int(c), num_classes)) for i, c in enumerate(order)}
+
+
+def _edges(c: np.ndarray) -> np.ndarray:
+    """The n + 1 pixel edges of n evenly spaced centres ``c``."""
+    step = (c[-1] - c[0]) / (len(c) - 1) if len(c) > 1 else 1.0
+    return np.concatenate([[c[0] - step / 2], (c[:-1] + c[1:]) / 2, [c[-1] + step / 2]])
+
+
+def _runs(change: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of True along axis 1 of (L, M): line index, first and one-past-last position."""
+    padded = np.zeros((change.shape[0], change.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = change
+    d = np.diff(padded, axis=1)
+    line, start = np.nonzero(d == 1)
+    _, stop = np.nonzero(d == -1)  # same row-major order as the starts
+    return line, start, stop
+
+
+def _boundary_segments(labels: np.ndarray) -> np.ndarray:
+    """Label changes as merged segments (S, 4) int64 ``(i0, j0, i1, j1)`` between pixel corners: i indexes the
+    na + 1 column edges, j the nb + 1 row edges; consecutive edges on one grid line form one segment."""
+    col, r0, r1 = _runs((labels[:, 1:] != labels[:, :-1]).T)  # vertical: between columns col and col + 1
+    row, c0, c1 = _runs(labels[1:, :] != labels[:-1, :])  # horizontal: between rows row and row + 1
+    return np.concatenate(
+        [np.stack([col + 1, r0, col + 1, r1], axis=1), np.stack([c0, row + 1, c1, row + 1], axis=1)]
+    ).astype(np.int64)
+
+
+def boundary_lines(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixel edges between grid points of different labels, as polylines separated by NaN.
+
+    ``labels`` (nb, na) on cell centres ``a`` (na,), ``b`` (nb,) (evenly spaced); a pixel spans half a cell
+    either side of its centre. Edges on one grid line that follow each other are merged into one segment, and
+    segments that meet end to end (where no third one meets them) are joined into one polyline, so a
+    staircase costs about one point per step. Returns x, y float64 arrays: each polyline's corners, then NaN.
+    """
+    labels = np.asarray(labels)
+    return _polylines(_boundary_segments(labels), np.asarray(a, np.float64), np.asarray(b, np.float64))
+
+
+def _polylines(segments: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Join segments (S, 4) that share an end met by no third one; x, y of the corners with NaN after each line."""
+    n = len(segments)
+    if n == 0:
+        return np.empty(0), np.empty(0)
+    width = len(a) + 1
+    ends = np.concatenate([segments[:, 1] * width + segments[:, 0], segments[:, 3] * width + segments[:, 2]])
+    # the other segment through each end, where exactly two segments meet (-1 elsewhere)
+    order = np.argsort(ends, kind="stable")
+    sorted_ends = ends[order]
+    first = np.flatnonzero(np.r_[True, sorted_ends[1:] != sorted_ends[:-1]])
+    count = np.diff(np.r_[first, len(ends)])
+    pairs = first[count == 2]
+    partner = np.full(2 * n, -1, dtype=np.int64)
+    partner[order[pairs]] = order[pairs + 1] % n
+    partner[order[pairs + 1]] = order[pairs] % n
+    start_node, stop_node = ends[:n].tolist(), ends[n:].tolist()
+    at_start, at_stop = partner[:n].tolist(), partner[n:].tolist()
+    used = bytearray(n)
+    out: list[int] = []
+    for s in range(n):
+        if used[s]:
+            continue
+        used[s] = 1
+        halves = []
+        for node, nxt in ((stop_node[s], at_stop[s]), (start_node[s], at_start[s])):  # grow both ways
+            grown = []
+            while nxt >= 0 and not used[nxt]:
+                used[nxt] = 1
+                if start_node[nxt] == node:
+                    node, nxt = stop_node[nxt], at_stop[nxt]
+                else:
+                    node, nxt = start_node[nxt], at_start[nxt]
+                grown.append(node)
+            halves.append(grown)
+        out.extend(halves[1][::-1])
+        out.extend((start_node[s], stop_node[s]))
+        out.extend(halves[0])
+        out.append(-1)
+    ids = np.asarray(out, dtype=np.int64)
+    gap = ids < 0
+    xe, ye = _edges(a), _edges(b)
+    x = np.where(gap, np.nan, xe[np.where(gap, 0, ids % width)])
+    y = np.where(gap, np.nan, ye[np.where(gap, 0, ids // width)])
+    return x, y
 
 
 def _display_stride(result: SliceResult) -> int:
@@ -123,25 +229,39 @@ def slice_figure(
     points: tuple[np.ndarray, np.ndarray] | None = None,
     pair_names: tuple[str, str] | None = None,
     height: int = 560,
+    colors: Mapping[int, str] | None = None,
 ) -> go.Figure:
     """The slice as a plotly figure.
 
     anchors: name -> (a, b) markers (x0, the DeepFool point, other images); ``selected``: a clicked (a, b);
     ``points``: extra data ``(coords (N, 2), labels (N,))`` drawn as small dots (the data of 2D toy sets);
-    ``pair_names`` label the f_i = f_j contour drawn when the result has a ``pair_margin``.
-    Hover/click points: an invisible ``hover_grid`` x ``hover_grid`` scatter (trace name "grid") whose
-    customdata is ``[a, b, class name, probability, margin, note]``.
+    ``pair_names`` label the f_i = f_j contour drawn when the result has a ``pair_margin``; ``colors``:
+    class -> ``#rrggbb`` for every class in view (default ``slice_colors(result.labels)``; pass one map
+    from ``slice_colors([first.labels, second.labels])`` to colour two figures alike).
+    Boundaries: a "boundaries" line trace along the pixel edges where the label changes (for a speckled map
+    of more than 30,000 segments they are drawn as dark pixels in the image instead).
+    Hover/click points: an invisible ``hover_grid`` x ``hover_grid`` scatter whose customdata is
+    ``[a, b, class name, probability, margin, note]`` (the note says when a point lies outside the input
+    range): trace "grid" holds the evaluated points, "grid (interpolated)" the points of an adaptive slice
+    whose values are interpolated, and its hover says so.
     """
     if not isinstance(result, SliceResult):
         raise TypeError(f"result: expected a SliceResult, got {type(result).__name__}")
     if len(class_names) != result.num_classes:
         raise ValueError(f"class_names: expected {result.num_classes} names, got {len(class_names)}")
-    if isinstance(hover_grid, bool) or not isinstance(hover_grid, int) or hover_grid < 2:
+    if isinstance(hover_grid, bool) or not isinstance(hover_grid, (int, np.integer)) or hover_grid < 2:
         raise ValueError(f"hover_grid: expected an int >= 2, got {hover_grid!r}")
-    colors = slice_colors(result.labels, result.num_classes)
+    hover_grid = int(hover_grid)
+    if colors is None:
+        colors = slice_colors(result.labels, result.num_classes)
+    elif not isinstance(colors, Mapping):
+        raise TypeError(f"colors: expected a mapping class -> '#rrggbb', got {type(colors).__name__}")
     stride = _display_stride(result)
     shown = result if stride == 1 else _subsample(result, stride)
-    rgb = slice_image(shown, colors, shade=shade, dim_invalid=dim_invalid)
+    segments = _boundary_segments(shown.labels)
+    raster_edges = len(segments) > _MAX_SEGMENTS
+    bx, by = _polylines(segments, shown.a, shown.b) if not raster_edges else (np.empty(0), np.empty(0))
+    rgb = slice_image(shown, colors, shade=shade, dim_invalid=dim_invalid, boundaries=raster_edges)
     a, b = shown.a, shown.b
     da = (a[-1] - a[0]) / max(len(a) - 1, 1)
     db = (b[-1] - b[0]) / max(len(b) - 1, 1)
@@ -165,38 +285,59 @@ def slice_figure(
             )
         )
 
-    # invisible hover / click grid
+    # invisible hover / click grid: evaluated points in trace "grid"; with an adaptive slice, the points whose
+    # values were interpolated in trace "grid (interpolated)", whose hover says so (no per-point text needed)
     rows, cols = _hover_grid(result, hover_grid)
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     rr, cc = rr.ravel(), cc.ravel()
-    lab = result.labels[rr, cc].astype(int)
-    names = np.asarray(class_names, dtype=object)[lab]
-    note = np.where(result.valid[rr, cc], "", "<br><i>outside the input range</i>")
-    custom = np.empty((len(rr), 6), dtype=object)
-    custom[:, 0] = np.round(result.a[cc], 6)
-    custom[:, 1] = np.round(result.b[rr], 6)
-    custom[:, 2] = names
-    custom[:, 3] = np.round(result.probability[rr, cc].astype(float), 4)
-    custom[:, 4] = np.round(result.margin[rr, cc].astype(float), 4)
-    custom[:, 5] = note
     marker_size = max(4, min(14, int(0.9 * (height - 100) / max(len(rows), 1))))
-    fig.add_trace(
-        go.Scatter(
-            x=result.a[cc],
-            y=result.b[rr],
-            mode="markers",
-            name="grid",
-            showlegend=False,
-            customdata=custom,
-            marker=dict(size=marker_size, color="rgba(0,0,0,0)", symbol="square"),
-            selected=dict(marker=dict(color="rgba(0,0,0,0)")),
-            unselected=dict(marker=dict(opacity=0)),
-            hovertemplate=(
-                "a = %{customdata[0]:.3f}, b = %{customdata[1]:.3f}<br>class <b>%{customdata[2]}</b>"
-                "<br>p = %{customdata[3]:.1%}, margin = %{customdata[4]:.3f}%{customdata[5]}<extra></extra>"
-            ),
+    evaluated = result.evaluated[rr, cc]
+    for trace_name, keep, extra in (
+        ("grid", evaluated, ""),
+        ("grid (interpolated)", ~evaluated, "<br><i>interpolated between evaluated neighbours</i>"),
+    ):
+        if not keep.any():
+            continue
+        r, c = rr[keep], cc[keep]
+        custom = np.empty((len(r), 6), dtype=object)
+        custom[:, 0] = np.round(result.a[c], 6)
+        custom[:, 1] = np.round(result.b[r], 6)
+        custom[:, 2] = np.asarray(class_names, dtype=object)[result.labels[r, c].astype(int)]
+        custom[:, 3] = np.round(result.probability[r, c].astype(float), 4)
+        custom[:, 4] = np.round(result.margin[r, c].astype(float), 4)
+        custom[:, 5] = np.where(result.valid[r, c], "", "<br><i>outside the input range</i>")
+        fig.add_trace(
+            go.Scatter(
+                x=result.a[c],
+                y=result.b[r],
+                mode="markers",
+                name=trace_name,
+                showlegend=False,
+                customdata=custom,
+                marker=dict(size=marker_size, color="rgba(0,0,0,0)", symbol="square"),
+                selected=dict(marker=dict(color="rgba(0,0,0,0)")),
+                unselected=dict(marker=dict(opacity=0)),
+                hovertemplate=(
+                    "a = %{customdata[0]:.3f}, b = %{customdata[1]:.3f}<br>class <b>%{customdata[2]}</b>"
+                    "<br>p = %{customdata[3]:.1%}, margin = %{customdata[4]:.3f}%{customdata[5]}"
+                    f"{extra}<extra></extra>"
+                ),
+            )
         )
-    )
+
+    if len(bx) and not raster_edges:
+        fig.add_trace(
+            go.Scatter(
+                x=bx.astype(np.float32),
+                y=by.astype(np.float32),
+                mode="lines",
+                name="boundaries",
+                showlegend=False,
+                hoverinfo="skip",
+                line=_BOUNDARY_LINE,
+                connectgaps=False,
+            )
+        )
 
     if result.pair_margin is not None and result.target_pair is not None:
         i, j = result.target_pair
@@ -229,7 +370,7 @@ def slice_figure(
                 hoverinfo="skip",
                 marker=dict(
                     size=5,
-                    color=[class_color(int(k), result.num_classes) for k in plab[inside]],
+                    color=[colors.get(int(k)) or class_color(int(k), result.num_classes) for k in plab[inside]],
                     line=dict(width=0.6, color="white"),
                 ),
             )

@@ -1,4 +1,5 @@
-"""The Slices page in a real browser: the figure is drawn, hovering shows values, a click selects a point."""
+"""The Slices page in a real browser: the figure is drawn with its boundary lines, hovering shows values, a click
+selects a point."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def test_slices_page_draws_the_slice_and_selects_a_point(page, app_url):
         raise
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Evaluations").count() == 1
     assert page.get_by_text("Cannot").count() == 0
+    # the boundaries are vector lines along the cell edges: every piece of the drawn path is horizontal or
+    # vertical (a line joining two pieces across a NaN break would run diagonally)
+    lines = fig.locator(".scatterlayer .trace path.js-line")
+    assert lines.count() >= 1
+    for i in range(lines.count()):
+        for piece in (lines.nth(i).get_attribute("d") or "").split("M")[1:]:
+            xy = [tuple(map(float, p.split(","))) for p in piece.split("L")]
+            assert len(xy) >= 2
+            assert all(a[0] == b[0] or a[1] == b[1] for a, b in zip(xy, xy[1:], strict=False)), piece[:200]
     page.set_viewport_size({"width": 1400, "height": 2300})  # the whole page in one picture
     page.wait_for_timeout(1000)
     screenshot(page, "slices")

@@ -304,3 +304,70 @@ def test_normal_plane_rejects_an_image_of_the_wrong_shape():
 
 def test_planes_are_exported():
     assert geometry.Plane is P.Plane and geometry.three_image_plane is P.three_image_plane
+
+
+def test_curvature_plane_rejects_an_unknown_which():
+    handle = ball_handle(torch.full((1, 3, 3), 0.5), 0.4)
+    with pytest.raises(ValueError, match="which: expected 'positive' or 'negative', got 'largest'"):
+        P.curvature_plane(handle, torch.full((1, 3, 3), 0.6), which="largest")
+
+
+@pytest.mark.parametrize("names", ["abc", ("a", "a", "b"), ("a", "b"), ("a", "", "c"), ("a", 2, "c")])
+def test_three_image_plane_rejects_bad_names(names):
+    with pytest.raises(ValueError, match="names: expected three distinct non-empty strings"):
+        P.three_image_plane(_img(0), _img(1), _img(2), names=names)
+
+
+@pytest.mark.parametrize("margin", [-0.1, 11, float("nan"), True, "wide"])
+def test_three_image_plane_rejects_a_bad_margin(margin):
+    with pytest.raises(ValueError, match=r"margin: expected a number in \[0, 10\]"):
+        P.three_image_plane(_img(0), _img(1), _img(2), margin=margin)
+
+
+@pytest.mark.parametrize(
+    ("points", "match"),
+    [
+        (np.zeros((4, 3)), r"points: expected a \(N, 2\) array of 2D inputs, got shape \(4, 3\)"),
+        (np.zeros((0, 2)), r"points: expected a \(N, 2\) array of 2D inputs, got shape \(0, 2\)"),
+        (np.array([[0.0, 1.0], [np.nan, 2.0]]), "points: expected finite values"),
+        ("data", "points: expected a"),
+    ],
+)
+def test_input_space_plane_rejects_bad_points(points, match):
+    with pytest.raises(ValueError, match=match):
+        P.input_space_plane(points)
+
+
+def test_input_space_plane_rejects_a_negative_pad():
+    with pytest.raises(ValueError, match="pad: expected a finite number >= 0, got -0.5"):
+        P.input_space_plane(np.zeros((3, 2)), pad=-0.5)
+
+
+@pytest.mark.parametrize("low", ["ab", (0,), (0, 0), (-1, 2), (6, 3), (0.0, 2), (0, True), None])
+def test_dct_plane_rejects_a_bad_low_band(low):
+    with pytest.raises(ValueError, match=r"expected low as a pair of ints \(start, size\) .* start \+ size <= 8"):
+        P.dct_plane(_img(0, (3, 8, 8)), low=low)
+
+
+@pytest.mark.parametrize("high", ["ab", (7, 2), (0, 0)])
+def test_dct_plane_rejects_a_bad_high_band(high):
+    with pytest.raises(ValueError, match=r"expected high as a pair of ints \(start, size\)"):
+        P.dct_plane(_img(0, (3, 8, 8)), high=high)
+
+
+def test_npy_with_nan_directions_is_rejected():
+    d = np.ones((2, *SHAPE))
+    d[1, 0, 2, 3] = np.nan
+    buf = io.BytesIO()
+    np.save(buf, d)
+    with pytest.raises(ValueError, match="expected finite directions, got NaN or infinity"):
+        P.load_directions(buf.getvalue(), SHAPE)
+
+
+def test_an_npz_file_is_rejected_as_directions():
+    buf = io.BytesIO()
+    np.savez(buf, u=np.ones(SHAPE), v=np.zeros(SHAPE))
+    with pytest.raises(
+        ValueError, match=r"expected a single \.npy array .* got an \.npz archive \(arrays \['u', 'v'\]\)"
+    ):
+        P.load_directions(buf.getvalue(), SHAPE)

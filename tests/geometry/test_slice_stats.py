@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import geometry
 from geometry import planes as P
 from geometry import slice_stats as T
-from geometry.slices import evaluate_slice
-from tests.geometry.slice_models import affine_handle, ball_handle
+from geometry.slices import SliceResult, evaluate_slice
+from tests.geometry.slice_models import Affine, affine_handle, ball_handle, toy_handle
 
 
 def test_area_shares_count_grid_points_per_class():
@@ -94,17 +93,48 @@ def test_region_iou_of_two_maps():
     assert same.mean_iou == 1.0 and same.agreement == 1.0
 
 
-def test_two_models_on_one_plane():
-    data = geometry.load_dataset("digits")
-    h1 = geometry.load_model("digits-cnn-silu", device="cpu")
-    h2 = geometry.load_model("digits-mlp-relu", device="cpu")
-    plane = P.three_image_plane(*data.images[:3])
-    r1 = evaluate_slice(h1, plane, extent=plane.extent_hint, resolution=48)
-    r2 = evaluate_slice(h2, plane, extent=plane.extent_hint, resolution=48)
-    iou = T.region_iou(r1.labels, r2.labels, 10)
-    assert 0.0 < iou.mean_iou <= 1.0
-    assert iou.agreement == pytest.approx(float((r1.labels == r2.labels).mean()))
-    assert T.region_iou(r1.labels, r1.labels, 10).mean_iou == 1.0
+def test_two_models_on_one_plane_have_the_analytic_iou_of_two_half_planes():
+    # model 1: class 1 where a > 0; model 2: class 1 where a + b > 0 (2D inputs, the plane is the input space).
+    # On the square [-e, e]^2 the half-planes {a > 0} and {a + b > 0} overlap in 3/8 of the square and differ on
+    # the triangles {a > 0 > a + b} and {a < 0 < a + b} (1/8 each): IoU 0.6 per class, agreement 0.75.
+    h1 = toy_handle(Affine(torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.zeros(2)))
+    h2 = toy_handle(Affine(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.zeros(2)))
+    plane = P.input_space_plane()
+    r1 = evaluate_slice(h1, plane, extent=2.0, resolution=400)
+    r2 = evaluate_slice(h2, plane, extent=2.0, resolution=400)
+    iou = T.region_iou(r1.labels, r2.labels, 2)
+    np.testing.assert_allclose(iou.per_class, [0.6, 0.6], atol=0.01)  # grid error O(1 / resolution)
+    assert iou.mean_iou == pytest.approx(0.6, abs=0.01)
+    assert iou.agreement == pytest.approx(0.75, abs=0.01)
+    same = T.region_iou(r1.labels, r1.labels, 2)
+    assert same.mean_iou == 1.0 and same.agreement == 1.0
+
+
+def test_boundary_distance_and_statistics_honour_the_valid_mask():
+    a = np.linspace(-2, 2, 81)  # cell 0.05
+    b = np.linspace(-1, 1, 41)
+    labels = np.zeros((41, 81), dtype=np.int16)
+    labels[:, a > 0.5] = 1  # a boundary at a = 0.5 ...
+    labels[:, a > 1.5] = 2  # ... and one at a = 1.5
+    valid = np.broadcast_to(a > 1.0, labels.shape).copy()  # only a > 1 holds valid inputs
+    dist, where = T.boundary_distance(labels, a, b, (0.0, 0.0))
+    assert abs(dist - 0.5) <= 0.025 + 1e-12
+    dist, where = T.boundary_distance(labels, a, b, (0.0, 0.0), mask=valid)
+    assert abs(dist - 1.5) <= 0.025 + 1e-12 and abs(where[0] - 1.5) <= 0.025 + 1e-12
+    # a change between a valid and an invalid neighbour is no boundary between valid inputs
+    assert T.boundary_distance(labels, a, b, (0.0, 0.0), mask=valid & (labels != 2)) == (np.inf, None)
+    ones = np.ones(labels.shape, np.float32)
+    res = SliceResult(
+        a=a, b=b, labels=labels, probability=ones, margin=ones, pair_margin=None, target_pair=None, valid=valid,
+        evaluated=ones.astype(bool), evaluations=labels.size, adaptive=False, num_classes=3,
+        extent=(-2.0, 2.0, -1.0, 1.0), seconds=0.0,
+    )  # fmt: skip
+    every = T.slice_statistics(res)
+    inside = T.slice_statistics(res, valid_only=True)
+    assert abs(every.boundary_distance - 0.5) <= 0.025 + 1e-12
+    assert abs(inside.boundary_distance - 1.5) <= 0.025 + 1e-12 and inside.valid_only
+    np.testing.assert_allclose(inside.area_share, [0.0, 10 / 20, 10 / 20])  # a in (1, 1.5] and (1.5, 2]
+    np.testing.assert_array_equal(inside.components, [0, 1, 1])
 
 
 def test_labels_must_be_an_array():
@@ -165,3 +195,16 @@ def test_region_iou_needs_maps_of_one_shape():
 def test_slice_stats_needs_a_slice_result():
     with pytest.raises(TypeError, match="SliceResult"):
         T.slice_statistics(np.zeros((2, 2), dtype=int))
+
+
+def test_boundary_distance_mask_must_match_the_labels():
+    with pytest.raises(ValueError, match=r"mask: expected shape \(3, 4\) like the labels, got \(4, 3\)"):
+        T.boundary_distance(np.zeros((3, 4), dtype=int), np.arange(4.0), np.arange(3.0), mask=np.ones((4, 3), bool))
+
+
+def test_valid_only_must_be_a_bool():
+    res = evaluate_slice(
+        toy_handle(Affine(torch.eye(2), torch.zeros(2))), P.input_space_plane(), extent=1.0, resolution=4
+    )
+    with pytest.raises(TypeError, match="valid_only: expected a bool, got str"):
+        T.slice_statistics(res, valid_only="yes")

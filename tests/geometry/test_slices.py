@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +15,9 @@ from geometry import slices as S
 from geometry.cache import DiskCache
 from geometry.compute import Cancelled, CancelToken
 from geometry.figures.common import class_color
-from geometry.figures.slices import slice_colors, slice_figure, slice_image
+from geometry.figures.slices import boundary_lines, slice_colors, slice_figure, slice_image
 from geometry.handle import NonFiniteOutputError
-from tests.geometry.slice_models import NaNAfter, affine_handle, ball_handle
+from tests.geometry.slice_models import CircleUnderAConstant, NaNAfter, affine_handle, ball_handle, toy_handle
 
 SHAPE = (1, 4, 4)
 
@@ -87,11 +90,54 @@ def test_adaptive_equals_dense_on_a_ball_with_far_fewer_evaluations():
     assert adapt.evaluations == int(adapt.evaluated.sum())
     assert adapt.evaluations * 3 < dense.evaluations
     ev = adapt.evaluated
-    np.testing.assert_allclose(adapt.probability[ev], dense.probability[ev], atol=1e-6)
-    np.testing.assert_allclose(adapt.margin[ev], dense.margin[ev], atol=1e-5)
+    np.testing.assert_array_equal(adapt.probability[ev], dense.probability[ev])  # the same inputs, bit for bit
+    np.testing.assert_array_equal(adapt.margin[ev], dense.margin[ev])
     # interpolated values stay between their neighbours' extremes
     assert adapt.probability.min() >= dense.probability.min() - 1e-6
     assert adapt.probability.max() <= dense.probability.max() + 1e-6
+
+
+def test_batches_that_split_rows_and_both_point_constructions_give_the_same_slice(monkeypatch):
+    handle, plane, _, _ = _linear_slice_setup(classes=3)
+    kw = dict(extent=(-3.0, 2.0, -1.5, 2.5), resolution=(23, 17), target_pair=(2, 0))
+    ref = S.evaluate_slice(handle, plane, adaptive=False, **kw)  # one batch: whole rows, one broadcast add
+    assert len(np.unique(ref.labels)) == 3
+    fields = ("labels", "probability", "margin", "pair_margin")
+    for batch in (7, 23, 50):  # batches that start and end inside rows, exactly one row, rows and a half
+        split = S.evaluate_slice(handle, plane, adaptive=False, batch_size=batch, **kw)
+        for field in fields:
+            np.testing.assert_array_equal(getattr(split, field), getattr(ref, field))
+    adapt = S.evaluate_slice(handle, plane, adaptive=True, coarse=4, **kw)  # gathered points: bit-identical
+    for field in fields:
+        np.testing.assert_array_equal(getattr(adapt, field)[adapt.evaluated], getattr(ref, field)[adapt.evaluated])
+    # inputs too large for the row / column tables are built by addmm on (a, b): the same slice up to rounding
+    monkeypatch.setattr(S, "_GRID_TABLE_BYTES", 0)
+    big = S.evaluate_slice(handle, plane, adaptive=False, batch_size=7, **kw)
+    np.testing.assert_array_equal(big.labels, ref.labels)
+    np.testing.assert_allclose(big.pair_margin, ref.pair_margin, atol=1e-5)
+    # every value against a float64 reference of the linear model
+    aa, bb = np.meshgrid(ref.a, ref.b)
+    x = (plane.origin.double().flatten() + torch.from_numpy(aa.ravel())[:, None] * plane.u.double().flatten()
+         + torch.from_numpy(bb.ravel())[:, None] * plane.v.double().flatten())  # fmt: skip
+    module = handle.network
+    logits = (x @ module.weight.detach().double().T + module.bias.detach().double()).numpy().reshape(*ref.shape, 3)
+    np.testing.assert_array_equal(ref.labels, logits.argmax(-1))
+    top = np.sort(logits, axis=-1)
+    np.testing.assert_allclose(ref.margin, top[..., -1] - top[..., -2], atol=1e-4)
+    soft = np.exp(logits - top[..., -1:]) / np.exp(logits - top[..., -1:]).sum(-1, keepdims=True)
+    np.testing.assert_allclose(ref.probability, soft.max(-1), atol=1e-5)
+    np.testing.assert_allclose(ref.pair_margin, logits[..., 2] - logits[..., 0], atol=1e-4)
+
+
+def test_the_cpu_batch_size_follows_the_largest_activation():
+    wide = geometry.ModelHandle.from_module(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4096), torch.nn.Linear(4096, 2)),
+        input_shape=SHAPE, device="cpu",
+    )  # fmt: skip
+    narrow, plane, _, _ = _linear_slice_setup()
+    assert S.default_batch_size(wide, plane) == 4 * 2**20 // (4 * 4096)  # 4 MB of its largest layer output
+    assert S.default_batch_size(narrow, plane) == 16384  # the cap
+    assert not any(m._forward_hooks for m in wide.module.modules())  # the probe's hooks are gone
 
 
 def test_adaptive_equals_dense_where_three_regions_meet():
@@ -101,6 +147,29 @@ def test_adaptive_equals_dense_where_three_regions_meet():
     assert len(np.unique(dense.labels)) == 3
     np.testing.assert_array_equal(adapt.labels, dense.labels)
     assert adapt.evaluations < dense.evaluations / 2
+
+
+def test_adaptive_with_a_pair_evaluates_the_pair_line_where_the_pair_is_not_the_top_two():
+    # class 2 wins everywhere; f_0 - f_1 = R^2 - |x - c|^2 changes sign on a circle no label boundary follows
+    center, radius = (0.3, -0.2), 1.1
+    handle = toy_handle(CircleUnderAConstant(center, radius))
+    plane = P.input_space_plane()
+    kw = dict(extent=2.0, resolution=257, adaptive=True)
+    adapt = S.evaluate_slice(handle, plane, target_pair=(0, 1), **kw)
+    assert (adapt.labels == 2).all()
+    aa, bb = np.meshgrid(adapt.a, adapt.b)
+    r = np.hypot(aa - center[0], bb - center[1])
+    exact = radius**2 - r**2  # float64 reference of f_0 - f_1
+    near = np.abs(r - radius) <= np.hypot(*adapt.cell)  # within one grid cell of the circle
+    assert near.sum() > 500
+    assert adapt.evaluated[near].all()  # the line itself is evaluated, not interpolated
+    clear = np.abs(exact) > 1e-4
+    np.testing.assert_array_equal(np.sign(adapt.pair_margin[clear]), np.sign(exact[clear]))
+    np.testing.assert_allclose(adapt.pair_margin[adapt.evaluated], exact[adapt.evaluated], atol=2e-5)
+    assert adapt.evaluations * 4 < adapt.labels.size  # still far fewer than dense
+    # without a pair only the coarse grid runs (the labels are uniform): the refinement above is the pair's
+    plain = S.evaluate_slice(handle, plane, **kw)
+    assert plain.evaluations == 33 * 33 and not plain.evaluated[near].all()
 
 
 def test_the_label_at_x0_is_the_models_label_for_x0():
@@ -237,12 +306,21 @@ def test_point_statistics_agree_between_numpy_and_torch():
         assert not finite[3] and not finite[7]
 
 
-def test_to_arrays_holds_every_field():
+def test_to_arrays_round_trips_through_an_npz_file():
     handle, plane, _, _ = _linear_slice_setup()
-    res = S.evaluate_slice(handle, plane, extent=1.0, resolution=9, target_pair=(0, 1))
-    arrays = res.to_arrays()
-    assert {"a", "b", "labels", "probability", "margin", "pair_margin", "valid", "evaluated", "extent"} <= set(arrays)
-    assert arrays["labels"].shape == (9, 9)
+    res = S.evaluate_slice(handle, plane, extent=(-3.0, 2.0, -1.0, 1.5), resolution=(65, 41), target_pair=(0, 1))
+    assert not res.evaluated.all()  # adaptive: some values are interpolated, and the file must say so
+    buf = io.BytesIO()
+    np.savez(buf, **res.to_arrays())
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        for field in ("a", "b", "labels", "probability", "margin", "pair_margin", "valid", "evaluated"):
+            np.testing.assert_array_equal(z[field], getattr(res, field))
+            assert z[field].dtype == getattr(res, field).dtype
+        assert int(z["evaluations"]) == res.evaluations == int(z["evaluated"].sum())
+        assert bool(z["adaptive"]) is True and int(z["num_classes"]) == 2
+        assert tuple(z["extent"]) == (-3.0, 2.0, -1.0, 1.5) and tuple(z["target_pair"]) == (0, 1)
+        assert "interpolat" in str(z["notes"]) and "`evaluated`" in str(z["notes"])
 
 
 # -- bad input: one per parameter -----------------------------------------------------------------------------------
@@ -354,6 +432,12 @@ def test_progress_must_be_callable(setup):
         S.evaluate_slice(handle, plane, extent=1.0, resolution=8, progress="bar")
 
 
+def test_cancel_must_be_a_cancel_token(setup):
+    handle, plane = setup
+    with pytest.raises(TypeError, match="cancel: expected a geometry.compute.CancelToken or None, got str"):
+        S.evaluate_slice(handle, plane, extent=1.0, resolution=8, cancel="stop")
+
+
 # -- the figure -----------------------------------------------------------------------------------------------------
 
 
@@ -381,6 +465,93 @@ def test_slice_image_uses_the_app_wide_class_colours_and_marks_boundaries():
     sat = faded.max(-1) - faded.min(-1)
     assert (~res.valid).any() and res.valid.any()
     assert sat[~res.valid].mean() < sat[res.valid].mean()  # inputs outside [0, 1] are visibly faded
+
+
+def _png_pixels(source: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+
+
+def _polylines(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """Split NaN-separated coordinates into polylines (n, 2); the data must end with a NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    assert np.isnan(x[-1]) and (np.isnan(x) == np.isnan(y)).all()
+    cuts = np.flatnonzero(np.isnan(x))
+    return [np.stack([x[s + 1 : e], y[s + 1 : e]], 1) for s, e in zip(np.r_[-1, cuts[:-1]], cuts, strict=True)]
+
+
+def _segments(fig) -> np.ndarray:
+    """The boundary trace's straight pieces (S, 2, 2): [[x0, y0], [x1, y1]]."""
+    trace = next(t for t in fig.data if t.name == "boundaries")
+    lines = _polylines(trace.x, trace.y)
+    assert all(len(p) >= 2 for p in lines)
+    return np.concatenate([np.stack([p[:-1], p[1:]], axis=1) for p in lines])
+
+
+def test_boundary_lines_run_along_the_pixel_edges_and_merge_collinear_edges():
+    a, b = np.linspace(0.0, 3.0, 4), np.linspace(0.0, 1.0, 3)  # pixels 1 x 0.5: edges at -0.5, 0.5, ...
+    vertical = np.array([[0, 0, 1, 1]] * 3)
+    x, y = boundary_lines(vertical, a, b)
+    np.testing.assert_allclose(x, [1.5, 1.5, np.nan])  # one segment over the full height
+    np.testing.assert_allclose(y, [-0.25, 1.25, np.nan])
+    horizontal = np.array([[0, 0, 0, 0], [2, 2, 2, 2], [2, 2, 2, 2]])
+    x, y = boundary_lines(horizontal, a, b)
+    np.testing.assert_allclose(x, [-0.5, 3.5, np.nan])
+    np.testing.assert_allclose(y, [0.25, 0.25, np.nan])
+    corner = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]])  # an L: one polyline of two segments
+    (line,) = _polylines(*boundary_lines(corner, a, b))
+    assert {tuple(line[0]), tuple(line[-1])} == {(1.5, -0.25), (3.5, 0.75)} and tuple(line[1]) == (1.5, 0.75)
+    stairs = np.array([[0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]])  # a staircase: one point per step
+    (line,) = _polylines(*boundary_lines(stairs, a, b))
+    assert len(line) == 6 and (np.diff(line, axis=0) != 0).sum(axis=1).tolist() == [1] * 5  # 3 up, 2 across
+    island = np.zeros((3, 4), dtype=int)
+    island[1, 1] = 1  # a closed square around one pixel
+    (line,) = _polylines(*boundary_lines(island, a, b))
+    assert len(line) == 5 and tuple(line[0]) == tuple(line[-1])
+    assert boundary_lines(np.zeros((3, 4), dtype=int), a, b)[0].size == 0
+
+
+def test_slice_figure_draws_the_boundary_as_lines_on_the_analytic_line_and_not_in_the_image():
+    handle, plane, alpha, beta = _linear_slice_setup()
+    res = S.evaluate_slice(handle, plane, extent=3.0, resolution=60, adaptive=False)
+    fig = slice_figure(res, ("zero", "one"), shade=False, dim_invalid=False)
+    segs = _segments(fig)
+    da, db = res.cell
+    horizontal = segs[:, 0, 1] == segs[:, 1, 1]
+    vertical = segs[:, 0, 0] == segs[:, 1, 0]
+    assert (horizontal ^ vertical).all()  # axis-aligned
+    # every edge lies on a pixel edge: half a cell from the grid points
+    xs = np.concatenate([segs[vertical, 0, 0], segs[horizontal][:, :, 0].ravel()])
+    ys = np.concatenate([segs[horizontal, 0, 1], segs[vertical][:, :, 1].ravel()])
+    np.testing.assert_allclose(np.abs((xs - res.a[0]) / da - np.round((xs - res.a[0]) / da)), 0.5, atol=1e-4)
+    np.testing.assert_allclose(np.abs((ys - res.b[0]) / db - np.round((ys - res.b[0]) / db)), 0.5, atol=1e-4)
+    # every segment end lies within one cell of the analytic line alpha a + beta b + 0.7 = 0
+    ends = segs.reshape(-1, 2)
+    dist = np.abs(alpha * ends[:, 0] + beta * ends[:, 1] + 0.7) / np.hypot(alpha, beta)
+    assert dist.max() <= np.hypot(da, db)
+    # their total length covers the staircase: |da| per column change plus |db| per row change
+    length = np.abs(segs[:, 1] - segs[:, 0]).sum()
+    changes = (res.labels[:, 1:] != res.labels[:, :-1]).sum() * db + (res.labels[1:] != res.labels[:-1]).sum() * da
+    assert length == pytest.approx(changes, rel=1e-5)
+    assert len(segs) < (res.labels[:, 1:] != res.labels[:, :-1]).sum() + (res.labels[1:] != res.labels[:-1]).sum()
+    # the image holds only the two class colours: no dark boundary pixels
+    pixels = _png_pixels(fig.layout.images[0].source).reshape(-1, 3)
+    assert {tuple(p) for p in np.unique(pixels, axis=0)} == {tuple(_hex(class_color(k, 2))) for k in (0, 1)}
+
+
+def test_a_speckled_map_falls_back_to_boundary_pixels():
+    labels = (np.random.default_rng(0).random((300, 300)) < 0.5).astype(np.int16)
+    res = S.SliceResult(
+        a=np.linspace(-1, 1, 300), b=np.linspace(-1, 1, 300), labels=labels,
+        probability=np.ones((300, 300), np.float32), margin=np.ones((300, 300), np.float32), pair_margin=None,
+        target_pair=None, valid=np.ones((300, 300), bool), evaluated=np.ones((300, 300), bool), evaluations=90000,
+        adaptive=False, num_classes=2, extent=(-1.0, 1.0, -1.0, 1.0), seconds=0.0,
+    )  # fmt: skip
+    fig = slice_figure(res, ("zero", "one"), shade=False, dim_invalid=False)
+    assert "boundaries" not in [t.name for t in fig.data]
+    pixels = _png_pixels(fig.layout.images[0].source)
+    assert (pixels == 25).all(axis=-1).mean() > 0.3  # dark edge pixels instead of 100,000 segments
 
 
 def test_slice_figure_has_the_regions_hover_grid_anchors_and_legend():
@@ -414,8 +585,83 @@ def test_many_classes_get_distinct_colours_for_the_classes_in_view():
     assert len(set(colors.values())) == 30
 
 
+def _result_of(labels: np.ndarray, num_classes: int) -> S.SliceResult:
+    nb, na = labels.shape
+    ones = np.ones(labels.shape, np.float32)
+    return S.SliceResult(
+        a=np.linspace(-1, 1, na), b=np.linspace(-1, 1, nb), labels=labels.astype(np.int16), probability=ones,
+        margin=ones, pair_margin=None, target_pair=None, valid=ones.astype(bool), evaluated=ones.astype(bool),
+        evaluations=labels.size, adaptive=False, num_classes=num_classes, extent=(-1.0, 1.0, -1.0, 1.0), seconds=0.0,
+    )  # fmt: skip
+
+
+def _legend_colors(fig) -> dict[str, str]:
+    return {t.name.split(" (")[0]: t.marker.color for t in fig.data if t.legendgroup == "classes"}
+
+
+def test_two_figures_with_many_classes_colour_each_class_alike():
+    k = 40
+    names = tuple(f"c{i}" for i in range(k))
+    first = np.repeat(np.arange(30), np.arange(1, 31))[:400]  # class 29 largest here ...
+    second = np.repeat(np.arange(29, -1, -1), np.arange(1, 31))[:400]  # ... and class 0 here
+    r1, r2 = _result_of(first[:400].reshape(20, 20), k), _result_of(second[:400].reshape(20, 20), k)
+    alone1, alone2 = _legend_colors(slice_figure(r1, names)), _legend_colors(slice_figure(r2, names))
+    assert any(alone1[n] != alone2[n] for n in alone1.keys() & alone2.keys())  # each figure for itself: they differ
+    colors = slice_colors([r1.labels, r2.labels], k)
+    f1, f2 = slice_figure(r1, names, colors=colors), slice_figure(r2, names, colors=colors)
+    c1, c2 = _legend_colors(f1), _legend_colors(f2)
+    assert c1.keys() & c2.keys() and all(c1[n] == c2[n] for n in c1.keys() & c2.keys())
+    present = sorted(set(np.unique(r1.labels)) | set(np.unique(r2.labels)))
+    assert len({colors[c] for c in present}) == len(present)  # distinct colours for the classes in view
+    # the images use exactly these colours
+    for res, fig in ((r1, f1), (r2, f2)):
+        pixels = _png_pixels(fig.layout.images[0].source)[::-1]  # the image's top row is the largest b
+        for c in np.unique(res.labels):
+            assert (pixels[res.labels == c] == _hex(colors[int(c)])).all()
+
+
+def test_slice_colors_rejects_labels_outside_the_classes():
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
+        slice_colors([np.zeros((2, 2), int), np.full((2, 2), 3)], 3)
+
+
+def test_hover_marks_interpolated_and_out_of_range_points():
+    handle, plane, _, _ = _linear_slice_setup()
+    res = S.evaluate_slice(handle, plane, extent=3.0, resolution=65, adaptive=True)
+    fig = slice_figure(res, ("zero", "one"), hover_grid=65)
+    seen = 0
+    for name, evaluated in (("grid", True), ("grid (interpolated)", False)):
+        trace = next(t for t in fig.data if t.name == name)
+        assert ("interpolated" in trace.hovertemplate) == (not evaluated)
+        for a, b, label, prob, _, note in np.asarray(trace.customdata, dtype=object):
+            row, col = res.index_of(a, b)
+            assert res.evaluated[row, col] == evaluated
+            assert label == ("zero", "one")[res.labels[row, col]]
+            assert prob == pytest.approx(res.probability[row, col], abs=1e-4)
+            assert ("outside the input range" in note) == (not res.valid[row, col])
+            seen += 1
+    assert seen == 65 * 65
+    dense = S.evaluate_slice(handle, plane, extent=3.0, resolution=65, adaptive=False)
+    assert "grid (interpolated)" not in [t.name for t in slice_figure(dense, ("zero", "one")).data]
+
+
 def test_slice_figure_rejects_the_wrong_number_of_class_names():
     handle, plane, _, _ = _linear_slice_setup()
     res = S.evaluate_slice(handle, plane, extent=1.0, resolution=8)
     with pytest.raises(ValueError, match="expected 2 names"):
         slice_figure(res, ("only one",))
+
+
+@pytest.mark.parametrize("hover_grid", [1, 10.0, True])
+def test_slice_figure_rejects_a_bad_hover_grid(hover_grid):
+    handle, plane, _, _ = _linear_slice_setup()
+    res = S.evaluate_slice(handle, plane, extent=1.0, resolution=8)
+    with pytest.raises(ValueError, match=f"hover_grid: expected an int >= 2, got {hover_grid!r}"):
+        slice_figure(res, ("zero", "one"), hover_grid=hover_grid)
+
+
+def test_slice_figure_needs_a_colour_for_every_class_in_view():
+    handle, plane, _, _ = _linear_slice_setup()
+    res = S.evaluate_slice(handle, plane, extent=3.0, resolution=16)
+    with pytest.raises(ValueError, match=r"missing \[1\]"):
+        slice_figure(res, ("zero", "one"), colors={0: "#000000"})

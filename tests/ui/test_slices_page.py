@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 import geometry
+from geometry.figures.common import class_color
 from geometry.planes import normal_plane, three_image_plane
-from geometry.slice_stats import region_iou
-from geometry.slices import evaluate_slice
 from tests.ui.apptest import app, decode, figures
 
 PAGE = "views/slices.py"
@@ -102,26 +107,129 @@ def test_a_shared_link_reproduces_the_view():
     assert image["x"] == pytest.approx(-1.5 - 3.5 / 127 / 2) and image["sizex"] == pytest.approx(3.5 * 128 / 127)
 
 
+def _dense_labels(handle, plane, extent, n):
+    """Labels on the page's n x n grid straight from the model (not through evaluate_slice)."""
+    a = np.linspace(extent[0], extent[1], n)
+    b = np.linspace(extent[2], extent[3], n)
+    aa, bb = np.meshgrid(a, b)
+    return handle.predict(plane.points(aa.ravel(), bb.ravel())).numpy().reshape(n, n)
+
+
 def test_a_second_model_on_the_same_plane_shows_the_iou(silu, digits):
     at = app()
     at.run()
     at.session_state["slices_kind"] = "three"
     at.session_state["slices_three"] = [0, 1, 2]
     at.session_state["slices_res"] = 64
+    at.session_state["slices_adaptive"] = False
     at.session_state["slices_model2"] = "digits-mlp-relu"
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     plane = three_image_plane(*digits.images[:3], names=("#0", "#1", "#2"))
-    r1 = evaluate_slice(silu, plane, extent=plane.extent_hint, resolution=64)
-    r2 = evaluate_slice(
-        geometry.load_model("digits-mlp-relu", device="cpu"), plane, extent=plane.extent_hint, resolution=64
-    )
-    expected = region_iou(r1.labels, r2.labels, 10)
+    first = _dense_labels(silu, plane, plane.extent_hint, 64)
+    second = _dense_labels(geometry.load_model("digits-mlp-relu", device="cpu"), plane, plane.extent_hint, 64)
+    ious = [
+        np.sum((first == c) & (second == c)) / np.sum((first == c) | (second == c))
+        for c in range(10)
+        if np.any((first == c) | (second == c))
+    ]
+    assert 0.0 < np.mean(ious) < 1.0  # the two models draw different regions here
     metrics = _metrics(at)
-    assert float(metrics["IoU of the regions"]) == pytest.approx(expected.mean_iou, abs=1e-3)
-    assert metrics["Same label"] == f"{expected.agreement:.1%}"
-    assert sum(1 for f in figures(at) if f["layout"].get("images")) == 2
+    # the model's own predictions may flip on a few points exactly at a boundary (float rounding of the inputs)
+    assert float(metrics["IoU of the regions"]) == pytest.approx(np.mean(ious), abs=5e-3)
+    assert float(metrics["Same label"].rstrip("%")) / 100 == pytest.approx(np.mean(first == second), abs=2e-3)
+    slices = [f for f in figures(at) if f["layout"].get("images")]
+    assert len(slices) == 2
+    # one colour per class in both figures
+    legends = [
+        {t["name"].split(" (")[0]: t["marker"]["color"] for t in f["data"] if t.get("legendgroup")} for f in slices
+    ]
+    shared = legends[0].keys() & legends[1].keys()
+    assert shared and all(legends[0][n] == legends[1][n] for n in shared)
+
+
+def _image(fig) -> np.ndarray:
+    source = fig["layout"]["images"][0]["source"]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_a_link_carries_the_class_pair_and_the_display_toggles():
+    at = app()
+    for key, value in {"plane": "random", "res": "64", "pair": "3,5", "shade": "0", "dim": "0"}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert (at.selectbox(key="slices_pair_i").value, at.selectbox(key="slices_pair_j").value) == (3, 5)
+    assert at.toggle(key="slices_shade").value is False and at.toggle(key="slices_dim").value is False
+    fig = _slice_figure(at)
+    assert any(t["type"] == "contour" and t["name"] == "f(3) = f(5)" for t in fig["data"])
+    # neither shaded nor dimmed: every pixel of the regions is exactly a class colour
+    colours = {tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (class_color(k, 10) for k in range(10))}
+    assert {tuple(p) for p in np.unique(_image(fig).reshape(-1, 3), axis=0)} <= colours
+    # and the link the page writes back carries them
+    qp = at.query_params
+    assert (qp["pair"], qp["shade"], qp["dim"]) == ("3,5", "0", "0")
+    # the default view is shaded: the same plane without the link's toggles has pixels of other colours
+    plain = app()
+    plain.query_params["plane"], plain.query_params["res"] = "random", "64"
+    plain.run()
+    plain.switch_page(PAGE).run()
+    assert not plain.exception, plain.exception
+    assert not {tuple(p) for p in np.unique(_image(_slice_figure(plain)).reshape(-1, 3), axis=0)} <= colours
+    assert plain.query_params["shade"] == "1" and "pair" not in plain.query_params
+
+
+def test_the_three_image_plane_has_its_origin_at_the_first_image():
+    at = app()
+    at.run()
+    at.session_state["slices_kind"] = "three"
+    at.session_state["slices_three"] = [5, 11, 42]
+    at.session_state["slices_x0"] = 0  # a different origin picked before: must not be what the page shows
+    at.session_state["slices_res"] = 64
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    origin = next(s for s in at.selectbox if s.label == "Origin x0")
+    assert origin.value == 5 and origin.disabled
+    fig = _slice_figure(at)
+    star = next(t for t in fig["data"] if t.get("name") == "#5")
+    assert (star["x"][0], star["y"][0]) == (0.0, 0.0) and star["marker"]["symbol"] == "star"
+    assert at.query_params["x0"] == "5"
+
+
+def test_an_upload_link_says_that_a_link_cannot_carry_the_file():
+    at = app()
+    at.query_params["plane"] = "custom"
+    at.query_params["upload"] = "0123456789abcdef"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert any("a link cannot carry a file" in i.value and "0123456789abcdef" in i.value for i in at.info)
+    assert any("upload an .npy file" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("seed", "-3", "parameter 'seed' is invalid"),
+        ("pair", "4,4", "parameter 'pair' is invalid"),
+        ("shade", "maybe", "parameter 'shade' is invalid"),
+        ("which", "largest", "parameter 'which' is invalid"),
+        ("a", "nan", "parameter 'a' is invalid"),
+    ],
+)
+def test_a_bad_link_parameter_shows_an_error_not_a_traceback(key, value, message):
+    at = app()
+    at.query_params["plane"] = "random"
+    at.query_params["res"] = "64"
+    at.query_params[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert any(message in e.value for e in at.error)
+    assert _slice_figure(at)  # the page still draws the default view
 
 
 def test_a_point_typed_in_shows_the_models_prediction_there(silu, digits):
@@ -142,7 +250,7 @@ def test_a_point_typed_in_shows_the_models_prediction_there(silu, digits):
     assert (sel["x"][0], sel["y"][0]) == (1.25, -0.5)
 
 
-def test_a_toy_model_shows_its_whole_input_space_with_the_data():
+def test_a_toy_model_shows_its_whole_input_space_with_the_data_and_the_deepfool_point():
     at = app(builtin_model="moons-mlp")
     at.run()
     at.switch_page(PAGE).run()
@@ -150,8 +258,18 @@ def test_a_toy_model_shows_its_whole_input_space_with_the_data():
     assert at.selectbox(key="slices_kind").value == "input"
     fig = _slice_figure(at)
     data = next(t for t in fig["data"] if t.get("name") == "data")
-    assert len(decode(data["x"])) == len(geometry.load_dataset("moons"))  # every test point lies in the view
+    moons = geometry.load_dataset("moons")
+    assert len(decode(data["x"])) == len(moons)  # every test point lies in the view
     assert int(_metrics(at)["Classes in view"]) == 2
+    # x0 at its own coordinates, and its DeepFool point: the label flips just past it and not just before it
+    x0 = moons.images[0].double()
+    star = next(t for t in fig["data"] if t.get("name") == "x0")
+    assert (star["x"][0], star["y"][0]) == pytest.approx((float(x0[0]), float(x0[1])), abs=1e-6)
+    marker = next(t for t in fig["data"] if t.get("name", "").startswith("DeepFool point"))
+    z = torch.tensor([marker["x"][0], marker["y"][0]], dtype=torch.float64)
+    handle = geometry.load_model("moons-mlp", device="cpu")
+    before, beyond = handle.predict(torch.stack([x0 + 0.97 * (z - x0), x0 + 1.03 * (z - x0)]).float()).tolist()
+    assert before == int(handle.predict(x0.float().unsqueeze(0))) != beyond
 
 
 def test_the_upload_plane_without_a_file_and_a_bad_link_show_errors_not_tracebacks():
