@@ -16,7 +16,6 @@ import numpy as np
 import streamlit as st
 import torch
 
-import geometry
 from geometry.connectivity import PathResult, cached_connectivity_batch, cached_find_path, sample_same_class_pairs
 from geometry.data import Dataset
 from geometry.dct import dct_flip, low_pass
@@ -96,20 +95,10 @@ def is_image_model(handle: ModelHandle) -> bool:
 
 
 def compatible_models(handle: ModelHandle) -> list[str]:
-    """Built-in models and models trained here (other than this one) with the same input shape and number of
-    classes, to compare with."""
-    out = []
-    for name in geometry.builtin_models() + geometry.user_models():
-        if name == handle.name:
-            continue
-        try:
-            card = geometry.model_card(name)
-        except ValueError:
-            continue
-        if tuple(card.get("input_shape", ())) == tuple(handle.input_shape) and len(card.get("class_names", ())) == \
-                handle.num_classes:  # fmt: skip
-            out.append(name)
-    return out
+    """The models the inspection views can compare ``handle`` with (see `ui.state.comparable_models`)."""
+    from ui import state
+
+    return state.comparable_models(handle)
 
 
 def other_handle(name: str) -> ModelHandle:

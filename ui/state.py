@@ -92,6 +92,23 @@ def compatible_datasets(handle: geometry.ModelHandle) -> list[str]:
     return names
 
 
+def comparable_models(handle: geometry.ModelHandle) -> list[str]:
+    """Built-in models and models trained here, other than ``handle``, with its input shape and number of classes:
+    the second models a view can compare with."""
+    out = []
+    for name in geometry.builtin_models() + geometry.user_models():
+        if name == handle.name:
+            continue
+        try:
+            card = geometry.model_card(name)
+        except ValueError:  # a damaged card of a trained model is not offered
+            continue
+        same_shape = tuple(card.get("input_shape", ())) == tuple(handle.input_shape)
+        if same_shape and len(card.get("class_names", ())) == handle.num_classes:
+            out.append(name)
+    return out
+
+
 def selection() -> Selection:
     """The current selection; app.py's sidebar sets it on every run before the page runs.
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import streamlit as st
 
-import geometry
 from geometry.figures import image_to_uint8, probability_bars
 from geometry.figures.slices import disagreement_figure, slice_colors, slice_figure
 from geometry.slice_stats import region_iou, slice_statistics
@@ -224,13 +223,7 @@ with st.expander("Extent, class pair, display and a second model"):
     )
     shade = pair_cols[2].toggle("Shade by confidence", key="slices_shade")
     dim = pair_cols[3].toggle("Dim inputs outside [0, 1]", key="slices_dim")
-    others = [
-        n
-        for n in geometry.builtin_models()
-        if n != handle.name
-        and tuple(geometry.model_card(n).get("input_shape", ())) == tuple(handle.input_shape)
-        and len(geometry.model_card(n).get("class_names", ())) == handle.num_classes
-    ]
+    others = state.comparable_models(handle)
     if st.session_state.get("slices_model2", NONE) not in [NONE, *others]:
         st.session_state["slices_model2"] = NONE
     model2 = st.selectbox("Compare with a second model on the same plane", [NONE, *others], key="slices_model2")

@@ -85,6 +85,11 @@ def test_training_on_moons_shows_both_models_their_regions_and_agreement():
     assert not [b for b in at.button if b.key == "train_go"]
     at.button(key=f"train_use_{activated}").click().run()
     assert at.session_state["builtin_model"] == activated
+    # both can be the second model of Slices and Frequency margins for the built-in moons model, not for digits
+    from ui.state import comparable_models
+
+    assert {plain, activated} <= set(comparable_models(geometry.load_model("moons-mlp", device="cpu")))
+    assert not {plain, activated} & set(comparable_models(geometry.load_model("digits-cnn-silu", device="cpu")))
 
 
 @pytest.mark.slow
