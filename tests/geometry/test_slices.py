@@ -10,12 +10,14 @@ import pytest
 import torch
 
 import geometry
+from geometry import grid
 from geometry import planes as P
 from geometry import slices as S
 from geometry.cache import DiskCache
 from geometry.compute import Cancelled, CancelToken
 from geometry.figures.common import class_color
 from geometry.figures.slices import boundary_lines, slice_colors, slice_figure, slice_image
+from geometry.grid import point_stats, point_stats_torch
 from geometry.handle import NonFiniteOutputError
 from tests.geometry.slice_models import CircleUnderAConstant, NaNAfter, affine_handle, ball_handle, toy_handle
 
@@ -111,7 +113,7 @@ def test_batches_that_split_rows_and_both_point_constructions_give_the_same_slic
     for field in fields:
         np.testing.assert_array_equal(getattr(adapt, field)[adapt.evaluated], getattr(ref, field)[adapt.evaluated])
     # inputs too large for the row / column tables are built by addmm on (a, b): the same slice up to rounding
-    monkeypatch.setattr(S, "_GRID_TABLE_BYTES", 0)
+    monkeypatch.setattr(grid, "_GRID_TABLE_BYTES", 0)
     big = S.evaluate_slice(handle, plane, adaptive=False, batch_size=7, **kw)
     np.testing.assert_array_equal(big.labels, ref.labels)
     np.testing.assert_allclose(big.pair_margin, ref.pair_margin, atol=1e-5)
@@ -290,8 +292,8 @@ def test_point_statistics_agree_between_numpy_and_torch():
     logits = 3 * torch.randn(500, 7, generator=gen)
     logits[:5, 2] = logits[:5].max(1).values + 1e-3  # near-ties
     ref = torch.softmax(logits.double(), 1).max(1).values
-    np_out = S._point_stats(logits.numpy(), (2, 5))
-    t_out = S._point_stats_torch(logits, (2, 5))
+    np_out = point_stats(logits.numpy(), (2, 5))
+    t_out = point_stats_torch(logits, (2, 5))
     np.testing.assert_array_equal(np_out[0], t_out[0].numpy())
     np.testing.assert_allclose(np_out[1], ref.numpy(), rtol=1e-6)
     np.testing.assert_allclose(t_out[1].numpy(), ref.numpy(), rtol=1e-6)
@@ -302,7 +304,7 @@ def test_point_statistics_agree_between_numpy_and_torch():
     np.testing.assert_allclose(np_out[4], (logits[:, 2] - logits[:, 5]).numpy())
     bad = logits.clone()
     bad[3, 1], bad[7, 4], bad[9, 0] = float("nan"), float("inf"), float("-inf")
-    for finite in (S._point_stats(bad.numpy(), None)[3], S._point_stats_torch(bad, None)[3].numpy()):
+    for finite in (point_stats(bad.numpy(), None)[3], point_stats_torch(bad, None)[3].numpy()):
         assert not finite[3] and not finite[7]
 
 
