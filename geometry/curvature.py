@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 
 from geometry.compute import CancelToken, scaled_progress
-from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from geometry.deepfool import DeepFoolResult, deepfool, evaluation_mode, subspace_deepfool
 from geometry.handle import ModelHandle
 from geometry.hessian import DEFAULT_BETA, HessianOperator, default_step, resolve_method, smooth_handle
 from geometry.lanczos import assembled_eigs, lanczos
@@ -63,7 +63,7 @@ class CurvatureResult:
     boundary_gap: torch.Tensor  # (N,) float32: |F(z)| (logits)
     original_label: torch.Tensor  # (N,) int64: j, the prediction at x
     boundary_class: torch.Tensor  # (N,) int64: k, the class across the boundary (-1 where DeepFool failed)
-    boundary_distance: torch.Tensor  # (N,) float32: ||z - x|| (input units)
+    boundary_distance: torch.Tensor  # (N,) float32: ||z - x|| for the z above (input units; softplus: the moved z)
     curvatures: torch.Tensor  # (N, m) float64: principal curvatures, decreasing (1 / input units)
     directions: torch.Tensor  # (N, m, *S) float32: unit principal directions, orthogonal to n
     residuals: torch.Tensor  # (N, m) float64: ||P H P u / ||g|| - kappa u|| (1 / input units)
@@ -176,7 +176,7 @@ def boundary_curvature(
     beta: float = DEFAULT_BETA,
     num_random: int = 200,
     max_iter: int | None = None,
-    tol: float = 1e-3,
+    tol: float = 1e-4,
     dense_limit: int = 4096,
     seed: int = 0,
     clip: bool = False,
@@ -192,12 +192,13 @@ def boundary_curvature(
     ``"exact"`` (double backprop), ``"finite-difference"`` (gradients at z +- h v; ``h`` default: 1% of the input
     range) or ``"softplus"`` (exact, on a copy with ReLU -> softplus(``beta``), at z moved onto its boundary).
     ``num_random``: random unit tangent directions per image for the distribution of normal curvatures.
-    ``max_iter``/``tol``: Lanczos steps and relative residual tolerance. Finite differences: up to ``dense_limit``
-    input dimensions the scale-h Hessian is assembled on a tangent basis (D - 1 products) and diagonalised exactly,
-    because a piecewise-linear network's difference quotient is not linear in the direction (Lanczos would not
-    converge); above it, Lanczos runs on the difference quotients and reports its residuals. ``deepfool_result``:
-    reuse a DeepFool run of the same x (it must match). Batched over images: every Hessian-vector product serves all
-    N at once.
+    ``max_iter``/``tol``: Lanczos steps and relative residual tolerance (Lanczos can miss one of a close pair of
+    principal curvatures at the end of the top or bottom k, more often at 1e-3 than at 1e-4; see `lanczos`). Finite
+    differences: up to ``dense_limit`` input dimensions the scale-h Hessian is assembled on a tangent basis (D - 1
+    products) and diagonalised exactly, because a piecewise-linear network's difference quotient is not linear in the
+    direction (Lanczos would not converge); above it, Lanczos runs on the difference quotients and reports its
+    residuals. ``deepfool_result``: reuse a DeepFool run of the same x (it must match). Batched over images: every
+    Hessian-vector product serves all N at once.
     """
     start = time.perf_counter()
     if not isinstance(handle, ModelHandle):
@@ -243,6 +244,7 @@ def boundary_curvature(
     conv = torch.zeros((n, m), dtype=torch.bool)
     rand = torch.full((n, num_random), math.nan)
     shift = torch.full((n,), math.nan)
+    distance = torch.full((n,), math.nan)
     asymmetry = torch.full((n,), math.nan)
     iterations = 0
     products = 0
@@ -303,6 +305,7 @@ def boundary_curvature(
         res[rows] = eig.residuals
         conv[rows] = eig.converged
         shift[rows] = (z - z0).norm(dim=1).cpu()
+        distance[rows] = (z - x.reshape(n, dim)[rows].to(dev, z.dtype)).norm(dim=1).cpu()
         if num_random:
             rand[rows] = _random_curvatures(
                 shape_operator, op.normal, num_random, seed, cancel, scaled_progress(progress, 0.85, 1.0)
@@ -318,7 +321,7 @@ def boundary_curvature(
         boundary_gap=gap,
         original_label=df.original_label.clone(),
         boundary_class=df.boundary_class.clone(),
-        boundary_distance=df.boundary_distance.clone(),
+        boundary_distance=distance,
         curvatures=curv,
         directions=dirs.reshape(n, m, *shape),
         residuals=res,
@@ -428,9 +431,10 @@ def curvature_profiles(
     ``directions``: indices into ``result.directions`` (default: the most positive and the most negative one).
     ``extent``: half-width of t and of the s-window (default: the distance from x to z, so x is at the window's
     edge). For each t the zero of ``s -> F(z + t u_i + s n)`` nearest to 0 is bracketed on ``samples`` points and
-    refined by bisection. ``model``: the model whose boundary is drawn (default ``handle``; pass the softplus copy to
-    see the smoothed boundary the curvature was measured on). Cost: about P * resolution * (samples + 20) forward
-    passes (P directions).
+    refined by bisection. ``model``: the model whose boundary is drawn (default: the one the curvature was measured
+    on, i.e. ``handle``, or its softplus copy `smooth_handle` (``beta=result.beta``) when ``result.method`` is
+    ``"softplus"``, so the boundary through z matches the curvatures and parabolas). Cost: about
+    P * resolution * (samples + 20) forward passes (P directions).
     """
     if not isinstance(result, CurvatureResult):
         raise TypeError(f"expected a CurvatureResult, got {type(result).__name__}")
@@ -450,7 +454,12 @@ def curvature_profiles(
         if not extent > 0:
             extent = 1.0
     extent = check_positive("extent", extent)
-    mdl = model if model is not None else handle
+    if model is not None:
+        mdl = model
+    elif result.method == "softplus":
+        mdl = smooth_handle(handle, beta=result.beta)
+    else:
+        mdl = handle
     shape = handle.input_shape
     dim = math.prod(shape)
     dev = mdl.device
@@ -474,7 +483,7 @@ def curvature_profiles(
         flat = pts.reshape(-1, dim)
         src = torch.full((len(flat),), j, device=dev)
         tgt = torch.full((len(flat),), kk, device=dev)
-        with torch.inference_mode():
+        with torch.inference_mode(), evaluation_mode(mdl.module):
             vals = []
             for s0 in range(0, len(flat), 4096):
                 vals.append(

@@ -13,16 +13,18 @@ All distances are L2 in the handle's input space ([0, 1] pixels for images).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from geometry.compute import CancelToken, map_batches
 from geometry.handle import ModelHandle
 from geometry.validate import check_int
 
-__all__ = ["DeepFoolResult", "deepfool", "subspace_deepfool"]
+__all__ = ["DeepFoolResult", "deepfool", "evaluation_mode", "subspace_deepfool"]
 
 Progress = Callable[[float, str], None]
 
@@ -54,6 +56,21 @@ class DeepFoolResult:
         return len(self.norm)
 
 
+@contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run ``module`` in eval mode (no dropout, batch-norm running statistics used and not updated) and give every
+    submodule its own ``training`` flag back afterwards, also on an error or a cancellation: the caller's model is
+    left exactly as it was, whatever mode it was in."""
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        if any(training for _, training in modes):
+            module.eval()
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def deepfool(
     handle: ModelHandle,
     x: torch.Tensor,
@@ -75,8 +92,9 @@ def deepfool(
     that class. ``clip=True`` keeps every iterate inside the input range (a projected step: coordinates at a bound
     do not push outwards). ``tol``: bisection tolerance on ||z - x|| for the boundary point, in input units.
     ``batch_size``: images per vectorised run (default: up to 256, fewer for large inputs; halved on device
-    out-of-memory). Each iteration costs one forward and one backward per candidate class on the images still
-    running; the model must not mix images in a batch (eval mode).
+    out-of-memory). Each iteration costs one forward and one backward per candidate class (untargeted) or a single
+    backward (targeted: only the target is a candidate) on the images still running. The model runs in eval mode
+    (`evaluation_mode`: every submodule's own mode is restored afterwards), so images in a batch do not mix.
     """
     return _run(
         handle,
@@ -216,6 +234,27 @@ def _run(
     if k_classes < 2:
         raise ValueError(f"DeepFool needs at least 2 classes, got a model with {k_classes}")
     targets = _targets(target, n, k_classes)
+    with evaluation_mode(handle.module):
+        return _run_checked(handle, x, targets, basis, candidates, overshoot, max_iter, clip, tol, batch_size,
+                            progress, cancel, what)  # fmt: skip
+
+
+def _run_checked(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    basis: torch.Tensor | None,
+    candidates: int,
+    overshoot: float,
+    max_iter: int,
+    clip: bool,
+    tol: float,
+    batch_size: int | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+    what: str,
+) -> DeepFoolResult:
+    n = len(x)
     if bool((targets >= 0).any()):
         predicted = handle.predict(x, batch_size=batch_size)
         same = torch.nonzero((targets >= 0) & (targets == predicted)).flatten().tolist()
@@ -340,10 +379,15 @@ def _deepfool_batch(
         f0 = _logits(module, shape, x)
     k_classes = f0.shape[1]
     j0 = f0.argmax(dim=1)
-    c = min(candidates, k_classes - 1)
-    order = f0.argsort(dim=1, descending=True)
-    # candidate classes: the c highest-scoring other classes (untargeted) or the target (targeted)
-    cand = torch.where(targeted[:, None], target[:, None].expand(b, c), order[:, 1 : 1 + c])
+    # candidate classes, chosen once at x: the target alone (targeted; one backward per iteration), or the c classes
+    # other than j with the highest logits (untargeted). j is masked out before sorting, so a class tied with j at
+    # the top is a candidate and j never is (argsort need not put argmax's pick first among ties).
+    if bool(targeted.all()):
+        cand = target[:, None]
+    else:
+        c = min(candidates, k_classes - 1)
+        others = f0.scatter(1, j0[:, None], -math.inf).argsort(dim=1, descending=True)[:, :c]
+        cand = torch.where(targeted[:, None], target[:, None].expand(b, c), others)
     r_tot = torch.zeros_like(x)
     x_adv = x.clone()
     active = torch.ones(b, dtype=torch.bool, device=dev)

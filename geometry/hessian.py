@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geometry.deepfool import evaluation_mode
 from geometry.handle import ModelHandle
 from geometry.validate import check_positive
 
@@ -113,7 +114,8 @@ class HessianOperator:
     backprop) or ``"finite-difference"`` (``(g(z + h v) - g(z - h v)) / 2h`` with v scaled to unit length, g the
     gradient of F). Attributes: ``value`` (N,) F(z), ``gradient`` (N, D) grad F(z), ``grad_norm`` (N,), ``normal``
     (N, D) = gradient / grad_norm, ``dim`` D, ``products`` the number of Hessian-vector products applied per point.
-    The operator is called with ``(N, D)`` (one vector per point) or ``(N, B, D)`` (B vectors per point).
+    The operator is called with ``(N, D)`` (one vector per point) or ``(N, B, D)`` (B vectors per point). Every
+    forward pass runs ``module`` in eval mode and restores its submodules' own modes afterwards.
     """
 
     def __init__(
@@ -172,7 +174,8 @@ class HessianOperator:
         return self.z.device
 
     def _difference(self, points: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = self.module(points.reshape(len(points), *self.input_shape))
+        with evaluation_mode(self.module):  # eval semantics; the caller's own modes are restored afterwards
+            logits = self.module(points.reshape(len(points), *self.input_shape))
         return logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, source[:, None]).squeeze(1)
 
     def _gradients(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -31,7 +32,7 @@ from geometry.planes import plane_from_directions
 from geometry.slices import SliceResult, cached_slice
 from ui.progress import progress_bar
 
-VERSION = "1"
+VERSION = "2"  # 2: softplus boundary_distance is ||z - x|| for the moved z; Lanczos tol 1e-4
 NEAREST = -1
 METHODS: dict[str, str] = {
     "auto": "Automatic (exact for smooth models, softplus-smoothed for ReLU ones)",
@@ -40,6 +41,7 @@ METHODS: dict[str, str] = {
     "softplus": "Softplus-smoothed copy of the network (ReLU → softplus β)",
 }
 VULNERABILITY_DIMS = (1, 2, 3, 5, 10, 20, 50)
+FLAT_FRACTION = 0.1  # a random direction counts as flat when |κ| < this fraction of the largest principal |κ|
 
 
 @dataclass(frozen=True)
@@ -238,3 +240,55 @@ def all_zero(curvature: CurvatureResult) -> bool:
     """True when every computed principal curvature is exactly 0 (a flat boundary, or a piecewise-linear model)."""
     kappa = curvature.curvatures[0]
     return bool(torch.isfinite(kappa).all()) and bool((kappa == 0).all())
+
+
+def x_in_plane(x: torch.Tensor, curvature: CurvatureResult, direction: int, image: int = 0) -> tuple[float, float]:
+    """Coordinates ``(t, s) = ((x - z) . u, (x - z) . n)`` of x's orthogonal projection onto the cross-section's plane
+    through z spanned by the principal direction ``u = directions[image, direction]`` and the normal n."""
+    d = (x.reshape(-1).double() - curvature.boundary_point[image].reshape(-1).double()).cpu()
+    u = curvature.directions[image, direction].reshape(-1).double().cpu()
+    n = curvature.normal[image].reshape(-1).double().cpu()
+    return float(d @ u), float(d @ n)
+
+
+def flatness(
+    random_curvatures: np.ndarray, principal_curvatures: np.ndarray, fraction: float = FLAT_FRACTION
+) -> tuple[float, float, int]:
+    """``(share, cutoff, count)``: the share of the ``count`` finite random-direction curvatures with |κ| < cutoff,
+    where cutoff = ``fraction`` x the largest principal |κ| (a share of exact zeros when that is 0)."""
+    rand = np.asarray(random_curvatures, dtype=float)
+    rand = rand[np.isfinite(rand)]
+    kappa = np.asarray(principal_curvatures, dtype=float)
+    kappa = kappa[np.isfinite(kappa)]
+    peak = float(np.abs(kappa).max()) if len(kappa) else 0.0
+    cutoff = fraction * peak
+    if not len(rand):
+        return float("nan"), cutoff, 0
+    share = float(np.mean(np.abs(rand) < cutoff)) if peak > 0 else float(np.mean(rand == 0))
+    return share, cutoff, len(rand)
+
+
+def flatness_caption(
+    random_curvatures: np.ndarray, principal_curvatures: np.ndarray, fraction: float = FLAT_FRACTION
+) -> str:
+    """What the histogram measured, in words that follow the measurement (not the expected picture)."""
+    share, cutoff, count = flatness(random_curvatures, principal_curvatures, fraction)
+    if count == 0:
+        return "No random tangent directions were sampled."
+    if cutoff == 0:
+        return (
+            f"Every computed principal curvature is 0, and {share:.0%} of the {count} random tangent directions have "
+            "κ = 0 exactly: this method sees no curvature at this point."
+        )
+    head = (
+        f"{share:.0%} of the {count} random tangent directions have |κ| < {cutoff:.3g} "
+        f"({fraction:.0%} of the largest principal |κ|, {cutoff / fraction:.3g})"
+    )
+    if share >= 0.9:
+        return head + ": here the boundary is flat along almost every direction and curved along a few."
+    if share >= 0.5:
+        return head + f": here the boundary is flat along most directions; {1 - share:.0%} of them are more curved."
+    return (
+        head + f": here the boundary is not flat along most directions — {1 - share:.0%} of random directions bend "
+        "by more than that."
+    )

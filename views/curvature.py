@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import streamlit as st
 
 from geometry.figures import image_to_uint8, toy_scatter
@@ -264,7 +263,8 @@ except ValueError as err:
 st.caption(
     "The plane through z spanned by a principal direction u (horizontal) and the boundary normal n (vertical, up = "
     f"towards {kname}): the black curve is the boundary F = 0, the dashed one its osculating parabola s = −κt²/2. "
-    "With κ > 0 the boundary bends down, towards x. Background: the classes on that plane (Slices engine)."
+    "With κ > 0 the boundary bends down, towards x. The star is x's orthogonal projection onto the plane. "
+    "Background: the classes on that plane (Slices engine)."
     + (" Curvature and boundary here are those of the smoothed copy." if curv.method == "softplus" else "")
 )
 pcols = st.columns(2)
@@ -272,12 +272,14 @@ labels_of = ["most positive", "most negative"]
 for row in range(len(prof.curvatures)):
     i = int(prof.direction_index[row])
     region = U.run_region(handle, curv, prof, row)
+    x_t, x_s = U.x_in_plane(x[0], curv, i)  # x's orthogonal projection onto this plane
     fig = profile_figure(
         prof,
         row,
         region=region,
         class_names=names,
-        x_offset=-float(df.boundary_distance[0]),
+        x_offset=x_s,
+        x_along=x_t,
         title=f"u{i + 1}, {labels_of[row]}: κ = {float(prof.curvatures[row]):.3g}"
         if len(prof.curvatures) > 1
         else f"The boundary curve around z: κ = {float(prof.curvatures[row]):.3g}",
@@ -297,14 +299,8 @@ if is_toy:
         "dimensions (images)."
     )
 else:
-    rand = curv.random_curvatures[0].numpy()
-    peak = float(np.abs(kappa).max()) if len(kappa) else 0.0
-    flat = float(np.mean(np.abs(rand) < 0.1 * peak)) if peak > 0 else 1.0
     st.plotly_chart(curvature_histogram(curv), key="curv_histogram")
-    st.caption(
-        f"{flat:.0%} of {len(rand)} random tangent directions have |κ| below 10% of the largest |κ| "
-        f"({peak:.3g}): the boundary is flat along most directions and curved along a few."
-    )
+    st.caption(U.flatness_caption(curv.random_curvatures[0].numpy(), kappa))
 
 # -- vulnerability ---------------------------------------------------------------------------------------------------
 

@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 SIGN_CONVENTION = (
-    "κ > 0: the boundary bends towards x (x's region is locally convex there, like a ball around x of radius 1/κ); "
-    "κ < 0: it bends away from x; κ = 0: flat."
+    "κ > 0: the boundary bends towards x (x's region is locally convex there: if x's class region were a ball of "
+    "radius R, κ would be 1/R in every direction); κ < 0: it bends away from x (x's region is locally concave); "
+    "κ = 0: flat. κ(u) = uᵀ H u / ‖∇F‖ for a unit tangent u, with H the Hessian of F at z."
 )
 POSITIVE = "#d62728"  # red: bends towards x
 NEGATIVE = "#1f77b4"  # blue: bends away
@@ -168,6 +169,7 @@ def profile_figure(
     region_colors: Sequence[str] | None = None,
     class_names: Sequence[str] = (),
     x_offset: float | None = None,
+    x_along: float = 0.0,
     title: str = "",
     height: int = 470,
 ) -> go.Figure:
@@ -175,7 +177,8 @@ def profile_figure(
     osculating parabola, over the class regions of the slice (``region``, on the same plane and extent).
 
     Horizontal: t along u_i; vertical: s along the normal n (up = towards the class across, down = towards x).
-    ``x_offset``: the s-coordinate of x's projection (usually minus the distance from x to z)."""
+    ``x_offset``, ``x_along``: the s- and t-coordinates of x's orthogonal projection onto the plane, ``(x - z) . n``
+    (about minus the distance from x to z) and ``(x - z) . u_i``; the marker is drawn when it falls in the window."""
     t = _np(profile.t).astype(float)
     s = _np(profile.boundary[which]).astype(float)
     par = _np(profile.parabola[which]).astype(float)
@@ -232,11 +235,12 @@ def profile_figure(
     fig.add_trace(
         go.Scatter(x=[0.0], y=[0.0], mode="markers", name="z", marker=dict(symbol="x", size=11, color="black"))
     )
-    if x_offset is not None and np.isfinite(x_offset) and abs(x_offset) <= w * 1.001:
+    inside = x_offset is not None and np.isfinite(x_offset) and np.isfinite(x_along)
+    if inside and abs(x_offset) <= w * 1.001 and abs(x_along) <= w * 1.001:
         fig.add_trace(
             go.Scatter(
-                x=[0.0],
-                y=[x_offset],
+                x=[float(x_along)],
+                y=[float(x_offset)],
                 mode="markers",
                 name="x (projected)",
                 marker=dict(symbol="star", size=14, color="white", line=dict(color="black", width=1.5)),

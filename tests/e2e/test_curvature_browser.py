@@ -58,6 +58,7 @@ def test_curvature_page_draws_every_view(page, app_url):
     assert _chart(page, "most positive:").locator(".scatterlayer .trace").count() >= 3
     page.get_by_text("Sign convention.").wait_for()
     assert page.get_by_text("Measured by: Exact Hessian").count() == 1
+    assert page.get_by_text("of the 300 random tangent directions have |κ| <").count() == 1  # the measured share
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stImage"]').count() >= 3 + 8  # x, r, x + r and 8 principal directions
     _whole_page_screenshot(page, "curvature")

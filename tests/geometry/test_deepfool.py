@@ -154,6 +154,114 @@ def test_target_class_is_reached(digits_handle, digits):
     assert gap.abs().max() < 1e-3
 
 
+class _RecordBackward(torch.autograd.Function):
+    """Identity on the logits whose backward records the gradient it receives: one entry per backward pass."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, seen: list) -> torch.Tensor:  # noqa: ANN001
+        ctx.seen = seen
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        ctx.seen.append(grad.detach().clone())
+        return grad, None
+
+
+class CountingModel(nn.Module):
+    """Wraps a classifier; ``backwards`` holds the gradient w.r.t. the logits of every backward pass through it."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.backwards: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _RecordBackward.apply(self.net(x), self.backwards)
+
+
+def reference_targeted_deepfool(module: nn.Module, x: torch.Tensor, target: int, overshoot: float = 0.02,
+                                max_iter: int = 50) -> tuple[torch.Tensor, int]:  # fmt: skip
+    """Textbook targeted DeepFool on ONE input, written out plainly: F = f_t - f_current, step (|F| / ||w|| + 1e-4)
+    w / ||w||, checked at x + (1 + overshoot) r_total. Returns ((1 + overshoot) r_total, steps)."""
+    r_tot = torch.zeros_like(x)
+    steps = 0
+    for _ in range(max_iter):
+        xa = (x + (1 + overshoot) * r_tot).requires_grad_(True)
+        logits = module(xa[None])[0]
+        label = int(logits.argmax())
+        if label == target:
+            break
+        f = logits[target] - logits[label]
+        (w,) = torch.autograd.grad(f, xa)
+        r_tot = r_tot + (f.abs().detach() / w.norm() + STEP_EPS) * w / w.norm()
+        steps += 1
+    return (1 + overshoot) * r_tot, steps
+
+
+def test_targeted_deepfool_is_one_backward_per_step_towards_the_target_only():
+    # 5 linear classes, target 2: one step to the face f_2 = f_j at its analytic distance, with ONE gradient
+    # evaluation (the target's), although candidates=10 would consider 4 classes when untargeted
+    gen = torch.Generator().manual_seed(11)
+    w, b = torch.randn(5, 6, generator=gen), torch.randn(5, generator=gen)
+    counting = CountingModel(Affine(w, b))
+    handle = geometry.ModelHandle.from_module(counting, input_shape=(6,), device="cpu", input_range=None)
+    x = torch.randn(40, 6, generator=gen)
+    f = x @ w.T + b
+    j = f.argmax(dim=1)
+    dist = (f[:, 2] - f.gather(1, j[:, None]).squeeze(1)).abs() / (w[2] - w[j]).norm(dim=1)
+    # keep images whose straight step towards the face lands in class 2 (no third class on the way)
+    step = (1.02 * (dist + STEP_EPS))[:, None] * torch.nn.functional.normalize(w[2] - w[j], dim=1)
+    one_step = (j != 2) & (((x + step) @ w.T + b).argmax(dim=1) == 2)
+    x, dist = x[one_step][:8], dist[one_step][:8]
+    assert len(x) == 8
+    counting.backwards.clear()
+    res = deepfool(handle, x, target=2)
+    assert res.converged.all() and (res.iterations == 1).all() and (res.label_reached == 2).all()
+    torch.testing.assert_close(res.norm, 1.02 * (dist + STEP_EPS), rtol=1e-5, atol=1e-6)
+    assert len(counting.backwards) == 1  # one backward for the whole batch, in its one step
+    grad = counting.backwards[0]  # d/dlogits of the backward: e_2 - e_j per image, nothing for any other class
+    expected = torch.zeros(8, 5)
+    expected[:, 2] = 1.0
+    expected[torch.arange(8), j[one_step][:8]] = -1.0
+    assert torch.equal(grad, expected)
+    # untargeted on the same model: one backward per candidate class (4) per step
+    counting.backwards.clear()
+    free = deepfool(handle, x)
+    assert len(counting.backwards) == 4 * int(free.iterations.max())
+
+
+def test_targeted_deepfool_on_the_cnn_matches_the_textbook_loop_with_one_backward_per_step(digits_handle, digits):
+    counting = CountingModel(digits_handle.module)
+    handle = geometry.ModelHandle.from_module(counting, input_shape=(1, 8, 8), device="cpu")
+    x = digits.images[40:46]
+    target = (digits_handle.predict(x) + 3) % 10
+    counting.backwards.clear()
+    res = deepfool(handle, x, target=target, batch_size=1)  # one image per run: its backward passes are its own
+    assert res.converged.all()
+    assert len(counting.backwards) == int(res.iterations.sum())  # one backward per image per step
+    assert all(g.shape == (1, 10) and int((g != 0).sum()) <= 2 and float(g.sum()) == 0 for g in counting.backwards)
+    for i in range(len(x)):
+        r, steps = reference_targeted_deepfool(digits_handle.module, x[i], int(target[i]))
+        assert int(res.iterations[i]) == steps
+        torch.testing.assert_close(res.perturbation[i], r, atol=2e-6, rtol=1e-4)
+
+
+def test_a_class_tied_with_the_prediction_is_a_candidate_and_the_prediction_is_not():
+    # 17 classes; at x = 0 the logits are (0, 0, -1, ..., -1): argmax says class 0, class 1 is tied with it. With
+    # candidates=1 the one candidate must be class 1 (sorting the logits may list class 1 before class 0, which
+    # used to make class 0 itself the candidate: no direction to move in, not converged)
+    gen = torch.Generator().manual_seed(12)
+    w = torch.randn(17, 3, generator=gen)
+    b = torch.full((17,), -1.0)
+    b[:2] = 0.0
+    handle = affine_handle(w, b, shape=(3,), input_range=None)
+    res = deepfool(handle, torch.zeros(1, 3), candidates=1)
+    assert int(res.original_label) == 0 and bool(res.converged) and int(res.label_reached) == 1
+    assert res.norm.item() == pytest.approx(1.02 * STEP_EPS, rel=1e-4)  # distance 0, plus the extra step
+    assert int(res.boundary_class) == 1 and res.boundary_distance.item() < 1e-5
+
+
 def test_clip_keeps_the_path_in_the_unit_box(digits_handle, digits):
     x = digits.images[:24]
     clipped = deepfool(digits_handle, x, clip=True, overshoot=0.1)
@@ -205,24 +313,64 @@ def test_result_round_trips_through_the_cache(tmp_path, digits_handle, digits):
     assert back.converged.dtype == torch.bool and back.iterations.dtype == torch.int64
 
 
+def _train_mode_net(seed: int) -> tuple[geometry.ModelHandle, nn.Module]:
+    """A handle whose network has batch norm and dropout, then put (back) in train mode by its owner, with one
+    submodule left in eval mode and one parameter frozen: a state DeepFool must run around and leave exactly so."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.SiLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    handle = geometry.ModelHandle.from_module(net, input_shape=(1, 2, 2), device="cpu")
+    with torch.no_grad():  # running statistics that differ from a fresh batch's
+        net[2].running_mean.uniform_(-0.5, 0.5)
+        net[2].running_var.uniform_(0.5, 2.0)
+    handle.module.train()
+    net[4].eval()
+    net[5].bias.requires_grad_(False)
+    return handle, net
+
+
 def test_callers_model_and_tensors_are_left_alone():
     gen = torch.Generator().manual_seed(4)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.SiLU(), nn.Linear(8, 3))
-    handle = geometry.ModelHandle.from_module(net, input_shape=(1, 2, 2), device="cpu")
-    state = {k: v.clone() for k, v in net.state_dict().items()}
+    handle, net = _train_mode_net(4)
+    modes = [m.training for m in handle.module.modules()]
+    assert any(modes) and not all(modes)
+    needs_grad = [p.requires_grad for p in handle.module.parameters()]
+    state = {k: v.clone() for k, v in handle.module.state_dict().items()}
     x = torch.rand(5, 1, 2, 2, generator=gen)
     x_copy = x.clone()
     leaf = x.clone().requires_grad_(True)
     leaf.grad = torch.ones_like(leaf)
-    deepfool(handle, x)
-    deepfool(handle, leaf, clip=True)
+    untargeted = deepfool(handle, x)
+    clipped = deepfool(handle, leaf, clip=True)
+    pred = untargeted.original_label
+    targeted = deepfool(handle, x, target=(pred + 1) % 3)
+    sub = subspace_deepfool(handle, x, torch.eye(4)[:, :2])
     assert torch.equal(x, x_copy) and not x.requires_grad
     assert leaf.requires_grad and torch.equal(leaf.grad, torch.ones_like(leaf))
     assert all(p.grad is None for p in net.parameters())
-    assert all(p.requires_grad for p in net.parameters())
-    assert not handle.module.training
-    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    assert [p.requires_grad for p in handle.module.parameters()] == needs_grad
+    assert [m.training for m in handle.module.modules()] == modes  # train mode stays train mode, eval stays eval
+    # batch norm's running statistics were neither updated nor replaced by batch statistics (num_batches_tracked too)
+    assert all(torch.equal(v, state[k]) for k, v in handle.module.state_dict().items())
     assert all(not m._forward_hooks and not m._backward_hooks for m in handle.module.modules())
+    # the computation itself ran in eval mode: deterministic (no dropout) and equal to a run on the eval-mode model
+    handle.module.eval()
+    for got, again in [
+        (untargeted, deepfool(handle, x)),
+        (clipped, deepfool(handle, x, clip=True)),
+        (targeted, deepfool(handle, x, target=(pred + 1) % 3)),
+        (sub, subspace_deepfool(handle, x, torch.eye(4)[:, :2])),
+    ]:
+        assert torch.equal(got.perturbation, again.perturbation) and torch.equal(got.converged, again.converged)
+
+
+def test_callers_modes_are_restored_when_the_run_is_cancelled():
+    handle, _ = _train_mode_net(5)
+    modes = [m.training for m in handle.module.modules()]
+    token = geometry.CancelToken()
+    token.cancel()
+    with pytest.raises(geometry.Cancelled):
+        deepfool(handle, torch.rand(2, 1, 2, 2), cancel=token)
+    assert [m.training for m in handle.module.modules()] == modes
 
 
 def test_progress_is_reported_and_reaches_one(digits_handle, digits):

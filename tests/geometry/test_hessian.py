@@ -150,18 +150,46 @@ def test_resolve_method_defaults(silu, relu):
     assert default_step(handle_of(nn.Linear(2, 2), 2)) == pytest.approx(0.01)
 
 
-def test_callers_model_is_left_alone(silu, points):
-    module = silu.module
-    j, k = _classes(silu, points)
-    x = points.clone()
-    op = HessianOperator(module, x, j, k, input_shape=(1, 8, 8))
-    op(torch.randn(3, 64))
+def test_callers_model_and_points_are_left_alone():
+    # a smooth network with batch norm and dropout, which its owner keeps in train mode (one submodule in eval mode,
+    # one parameter frozen): the products are those of the eval-mode network, and every mode and flag is restored
+    torch.manual_seed(6)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(6, 16), nn.BatchNorm1d(16), nn.SiLU(), nn.Dropout(0.5),
+                           nn.Linear(16, 3))  # fmt: skip
+    with torch.no_grad():
+        module[2].running_mean.uniform_(-0.5, 0.5)
+        module[2].running_var.uniform_(0.5, 2.0)
+    module.train()
+    module[4].eval()
+    module[5].bias.requires_grad_(False)
+    modes = [m.training for m in module.modules()]
+    needs_grad = [p.requires_grad for p in module.parameters()]
+    state = {key: t.clone() for key, t in module.state_dict().items()}
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(4, 6, generator=gen).requires_grad_(True)
+    z.grad = torch.full_like(z, 3.0)
+    z_values = z.detach().clone()
+    j, k = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    v = torch.randn(4, 2, 6, generator=gen)
+    op = HessianOperator(module, z, j, k, input_shape=(6,))
+    hv = op(v)
+    fd = HessianOperator(module, z, j, k, input_shape=(6,), method="finite-difference", h=1e-2)(v)
     hvp_check(op, num=1)
     op.release()
-    assert torch.equal(x, points) and not x.requires_grad
+    assert torch.equal(z.detach(), z_values) and z.requires_grad and torch.equal(z.grad, torch.full_like(z, 3.0))
+    assert [m.training for m in module.modules()] == modes
+    assert [p.requires_grad for p in module.parameters()] == needs_grad
     assert all(p.grad is None for p in module.parameters())
-    assert not module.training
+    assert all(torch.equal(t, state[key]) for key, t in module.state_dict().items())  # running stats untouched
     assert all(not m._forward_hooks and not m._backward_hooks for m in module.modules())
+    # the same products from the network in eval mode (so: no dropout, running statistics)
+    module.eval()
+    torch.testing.assert_close(hv, HessianOperator(module, z_values, j, k, input_shape=(6,))(v), atol=0, rtol=0)
+    fd_eval = HessianOperator(module, z_values, j, k, input_shape=(6,), method="finite-difference", h=1e-2)(v)
+    torch.testing.assert_close(fd, fd_eval, atol=0, rtol=0)
+    dense = [dense_logit_difference_hessian(module, z_values[i], int(j[i]), int(k[i]))[1] for i in range(4)]
+    torch.testing.assert_close(hv.double(), torch.stack([v[i].double() @ dense[i] for i in range(4)]),
+                               atol=1e-5, rtol=1e-4)  # fmt: skip
 
 
 # -- bad inputs ---------------------------------------------------------------------------------

@@ -68,6 +68,24 @@ def test_default_page_shows_the_librarys_curvature(default_page):
     assert abs(s[np.argmin(np.abs(t))]) < 1e-3
     np.testing.assert_allclose(decode(parabola["y"]), -0.5 * float(bars[0]) * decode(parabola["x"]) ** 2, rtol=1e-6)
     assert len(at.main.get("image")) == 3 + 8  # x, r magnified, x + r, and the 4 + 4 extreme principal directions
+    # x's star sits at its orthogonal projection onto the plane (u_1, n) through z: ((x - z).u_1, (x - z).n), which
+    # is not minus the distance ||z - x|| (x - z is not along n at z)
+    _assert_x_is_projected(prof, x, expected, 0)
+    # the random-direction caption states the measured share of flat directions
+    rand, kappa = expected.random_curvatures[0].double().numpy(), expected.curvatures[0].numpy()
+    cutoff = 0.1 * np.abs(kappa).max()
+    share = float(np.mean(np.abs(rand) < cutoff))
+    assert any(f"{share:.0%} of the 300 random tangent directions have |κ| < {cutoff:.3g}" in c.value
+               for c in at.caption)  # fmt: skip
+
+
+def _assert_x_is_projected(fig: dict, x, curvature, direction: int) -> None:
+    star = next(t for t in fig["data"] if t.get("name") == "x (projected)")
+    d = (x[0] - curvature.boundary_point[0]).flatten().double()
+    t = float(d @ curvature.directions[0, direction].flatten().double())
+    s = float(d @ curvature.normal[0].flatten().double())
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], [t, s], rtol=1e-4, atol=1e-5)
+    assert abs(s + float(curvature.boundary_distance[0])) > 1e-2  # the old placement, -||z - x||, was off
 
 
 def test_second_view_comes_from_the_disk_cache(default_page, monkeypatch):
@@ -101,6 +119,11 @@ def test_relu_model_uses_softplus_offers_finite_differences_and_explains_an_all_
     at = _page(builtin_model="digits-cnn-relu")
     assert not at.exception
     assert any("Measured by: Softplus" in i.value and "piecewise linear" in i.value for i in at.info)
+    relu = geometry.load_model("digits-cnn-relu", device="cpu")
+    x = geometry.load_dataset("digits").images[:1]
+    soft = geometry.boundary_curvature(relu, x, k=10, num_random=300)
+    _assert_x_is_projected(_figure(at, "most positive"), x, soft, 0)  # z on the smoothed boundary: its own plane
+    _assert_x_is_projected(_figure(at, "most negative"), x, soft, soft.curvatures.shape[1] - 1)
     assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() > 0
     at.selectbox(key="curv_method").set_value("finite-difference").run()
     assert not at.exception
@@ -141,3 +164,17 @@ def test_a_failing_computation_is_an_error_message_not_a_traceback(monkeypatch):
     at.run()
     assert not at.exception
     assert any("expected a smooth boundary, got a broken one" in e.value for e in at.error)
+
+
+def test_the_flatness_caption_follows_the_measurement():
+    kappa = np.array([2.0, 0.5, -0.1, -1.0])  # largest |κ| 2: |κ| < 0.2 counts as flat
+    almost_all = ui_curvature.flatness_caption(np.r_[np.full(95, 0.05), np.full(5, 1.0)], kappa)
+    assert almost_all.startswith("95% of the 100 random tangent directions have |κ| < 0.2 (10% of the largest")
+    assert "flat along almost every direction and curved along a few" in almost_all
+    most = ui_curvature.flatness_caption(np.r_[np.full(6, -0.1), np.full(4, -0.5)], kappa)
+    assert most.startswith("60% of the 10 random") and "flat along most directions; 40% of them are more curved" in most
+    few = ui_curvature.flatness_caption(np.r_[np.full(3, 0.19), np.full(7, 0.2), [np.nan]], kappa)  # 0.2 is not < 0.2
+    assert few.startswith("30% of the 10 random") and "not flat along most directions" in few and "70%" in few
+    flat = ui_curvature.flatness_caption(np.zeros(8), np.zeros(4))
+    assert flat.startswith("Every computed principal curvature is 0, and 100% of the 8") and "no curvature" in flat
+    assert ui_curvature.flatness_caption(np.zeros(0), kappa) == "No random tangent directions were sampled."
