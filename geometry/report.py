@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
-REPORT_VERSION = "1"
+REPORT_VERSION = "2"  # 2: boundary_curvature tolerance 1e-4
 
 SECTION_KEYS: tuple[str, ...] = ("model", "accuracy", "deepfool", "frequency", "curvature", "connectivity",
                                  "detection", "robustness")  # fmt: skip
@@ -333,10 +333,21 @@ def _curvature_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfi
                              [ReportItem("Curvature summary.", curvature_summary_figure(res))])  # fmt: skip
     top = float(np.median(np.abs(curv[rows]).max(axis=1)))
     flat = float(np.nanmedian(np.abs(rand[rows]))) if np.isfinite(rand[rows]).any() else math.nan
-    ratio = f" ({top / flat:.0f}x)" if flat and math.isfinite(flat) and flat > 0 else ""
-    summary = (f"Along random directions the boundary is nearly flat (median |kappa| {_fmt(flat)}), along its most "
-               f"curved direction |kappa| is {_fmt(top)}{ratio}: curved in a few directions only (measured at "
-               f"{int(rows.sum())} boundary points, method {res.method}).")  # fmt: skip
+    ratio = top / flat if flat and math.isfinite(flat) and flat > 0 else math.nan
+    where = f"measured at {int(rows.sum())} boundary points, method {res.method}"
+    if not math.isfinite(ratio):
+        reading = f"the boundary is flat along every random direction measured; |kappa| is {_fmt(top)} at most"
+    elif ratio >= 5:  # the picture of Fawzi et al.: flat in most directions, curved in a few
+        reading = (
+            f"along random directions the boundary is nearly flat (median |kappa| {_fmt(flat)}), along its most "
+            f"curved direction |kappa| is {_fmt(top)} ({ratio:.0f}x): curved in a few directions only"
+        )
+    else:
+        reading = (
+            f"the boundary is about as curved along random directions (median |kappa| {_fmt(flat)}) as along "
+            f"its most curved direction ({_fmt(top)}, {ratio:.1f}x): no few dominant curved directions"
+        )
+    summary = f"{reading[0].upper()}{reading[1:]} ({where})."
     return ReportSection("curvature", SECTION_TITLES["curvature"], summary, [ReportItem(
         "Principal curvatures of the boundary at DeepFool's boundary points (kappa > 0: the input's region is locally "
         "convex), against the curvature along random tangent directions.", curvature_summary_figure(res))])  # fmt: skip
