@@ -40,7 +40,12 @@ def _free_port() -> int:
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free local port; stop it after the session."""
     port = _free_port()
-    env = {**os.environ, "BOUNDARY_ATLAS_CACHE": str(tmp_path_factory.mktemp("e2e-cache")), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "BOUNDARY_ATLAS_CACHE": str(tmp_path_factory.mktemp("e2e-cache")),
+        "BOUNDARY_ATLAS_MODELS": str(tmp_path_factory.mktemp("e2e-models")),  # what the Train view trains
+        "PYTHONUNBUFFERED": "1",
+    }
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [

@@ -10,6 +10,7 @@ from geometry.deepfool import deepfool
 from geometry.planes import input_space_plane
 from geometry.slice_stats import region_iou
 from tests.ui.apptest import app, decode, figures
+from ui.train import TrainSettings, configs
 
 
 def _open(**session):
@@ -24,7 +25,7 @@ def _metrics(at) -> dict[str, str]:
 
 
 def test_the_gradient_activation_figure_is_alpha_arctan_beta_g():
-    at = _open()
+    at = _open(train_seed=101)  # a seed no other test trains with: nothing is trained yet
     assert at.title[0].value == "Train"
     assert [b.key for b in at.button if b.key == "train_go"] == ["train_go"]  # nothing trained yet: a Train button
     at.slider(key="train_alpha").set_value(0.5).run()
@@ -43,13 +44,15 @@ def test_adam_and_the_momentum_variant_are_explained_not_trained():
 
 
 def test_training_on_moons_shows_both_models_their_regions_and_agreement():
-    at = _open(train_dataset="moons", train_epochs_toy=4)
+    session = {"train_dataset": "moons", "train_epochs_toy": 4, "train_seed": 102}
+    at = _open(**session)
     at.button(key="train_go").click().run()
     assert not at.exception, [str(e.value)[:500] for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    names = geometry.user_models()
-    plain = next(n for n in names if n.startswith("moons-mlp-silu-plain-"))
-    activated = next(n for n in names if n.startswith("moons-mlp-silu-ga-"))
+    # the page's defaults (SGD at 0.05, alpha 0.3, beta 4.5 on the raw gradient) with 4 epochs and seed 102
+    plain, activated = (c.name for c in configs(TrainSettings("moons", "mlp", "silu", 4, 0.05, "sgd", 102, 0.3, 4.5,
+                                                                  "gradient", True)))  # fmt: skip
+    assert {plain, activated} <= set(geometry.user_models())
     test = geometry.load_dataset("moons", split="test")
     metrics = _metrics(at)
     for label, name in (("plain", plain), ("with activated gradients", activated)):
@@ -81,7 +84,7 @@ def test_training_on_moons_shows_both_models_their_regions_and_agreement():
         decode(loss["y"]).astype(float), [h["loss"] for h in geometry.model_card(plain)["history"]], atol=1e-5
     )
     # the same settings again: no Train button, the models come back at once
-    at = _open(train_dataset="moons", train_epochs_toy=4)
+    at = _open(**session)
     assert not [b for b in at.button if b.key == "train_go"]
     at.button(key=f"train_use_{activated}").click().run()
     assert at.session_state["builtin_model"] == activated
@@ -94,7 +97,7 @@ def test_training_on_moons_shows_both_models_their_regions_and_agreement():
 
 @pytest.mark.slow
 def test_training_on_digits_compares_distances_to_the_boundary():
-    at = _open(train_dataset="digits", train_arch="mlp", train_epochs_digits=1, train_n=10)
+    at = _open(train_dataset="digits", train_arch="mlp", train_epochs_digits=1, train_n=10, train_seed=103)
     at.button(key="train_go").click().run()
     assert not at.exception, [str(e.value)[:500] for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -103,8 +106,9 @@ def test_training_on_digits_compares_distances_to_the_boundary():
     )
     test = geometry.load_dataset("digits", split="test")
     for trace in fig["data"]:
-        kind = "plain" if trace["name"].startswith("plain") else "ga"
-        name = next(n for n in geometry.user_models() if n.startswith(f"digits-mlp-silu-{kind}-"))
+        plain, activated = (c.name for c in configs(TrainSettings("digits", "mlp", "silu", 1, 0.1, "sgd", 103, 0.3, 4.5,
+                                                                      "gradient", True)))  # fmt: skip
+        name = plain if trace["name"].startswith("plain") else activated
         fool = deepfool(geometry.load_model(name, device="cpu"), test.images[:10], clip=True)
         expected = fool.boundary_distance.numpy()[fool.converged.numpy()]
         np.testing.assert_allclose(np.sort(decode(trace["y"]).astype(float)), np.sort(expected), rtol=1e-5)
