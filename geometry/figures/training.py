@@ -89,7 +89,7 @@ def training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> go.
             row=1,
             col=2,
         )
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # ticks at powers of ten only
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
