@@ -15,7 +15,6 @@ import numpy as np
 import streamlit as st
 import torch
 
-from geometry.cache import cache_key, default_cache
 from geometry.curvature import (
     CurvatureProfile,
     CurvatureResult,
@@ -30,7 +29,7 @@ from geometry.handle import ModelHandle
 from geometry.hessian import default_step, resolve_method, smooth_handle
 from geometry.planes import plane_from_directions
 from geometry.slices import SliceResult, cached_slice
-from ui.progress import progress_bar
+from ui.progress import cached_with_progress, progress_bar
 
 VERSION = "2"  # 2: softplus boundary_distance is ||z - x|| for the moved z; Lanczos tol 1e-4
 NEAREST = -1
@@ -67,13 +66,7 @@ def _cached(
     compute: Callable[[Callable[[float, str], None]], Any],
     label: str,
 ) -> Any:
-    key = cache_key(function, VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x), params=params)
-    cache = default_cache()
-    hit = cache.get(key, cls)
-    if hit is not None:
-        return hit
-    with progress_bar(label) as progress:
-        return cache.get_or_compute(key, lambda: compute(progress), cls=cls)
+    return cached_with_progress(function, VERSION, handle, x, params, cls, compute, label)
 
 
 def effective_k(handle: ModelHandle, k: int) -> int:

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
+import torch
+
+from geometry.cache import cache_key, default_cache
+from geometry.fingerprint import tensor_fingerprint
+from geometry.handle import ModelHandle
 
 
 class Stopped(Exception):
@@ -45,3 +51,25 @@ def progress_bar(text: str, stop_key: str | None = "") -> Iterator[Callable[[flo
         bar.empty()
         if stop is not None:
             stop.empty()
+
+
+def cached_with_progress(
+    function: str,
+    version: str,
+    handle: ModelHandle,
+    x: torch.Tensor,
+    params: dict[str, Any],
+    cls: type,
+    compute: Callable[[Callable[[float, str], None]], Any],
+    label: str,
+    stop_key: str | None = "",
+) -> Any:
+    """``compute(progress)`` through the disk cache (key: function, version, model and input fingerprints, params);
+    a hit returns at once without a bar, a miss runs under `progress_bar` (``label``, ``stop_key``)."""
+    key = cache_key(function, version, model=handle.fingerprint, inputs=tensor_fingerprint(x), params=params)
+    cache = default_cache()
+    hit = cache.get(key, cls)
+    if hit is not None:
+        return hit
+    with progress_bar(label, stop_key=stop_key) as progress:
+        return cache.get_or_compute(key, lambda: compute(progress), cls=cls)

@@ -14,17 +14,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-import geometry
-from geometry.cache import cache_key, default_cache
 from geometry.curvature import CurvatureResult, boundary_curvature
 from geometry.deepfool import DeepFoolResult, deepfool
-from geometry.fingerprint import tensor_fingerprint
 from geometry.handle import ModelHandle
 from geometry.planes import input_space_plane
 from geometry.slices import SliceResult, cached_slice
 from geometry.train import TrainConfig, TrainResult, train_cached, trained_model
 from ui import state
-from ui.progress import progress_bar
+from ui.progress import cached_with_progress, progress_bar
 
 VERSION = "1"
 ERRORS = (ValueError, TypeError, RuntimeError)
@@ -142,13 +139,9 @@ def use_in_sidebar(name: str) -> None:
 
 
 def _cached(function: str, model: ModelHandle, x: torch.Tensor, params: dict, cls: type, compute: Any, text: str):
-    key = cache_key(function, VERSION, model=model.fingerprint, inputs=tensor_fingerprint(x), params=params)
-    cache = default_cache()
-    hit = cache.get(key, cls)
-    if hit is not None:
-        return hit
-    with progress_bar(text, stop_key=f"stop-{function}-{model.name}") as progress:
-        return cache.get_or_compute(key, lambda: compute(progress), cls=cls)
+    return cached_with_progress(
+        function, VERSION, model, x, params, cls, compute, text, stop_key=f"stop-{function}-{model.name}"
+    )
 
 
 def deepfool_distances(model: ModelHandle, x: torch.Tensor) -> DeepFoolResult:
@@ -193,7 +186,3 @@ def input_space_slice(model: ModelHandle, points: torch.Tensor) -> SliceResult:
 
 def download_bytes(result: TrainResult) -> bytes:
     return result.weights_path.read_bytes()
-
-
-def user_models() -> list[str]:
-    return geometry.user_models()
