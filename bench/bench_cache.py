@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geometry.cache import DiskCache, cache_key  # noqa: E402
-from geometry.fingerprint import tensor_fingerprint  # noqa: E402
+from geometry.runtime.cache import DiskCache, cache_key  # noqa: E402
+from geometry.runtime.fingerprint import tensor_fingerprint  # noqa: E402
 
 SIZE = 512
 

@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import geometry  # noqa: E402
-from geometry.curvature import boundary_curvature  # noqa: E402
-from geometry.deepfool import DeepFoolResult, deepfool  # noqa: E402
-from geometry.hessian import HessianOperator, default_step, smooth_handle  # noqa: E402
-from geometry.lanczos import assembled_eigs, lanczos, scipy_lanczos  # noqa: E402
+from geometry.boundary.curvature import boundary_curvature  # noqa: E402
+from geometry.boundary.deepfool import DeepFoolResult, deepfool  # noqa: E402
+from geometry.boundary.hessian import HessianOperator, default_step, smooth_handle  # noqa: E402
+from geometry.boundary.lanczos import assembled_eigs, lanczos, scipy_lanczos  # noqa: E402
 
 Row = tuple[str, str, str, int, float, float, float, float, float]
 
@@ -50,8 +50,15 @@ Row = tuple[str, str, str, int, float, float, float, float, float]
 def _operator(handle, df: DeepFoolResult, method: str, h: float | None) -> HessianOperator:  # noqa: ANN001
     dim = math.prod(handle.input_shape)
     z = df.boundary_point.reshape(len(df), dim).to(handle.device)
-    return HessianOperator(handle.module, z, df.original_label.to(handle.device), df.boundary_class.to(handle.device),
-                           input_shape=handle.input_shape, method=method, h=h)  # fmt: skip
+    return HessianOperator(
+        handle.module,
+        z,
+        df.original_label.to(handle.device),
+        df.boundary_class.to(handle.device),
+        input_shape=handle.input_shape,
+        method=method,
+        h=h,
+    )
 
 
 def _shape_operator(op: HessianOperator) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -63,9 +70,15 @@ def _dense_reference(op: HessianOperator, k: int, chunk: int = 64) -> torch.Tens
     """Top-k and bottom-k eigenvalues of P H P / ||g|| on the tangent space, from the operator on every basis vector."""
     dim, out = op.dim, []
     for i in range(op.n):
-        single = HessianOperator(op.module, op.z[i : i + 1], op.source[i : i + 1], op.target[i : i + 1],
-                                 input_shape=op.input_shape, method=op.method,
-                                 h=op.h if op.method == "finite-difference" else None)  # fmt: skip
+        single = HessianOperator(
+            op.module,
+            op.z[i : i + 1],
+            op.source[i : i + 1],
+            op.target[i : i + 1],
+            input_shape=op.input_shape,
+            method=op.method,
+            h=op.h if op.method == "finite-difference" else None,
+        )
         cols = []
         for s in range(0, dim, chunk):
             eye = torch.eye(dim, device=op.device)[s : s + chunk][None]
@@ -158,16 +171,24 @@ def bench_case(
 
     def run_torch(idx: list[int], torch_tol: float = tol) -> tuple[torch.Tensor, int, float]:
         sub = _operator(work, _sub(df, idx), op_method, h)
-        out = lanczos(_shape_operator(sub), dim, n=len(idx), k=k, constraints=sub.normal[:, None], tol=torch_tol,
-                      device=work.device)  # fmt: skip
+        out = lanczos(
+            _shape_operator(sub),
+            dim,
+            n=len(idx),
+            k=k,
+            constraints=sub.normal[:, None],
+            tol=torch_tol,
+            device=work.device,
+        )
         return out.eigenvalues, out.iterations, float(out.converged.float().mean())
 
     def run_scipy(scipy_tol: float) -> tuple[torch.Tensor, float, float]:
         vals, mv, convs = [], 0, 0.0
         for i in range(n):
             sub = _operator(work, _sub(df, [i]), op_method, h)
-            out = scipy_lanczos(_shape_operator(sub), dim, k=k, constraint=sub.normal[0], tol=scipy_tol,
-                                device=work.device)  # fmt: skip
+            out = scipy_lanczos(
+                _shape_operator(sub), dim, k=k, constraint=sub.normal[0], tol=scipy_tol, device=work.device
+            )
             vals.append(out.eigenvalues)
             mv += out.matvecs
             convs += float(out.converged.float().mean())
@@ -176,39 +197,116 @@ def bench_case(
     reference = None
     if method == "finite-difference":
         # the library's default up to dense_limit: the scale-h Hessian assembled on a tangent basis (= dense reference)
-        t, (assembled, _) = _best(lambda: assembled_eigs(_shape_operator(op), dim, n=n, k=k, normal=op.normal,
-                                                         device=work.device), repeat)  # fmt: skip
+        t, (assembled, _) = _best(
+            lambda: assembled_eigs(_shape_operator(op), dim, n=n, k=k, normal=op.normal, device=work.device), repeat
+        )
         reference = assembled.eigenvalues
-        rows.append((name, method, "assembled on a tangent basis (library default, = dense reference)", n, t / n,
-                     dim - 1, 0.0, _error(reference, exact_reference),
-                     float(assembled.converged.float().mean())))  # fmt: skip
+        rows.append(
+            (
+                name,
+                method,
+                "assembled on a tangent basis (library default, = dense reference)",
+                n,
+                t / n,
+                dim - 1,
+                0.0,
+                _error(reference, exact_reference),
+                float(assembled.converged.float().mean()),
+            )
+        )
     elif dense:
         t_dense, reference = _best(lambda: _dense_reference(op, k), 1)
     if method == "exact" and exact_reference is None:
         exact_reference = reference  # the exact Hessian's dense reference is this one
     # end to end: the same z as here except for softplus (z moved onto the smoothed boundary: another point)
-    rows.insert(0, (name, method, "boundary_curvature, end to end (DeepFool + solver)", n, t_end / n,
-                    end.hessian_products, _error(end.curvatures, reference) if method != "softplus" else math.nan,
-                    _error(end.curvatures, exact_reference), float(end.converged.float().mean())))  # fmt: skip
+    rows.insert(
+        0,
+        (
+            name,
+            method,
+            "boundary_curvature, end to end (DeepFool + solver)",
+            n,
+            t_end / n,
+            end.hessian_products,
+            _error(end.curvatures, reference) if method != "softplus" else math.nan,
+            _error(end.curvatures, exact_reference),
+            float(end.converged.float().mean()),
+        ),
+    )
 
     t, (values, iters, conv) = _best(lambda: run_torch(list(range(n))), repeat)
-    rows.append((name, method, f"torch Lanczos, batched (library), tol {tol:g}", n, t / n, iters,
-                 _error(values, reference), _error(values, exact_reference), conv))  # fmt: skip
+    rows.append(
+        (
+            name,
+            method,
+            f"torch Lanczos, batched (library), tol {tol:g}",
+            n,
+            t / n,
+            iters,
+            _error(values, reference),
+            _error(values, exact_reference),
+            conv,
+        )
+    )
     t, (values, iters, conv) = _best(lambda: run_torch(list(range(n)), tol * 10), repeat)
-    rows.append((name, method, f"torch Lanczos, batched, tol {tol * 10:g}", n, t / n, iters,
-                 _error(values, reference), _error(values, exact_reference), conv))  # fmt: skip
+    rows.append(
+        (
+            name,
+            method,
+            f"torch Lanczos, batched, tol {tol * 10:g}",
+            n,
+            t / n,
+            iters,
+            _error(values, reference),
+            _error(values, exact_reference),
+            conv,
+        )
+    )
     t, singles = _best(lambda: [run_torch([i]) for i in range(n)], repeat)
     values = torch.cat([s[0] for s in singles])
     steps, conv = sum(s[1] for s in singles) / n, sum(s[2] for s in singles) / n
-    rows.append((name, method, f"torch Lanczos, one image at a time, tol {tol:g}", n, t / n, steps,
-                 _error(values, reference), _error(values, exact_reference), conv))  # fmt: skip
+    rows.append(
+        (
+            name,
+            method,
+            f"torch Lanczos, one image at a time, tol {tol:g}",
+            n,
+            t / n,
+            steps,
+            _error(values, reference),
+            _error(values, exact_reference),
+            conv,
+        )
+    )
     for scipy_tol in (tol * 10, tol) if scipy else ():
         t, (values, mv, conv) = _best(lambda st=scipy_tol: run_scipy(st), repeat)
-        rows.append((name, method, f"SciPy eigsh (ARPACK), tol {scipy_tol:g}", n, t / n, mv,
-                     _error(values, reference), _error(values, exact_reference), conv))  # fmt: skip
+        rows.append(
+            (
+                name,
+                method,
+                f"SciPy eigsh (ARPACK), tol {scipy_tol:g}",
+                n,
+                t / n,
+                mv,
+                _error(values, reference),
+                _error(values, exact_reference),
+                conv,
+            )
+        )
     if method != "finite-difference" and reference is not None:
-        rows.append((name, method, "dense reference (D products + eigh)", n, t_dense / n, dim, 0.0,
-                     _error(reference, exact_reference), 1.0))  # fmt: skip
+        rows.append(
+            (
+                name,
+                method,
+                "dense reference (D products + eigh)",
+                n,
+                t_dense / n,
+                dim,
+                0.0,
+                _error(reference, exact_reference),
+                1.0,
+            )
+        )
     return rows, reference
 
 
@@ -228,34 +326,70 @@ def main() -> None:
     rows: list[Row] = []
     digits = geometry.load_dataset("digits").images[: args.images]
     silu = geometry.load_model("digits-cnn-silu", device=args.device)
-    exact_rows, exact_ref = bench_case("digits-cnn-silu", silu, digits, method="exact", k=args.k, dense=True,
-                                       repeat=args.repeat)  # fmt: skip
+    exact_rows, exact_ref = bench_case(
+        "digits-cnn-silu", silu, digits, method="exact", k=args.k, dense=True, repeat=args.repeat
+    )
     rows += exact_rows
-    rows += bench_case("digits-cnn-silu", silu, digits, method="finite-difference", k=args.k, dense=True,
-                       repeat=args.repeat, exact_reference=exact_ref)[0]  # fmt: skip
+    rows += bench_case(
+        "digits-cnn-silu",
+        silu,
+        digits,
+        method="finite-difference",
+        k=args.k,
+        dense=True,
+        repeat=args.repeat,
+        exact_reference=exact_ref,
+    )[0]
     relu = geometry.load_model("digits-cnn-relu", device=args.device)
     rows += bench_case("digits-cnn-relu", relu, digits, method="softplus", k=args.k, dense=True, repeat=args.repeat)[0]
-    rows += bench_case("digits-cnn-relu", relu, digits, method="finite-difference", k=args.k, dense=True,
-                       repeat=args.repeat)[0]  # fmt: skip
+    rows += bench_case(
+        "digits-cnn-relu", relu, digits, method="finite-difference", k=args.k, dense=True, repeat=args.repeat
+    )[0]
     if args.shapes_images > 0:
         shapes = geometry.load_dataset("shapes").images[: args.shapes_images]
         resnet = geometry.load_model("shapes-resnet-silu", device=args.device)
-        rows += bench_case("shapes-resnet-silu", resnet, shapes, method="exact", k=args.k,
-                           dense=not args.no_dense_shapes, repeat=args.repeat)[0]  # fmt: skip
+        rows += bench_case(
+            "shapes-resnet-silu",
+            resnet,
+            shapes,
+            method="exact",
+            k=args.k,
+            dense=not args.no_dense_shapes,
+            repeat=args.repeat,
+        )[0]
         resnet_relu = geometry.load_model("shapes-resnet-relu", device=args.device)
-        rows += bench_case("shapes-resnet-relu", resnet_relu, shapes, method="softplus", k=args.k,
-                           dense=not args.no_dense_shapes, repeat=args.repeat)[0]  # fmt: skip
+        rows += bench_case(
+            "shapes-resnet-relu",
+            resnet_relu,
+            shapes,
+            method="softplus",
+            k=args.k,
+            dense=not args.no_dense_shapes,
+            repeat=args.repeat,
+        )[0]
         if args.shapes_fd:
-            rows += bench_case("shapes-resnet-relu", resnet_relu, shapes, method="finite-difference", k=args.k,
-                               dense=True, repeat=1, scipy=False)[0]  # fmt: skip
+            rows += bench_case(
+                "shapes-resnet-relu",
+                resnet_relu,
+                shapes,
+                method="finite-difference",
+                k=args.k,
+                dense=True,
+                repeat=1,
+                scipy=False,
+            )[0]
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     device = args.device or str(geometry.default_device())
-    print(f"Curvature top-{args.k} and bottom-{args.k} on {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{torch.get_num_threads()} torch threads, device {device}, load average {load:.1f}; "
-          f"best of {args.repeat}\n")  # fmt: skip
-    print("| model | method | eigensolver | images | s / image (wall / CPU) | HVPs / image | max rel. error vs dense "
-          "reference | vs exact | pairs converged |")  # fmt: skip
+    print(
+        f"Curvature top-{args.k} and bottom-{args.k} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, device {device}, load average {load:.1f}; "
+        f"best of {args.repeat}\n"
+    )
+    print(
+        "| model | method | eigensolver | images | s / image (wall / CPU) | HVPs / image | max rel. error vs dense "
+        "reference | vs exact | pairs converged |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for name, method, backend, n, t, hvps, err, err_exact, conv in rows:
         e1 = "—" if math.isnan(err) else f"{err:.1e}"

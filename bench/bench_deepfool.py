@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import geometry  # noqa: E402
-from geometry.deepfool import deepfool  # noqa: E402
+from geometry.boundary.deepfool import deepfool  # noqa: E402
 
 TARGETED_GRADIENTS_PER_STEP = 1  # backward passes per targeted step (tests/geometry/test_deepfool.py counts them)
 
@@ -87,17 +87,35 @@ def main() -> None:
             rate_batch, rate_loop = len(x) / t_batch, m / t_loop
             cpu_batch, cpu_loop = len(x) / c_batch, m / c_loop
             steps = float(res.iterations.float().mean())
-            rows.append((name, mode, len(x), rate_batch, cpu_batch, rate_loop, cpu_loop, cpu_batch / cpu_loop,
-                         float(res.converged.float().mean()), steps, steps * per_step, float(res.norm.median()),
-                         diff))  # fmt: skip
+            rows.append(
+                (
+                    name,
+                    mode,
+                    len(x),
+                    rate_batch,
+                    cpu_batch,
+                    rate_loop,
+                    cpu_loop,
+                    cpu_batch / cpu_loop,
+                    float(res.converged.float().mean()),
+                    steps,
+                    steps * per_step,
+                    float(res.norm.median()),
+                    diff,
+                )
+            )
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     device = args.device or str(geometry.default_device())
-    print(f"DeepFool (candidates {args.candidates}, overshoot 0.02, max_iter 50) on {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, device {device}, load average {load:.1f}; "
-          f"best of {args.repeat}\n")  # fmt: skip
-    print("| model | mode | images | batched (img/s, wall / CPU) | per-image loop (img/s, wall / CPU) | speed-up (CPU) "
-          "| converged | mean steps | gradients / image | median ‖r‖ | max ‖r‖ diff loop vs batch |")  # fmt: skip
+    print(
+        f"DeepFool (candidates {args.candidates}, overshoot 0.02, max_iter 50) on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, device {device}, load average {load:.1f}; "
+        f"best of {args.repeat}\n"
+    )
+    print(
+        "| model | mode | images | batched (img/s, wall / CPU) | per-image loop (img/s, wall / CPU) | speed-up (CPU) "
+        "| converged | mean steps | gradients / image | median ‖r‖ | max ‖r‖ diff loop vs batch |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, mode, n, rb, cb, rl, cl, sp, conv, steps, grads, med, diff in rows:
         print(

@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import geometry  # noqa: E402
-from geometry import embedding as emb  # noqa: E402
-from geometry.cache import DiskCache  # noqa: E402
-from geometry.feature_regions import exact_region_map, paint_regions, plane_through_features  # noqa: E402
-from geometry.features import compute_features, extract_features, find_head  # noqa: E402
-from geometry.hull import hull_report  # noqa: E402
+from geometry.features import embedding as emb  # noqa: E402
+from geometry.features.extract import compute_features, extract_features, find_head  # noqa: E402
+from geometry.features.hull import hull_report  # noqa: E402
+from geometry.features.regions import exact_region_map, paint_regions, plane_through_features  # noqa: E402
+from geometry.runtime.cache import DiskCache  # noqa: E402
 
 
 def _timed(fn: object) -> tuple[float, object]:
@@ -77,8 +77,10 @@ def bench_extraction(repeat: int) -> None:
             cache = DiskCache(tmp)
             first, _ = _timed(lambda h=handle, d=data, c=cache: compute_features(h, d, cache=c))
             cached, _ = _timed(lambda h=handle, d=data, c=cache: compute_features(h, d, cache=c))
-        print(f"| {name} | {len(images):,} | {dim} | {t:.2f} | {len(images) / t:,.0f} | "
-              f"{first:.2f} / {cached:.3f} ({len(data):,} {dataset} test) |")  # fmt: skip
+        print(
+            f"| {name} | {len(images):,} | {dim} | {t:.2f} | {len(images) / t:,.0f} | "
+            f"{first:.2f} / {cached:.3f} ({len(data):,} {dataset} test) |"
+        )
 
 
 def bench_embeddings(sizes: list[int], tsne_max: int, umap_max: int) -> dict[tuple[str, int], np.ndarray]:
@@ -88,8 +90,10 @@ def bench_embeddings(sizes: list[int], tsne_max: int, umap_max: int) -> dict[tup
     emb.make_embedding("pca").fit(feats[:60])  # import scikit-learn's modules outside the timings
     emb.make_embedding("tsne", max_iter=250).fit(feats[:60])
     t_warm = emb.warm_up_umap()
-    print(f"\n### 2D embeddings of {feats.shape[1]}-d features (UMAP warm-up in this process: import + numba "
-          f"compile/load {t_warm:.1f} s, not included below)\n")  # fmt: skip
+    print(
+        f"\n### 2D embeddings of {feats.shape[1]}-d features (UMAP warm-up in this process: import + numba "
+        f"compile/load {t_warm:.1f} s, not included below)\n"
+    )
     print("| method | samples | first (s) | cached (s) |")
     print("|---|---:|---:|---:|")
     coords: dict[tuple[str, int], np.ndarray] = {}
@@ -118,7 +122,7 @@ _COLD_UMAP = textwrap.dedent("""
     import json, sys, time
     t0 = time.perf_counter()
     import numpy as np
-    from geometry import embedding as emb
+    from geometry.features import embedding as emb
     out = {"python_start": time.perf_counter() - t0}
     t = time.perf_counter(); emb._import_umap(); out["import_umap"] = time.perf_counter() - t
     if sys.argv[2] in ("warm", "small"):  # both compile phases, or only the one for sets below 4,096
@@ -143,15 +147,24 @@ def bench_umap_cold(feats: np.ndarray, n: int) -> None:
             numba_dir = os.path.join(tmp, f"numba-{mode}")
             for cache_state in ("empty", "filled"):
                 env = {**os.environ, "NUMBA_CACHE_DIR": numba_dir, "PYTHONPATH": str(root)}
-                proc = subprocess.run([sys.executable, "-c", _COLD_UMAP, path, mode], env=env, cwd=root,
-                                      capture_output=True, text=True, check=True)  # fmt: skip
+                proc = subprocess.run(
+                    [sys.executable, "-c", _COLD_UMAP, path, mode],
+                    env=env,
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 warm = r.get("warm_up")
                 total = r["import_umap"] + (warm or 0.0) + r["first_fit"]
                 what = {"warm": "both paths", "small": "small path", "none": "none"}[mode]
-                print(f"| {cache_state} | {what} | {r['import_umap']:.1f} | "
-                      f"{'' if warm is None else f'{warm:.1f}'} | {r['first_fit']:.1f} | {r['second_fit']:.1f} | "
-                      f"{total:.1f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {cache_state} | {what} | {r['import_umap']:.1f} | "
+                    f"{'' if warm is None else f'{warm:.1f}'} | {r['first_fit']:.1f} | {r['second_fit']:.1f} | "
+                    f"{total:.1f} |",
+                    flush=True,
+                )
 
 
 def bench_hover_sprites() -> None:
@@ -161,15 +174,19 @@ def bench_hover_sprites() -> None:
     print("\n### Hover images: one sprite sheet per scatter\n")
     print("| images | thumbnail | PNG | colours | PNG bytes | page payload (data URI + ids + script) | build (s) |")
     print("|---|---|---|---|---:|---:|---:|")
-    cases = [("2,000 digits (augmented, noisy)", augmented_digits(2_000, seed=2)),
-             ("1,797 digits (all of them)", geometry.load_dataset("digits", "all").images),
-             ("2,000 shapes (test split)", geometry.load_dataset("shapes", "test").images[:2_000])]  # fmt: skip
+    cases = [
+        ("2,000 digits (augmented, noisy)", augmented_digits(2_000, seed=2)),
+        ("1,797 digits (all of them)", geometry.load_dataset("digits", "all").images),
+        ("2,000 shapes (test split)", geometry.load_dataset("shapes", "test").images[:2_000]),
+    ]
     for name, images in cases:
         t, sheet = _timed(lambda x=images: sprite_sheet(x))
         html = hover_html("chart", sheet, list(range(sheet.count)))  # type: ignore[attr-defined]
         kind = "grey" if images.shape[1] == 1 else "RGB"
-        print(f"| {name} | {sheet.tile_width}x{sheet.tile_height} {kind} | {sheet.columns}x{sheet.rows} tiles | "  # type: ignore[attr-defined]
-              f"{'exact' if sheet.exact else '256 (median cut)'} | {len(sheet.png):,} | {len(html):,} | {t:.2f} |")  # type: ignore[attr-defined]  # fmt: skip
+        print(
+            f"| {name} | {sheet.tile_width}x{sheet.tile_height} {kind} | {sheet.columns}x{sheet.rows} tiles | "  # type: ignore[attr-defined]
+            f"{'exact' if sheet.exact else '256 (median cut)'} | {len(sheet.png):,} | {len(html):,} | {t:.2f} |"
+        )  # type: ignore[attr-defined]
 
 
 def bench_painting(coords: dict[tuple[str, int], np.ndarray], n: int, resolution: int) -> None:
@@ -183,10 +200,13 @@ def bench_painting(coords: dict[tuple[str, int], np.ndarray], n: int, resolution
         if (method, n) not in coords:
             continue
         for backmap in ("knn", "rbf"):
-            t, pr = _timed(lambda m=method, b=backmap: paint_regions(coords[(m, n)], feats, head,
-                                                                     resolution=resolution, method=b))  # fmt: skip
-            print(f"| {method.upper()} | {backmap} | {t:.2f} | {pr.agreement:.1%} | "  # type: ignore[attr-defined]
-                  f"{pr.heldout_agreement:.1%} | {pr.trusted_share:.0%} |")  # type: ignore[attr-defined]  # fmt: skip
+            t, pr = _timed(
+                lambda m=method, b=backmap: paint_regions(coords[(m, n)], feats, head, resolution=resolution, method=b)
+            )
+            print(
+                f"| {method.upper()} | {backmap} | {t:.2f} | {pr.agreement:.1%} | "  # type: ignore[attr-defined]
+                f"{pr.heldout_agreement:.1%} | {pr.trusted_share:.0%} |"
+            )  # type: ignore[attr-defined]
 
 
 def bench_exact_and_hull(hull_n: int) -> None:
@@ -202,8 +222,10 @@ def bench_exact_and_hull(hull_n: int) -> None:
         print(f"| exact region map (grid + exact polygons) | {r}x{r} | {t:.3f} |")
     classes = test.labels[:hull_n]
     t, rep = _timed(lambda: hull_report(train.features, train.labels, test.features[:hull_n], classes, num_classes=10))
-    print(f"| hull tests, overall + own class | {hull_n} test vs {len(train):,} train | {t:.2f} "
-          f"({rep.share_outside:.0%} outside) |")  # type: ignore[attr-defined]  # fmt: skip
+    print(
+        f"| hull tests, overall + own class | {hull_n} test vs {len(train):,} train | {t:.2f} "
+        f"({rep.share_outside:.0%} outside) |"
+    )  # type: ignore[attr-defined]
 
 
 def main() -> None:
@@ -226,8 +248,10 @@ def main() -> None:
         args.sizes, args.tsne_max, args.umap_max, args.repeat, args.hull = [500, 2_000], 2_000, 2_000, 1, 20
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, torch.get_num_threads())))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"Feature space benchmark: {platform.machine()} CPU, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, load average {load:.1f} at start")  # fmt: skip
+    print(
+        f"Feature space benchmark: {platform.machine()} CPU, {os.cpu_count()} cores, torch threads "
+        f"{torch.get_num_threads()}, load average {load:.1f} at start"
+    )
     parts = set(args.only or ["extraction", "embeddings", "umap-cold", "sprites", "exact"])
     if "umap-cold" in parts:  # first: this process has not imported umap yet (the subprocesses never share it)
         bench_umap_cold(real_features(2_000), 2_000)

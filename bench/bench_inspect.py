@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import geometry  # noqa: E402
-from geometry import margins as M  # noqa: E402
-from geometry.detection import curvature_statistic  # noqa: E402
-from geometry.margins import frequency_bands, frequency_margins  # noqa: E402
-from geometry.report import ReportConfig, build_report  # noqa: E402
+from geometry.inspection import margins as M  # noqa: E402
+from geometry.inspection.detection import curvature_statistic  # noqa: E402
+from geometry.inspection.margins import frequency_bands, frequency_margins  # noqa: E402
+from geometry.report.build import ReportConfig, build_report  # noqa: E402
 
 
 def _image_models() -> list[str]:
@@ -32,8 +32,10 @@ def _image_models() -> list[str]:
 
 def bench_margins(models: list[str], n: int) -> None:
     print(f"\n### Frequency margins: {n} images x all bands (subspace DeepFool, max_iter 100, 10 candidates)\n")
-    print("| model | input | bands (K, stride) | subspace dim | time (s) | images/s per band | not converged | "
-          "random baseline (s) |")  # fmt: skip
+    print(
+        "| model | input | bands (K, stride) | subspace dim | time (s) | images/s per band | not converged | "
+        "random baseline (s) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in models:
         handle = geometry.load_model(name, device="cpu")
@@ -44,12 +46,15 @@ def bench_margins(models: list[str], n: int) -> None:
         res = frequency_margins(handle, x, num_random=0, full=False)
         t_bands = time.perf_counter() - start
         start = time.perf_counter()  # the random baseline alone, as frequency_margins runs it (one dense basis)
-        M._margins_of(handle, x, layout, [], [0], overshoot=0.02, max_iter=100, candidates=10, progress=None,
-                      cancel=None)  # fmt: skip
+        M._margins_of(
+            handle, x, layout, [], [0], overshoot=0.02, max_iter=100, candidates=10, progress=None, cancel=None
+        )
         t_random = time.perf_counter() - start
-        print(f"| {name} | {'x'.join(map(str, handle.input_shape))} | {len(layout)} ({layout.block}, {layout.stride}) "
-              f"| {layout.subspace_dim} | {t_bands:.1f} | {n * len(layout) / t_bands:.1f} | "
-              f"{int((~res.converged).sum())} of {res.margins.numel()} | {t_random:.1f} |")  # fmt: skip
+        print(
+            f"| {name} | {'x'.join(map(str, handle.input_shape))} | {len(layout)} ({layout.block}, {layout.stride}) "
+            f"| {layout.subspace_dim} | {t_bands:.1f} | {n * len(layout) / t_bands:.1f} | "
+            f"{int((~res.converged).sum())} of {res.margins.numel()} | {t_random:.1f} |"
+        )
 
 
 def bench_detection(models: list[str], n: int) -> None:
@@ -78,7 +83,7 @@ def bench_report(model: str, n: int) -> None:
         start = time.perf_counter()
         build_report(handle, data, config, cache=cache)
         t_warm = time.perf_counter() - start
-        from geometry.report import report_html
+        from geometry.report.build import report_html
 
         start = time.perf_counter()
         text = report_html(report)
@@ -103,8 +108,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     models = args.models or _image_models()
-    print(f"inspection benchmarks on {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, device cpu")  # fmt: skip
+    print(
+        f"inspection benchmarks on {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, device cpu"
+    )
     bench_margins(models, args.n)
     bench_detection(models, args.detection_n)
     if not args.skip_report:

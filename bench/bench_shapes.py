@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from geometry.shapes import render_shapes, sample_factors  # noqa: E402
+from geometry.data.shapes import render_shapes, sample_factors  # noqa: E402
 
 CASES = ((10_000, 32), (1_000, 224))
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from geometry.data import load_dataset  # noqa: E402
-from geometry.loading import builtin_models, load_model  # noqa: E402
-from geometry.planes import input_space_plane, normal_plane, three_image_plane  # noqa: E402
-from geometry.slices import default_batch_size, evaluate_slice  # noqa: E402
+from geometry.data.datasets import load_dataset  # noqa: E402
+from geometry.models.loading import builtin_models, load_model  # noqa: E402
+from geometry.slices.evaluate import default_batch_size, evaluate_slice  # noqa: E402
+from geometry.slices.planes import input_space_plane, normal_plane, three_image_plane  # noqa: E402
 
 _clock = time.perf_counter
 

@@ -7,11 +7,7 @@ distance is L2 in that space (see DESIGN.md).
 
 from __future__ import annotations
 
-from geometry.architectures import build_architecture
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import Cancelled, CancelToken, default_device, map_batches
-from geometry.connectivity import PathResult, cached_connectivity_batch, connectivity_batch, find_path, find_paths
-from geometry.curvature import (
+from geometry.boundary.curvature import (
     CurvatureProfile,
     CurvatureResult,
     PrincipalDirections,
@@ -21,8 +17,11 @@ from geometry.curvature import (
     curvature_vulnerability,
     principal_directions,
 )
-from geometry.data import Dataset, builtin_datasets, load_dataset, load_image_folder, load_uploaded_images
-from geometry.dct import (
+from geometry.boundary.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from geometry.boundary.hessian import HessianOperator, hvp_check, resolve_method, smooth_handle
+from geometry.boundary.lanczos import EigenResult, lanczos
+from geometry.data.datasets import Dataset, builtin_datasets, load_dataset, load_image_folder, load_uploaded_images
+from geometry.data.dct import (
     dct2,
     dct_basis_block,
     dct_diagonal_blocks,
@@ -31,8 +30,27 @@ from geometry.dct import (
     idct2,
     low_pass,
 )
-from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
-from geometry.detection import (
+from geometry.features.embedding import Embedding2D, PCAEmbedding, TSNEEmbedding, UMAPEmbedding, embed
+from geometry.features.extract import FeatureSet, Head, NoAffineHeadError, compute_features, extract_features, find_head
+from geometry.features.hull import HullReport, hull_distance, hull_report
+from geometry.features.morph import MorphResult, cached_morph, morph
+from geometry.features.regions import (
+    FeaturePlane,
+    FeatureRegionMap,
+    PaintedRegions,
+    exact_region_map,
+    paint_regions,
+    pca_plane,
+    plane_through_features,
+)
+from geometry.inspection.connectivity import (
+    PathResult,
+    cached_connectivity_batch,
+    connectivity_batch,
+    find_path,
+    find_paths,
+)
+from geometry.inspection.detection import (
     CurvatureStatistic,
     DetectionResult,
     DetectionVerdict,
@@ -42,31 +60,7 @@ from geometry.detection import (
     evaluate_detection,
     threshold_for_fpr,
 )
-from geometry.embedding import Embedding2D, PCAEmbedding, TSNEEmbedding, UMAPEmbedding, embed
-from geometry.feature_regions import (
-    FeaturePlane,
-    FeatureRegionMap,
-    PaintedRegions,
-    exact_region_map,
-    paint_regions,
-    pca_plane,
-    plane_through_features,
-)
-from geometry.features import FeatureSet, Head, NoAffineHeadError, compute_features, extract_features, find_head
-from geometry.handle import ModelHandle, NonFiniteOutputError
-from geometry.hessian import HessianOperator, hvp_check, resolve_method, smooth_handle
-from geometry.hull import HullReport, hull_distance, hull_report
-from geometry.lanczos import EigenResult, lanczos
-from geometry.loading import (
-    builtin_models,
-    load_model,
-    model_card,
-    read_state_dict,
-    torchvision_architectures,
-    user_models,
-    user_models_dir,
-)
-from geometry.margins import (
+from geometry.inspection.margins import (
     FrequencyBands,
     FrequencyMargins,
     cached_frequency_margins,
@@ -75,20 +69,7 @@ from geometry.margins import (
     random_subspace,
     subspace_margins,
 )
-from geometry.morph import MorphResult, cached_morph, morph
-from geometry.planes import (
-    Plane,
-    custom_plane,
-    dct_plane,
-    input_space_plane,
-    normal_plane,
-    plane_from_directions,
-    random_plane,
-    three_image_plane,
-    two_class_plane,
-)
-from geometry.report import Report, ReportConfig, build_report, report_html, write_report
-from geometry.robustness import (
+from geometry.inspection.robustness import (
     ROTATION_SIZES,
     SweepResult,
     cached_image_sweep,
@@ -99,9 +80,34 @@ from geometry.robustness import (
     shapes_sweep,
     transform_images,
 )
-from geometry.slice_stats import RegionIoU, SliceStats, region_iou, slice_statistics
-from geometry.slices import SliceResult, cached_slice, evaluate_slice
-from geometry.train import TrainConfig, TrainResult, train_cached, trained_model
+from geometry.models.architectures import build_architecture
+from geometry.models.handle import ModelHandle, NonFiniteOutputError
+from geometry.models.loading import (
+    builtin_models,
+    load_model,
+    model_card,
+    read_state_dict,
+    torchvision_architectures,
+    user_models,
+    user_models_dir,
+)
+from geometry.models.training import TrainConfig, TrainResult, train_cached, trained_model
+from geometry.report.build import Report, ReportConfig, build_report, report_html, write_report
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import Cancelled, CancelToken, default_device, map_batches
+from geometry.slices.evaluate import SliceResult, cached_slice, evaluate_slice
+from geometry.slices.planes import (
+    Plane,
+    custom_plane,
+    dct_plane,
+    input_space_plane,
+    normal_plane,
+    plane_from_directions,
+    random_plane,
+    three_image_plane,
+    two_class_plane,
+)
+from geometry.slices.stats import RegionIoU, SliceStats, region_iou, slice_statistics
 
 __all__ = [
     "boundary_curvature",

@@ -72,7 +72,7 @@ def _register_report(p: argparse.ArgumentParser) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     import geometry
-    from geometry.report import ReportConfig, write_report
+    from geometry.report.build import ReportConfig, write_report
 
     if args.n is not None and args.quick:
         raise ValueError("expected either --n or --quick, got both")
@@ -83,8 +83,9 @@ def _run_report(args: argparse.Namespace) -> int:
         try:
             options["input_shape"] = tuple(int(v) for v in args.input_shape.replace("x", ",").split(",") if v.strip())
         except ValueError:
-            raise ValueError(f"expected --input-shape as comma-separated ints, e.g. 3,32,32; got {args.input_shape!r}"
-                             ) from None  # fmt: skip
+            raise ValueError(
+                f"expected --input-shape as comma-separated ints, e.g. 3,32,32; got {args.input_shape!r}"
+            ) from None
     handle = geometry.load_model(args.model, device=args.device, **options)
     name = args.dataset or handle.card.get("dataset")
     if not name:
@@ -106,15 +107,20 @@ def _run_report(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"wrote {args.out}: {handle.name} on {dataset.name} ({dataset.split}), {len(report.sections)} sections, "
-          f"{report.seconds:.1f} s")  # fmt: skip
+    print(
+        f"wrote {args.out}: {handle.name} on {dataset.name} ({dataset.split}), {len(report.sections)} sections, "
+        f"{report.seconds:.1f} s"
+    )
     return 0
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "report": ("write a self-contained HTML report on a model (margins, curvature, connectivity, detection, "
-               "robustness)", _register_report, _run_report),
-}  # fmt: skip
+    "report": (
+        "write a self-contained HTML report on a model (margins, curvature, connectivity, detection, robustness)",
+        _register_report,
+        _run_report,
+    ),
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from geometry.curvature import (
+from geometry.boundary.curvature import (
     CurvatureProfile,
     CurvatureResult,
     VulnerabilityResult,
@@ -23,12 +23,12 @@ from geometry.curvature import (
     curvature_profiles,
     curvature_vulnerability,
 )
-from geometry.deepfool import DeepFoolResult, deepfool
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
-from geometry.hessian import default_step, resolve_method, smooth_handle
-from geometry.planes import plane_from_directions
-from geometry.slices import SliceResult, cached_slice
+from geometry.boundary.deepfool import DeepFoolResult, deepfool
+from geometry.boundary.hessian import default_step, resolve_method, smooth_handle
+from geometry.models.handle import ModelHandle
+from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.slices.evaluate import SliceResult, cached_slice
+from geometry.slices.planes import plane_from_directions
 from ui.progress import cached_with_progress, progress_bar
 
 VERSION = "2"  # 2: softplus boundary_distance is ||z - x|| for the moved z; Lanczos tol 1e-4

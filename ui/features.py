@@ -16,9 +16,12 @@ import streamlit as st
 import torch
 
 import geometry
-from geometry import embedding as emb
-from geometry.data import Dataset
-from geometry.feature_regions import (
+from geometry.data.datasets import Dataset
+from geometry.features import embedding as emb
+from geometry.features.extract import HEAD_INPUT, FeatureSet, candidate_layers, compute_features
+from geometry.features.hull import HullReport, hull_report
+from geometry.features.morph import MorphResult, cached_morph
+from geometry.features.regions import (
     FeatureRegionMap,
     PaintedRegions,
     exact_region_map,
@@ -26,10 +29,7 @@ from geometry.feature_regions import (
     pca_plane,
     plane_through_features,
 )
-from geometry.features import HEAD_INPUT, FeatureSet, candidate_layers, compute_features
-from geometry.fingerprint import tensor_fingerprint
-from geometry.hull import HullReport, hull_report
-from geometry.morph import MorphResult, cached_morph
+from geometry.runtime.fingerprint import tensor_fingerprint
 from ui.hover_images import SpriteSheet, sprite_sheet
 from ui.progress import Stopped, progress_bar
 
@@ -47,10 +47,17 @@ def layer_options(handle: geometry.ModelHandle) -> list[str]:
         return [HEAD_INPUT]
 
 
-def feature_set(handle: geometry.ModelHandle, data: Dataset, *, sample: int | None = None,
-                indices: Sequence[int] | None = None, layer: str = HEAD_INPUT) -> FeatureSet:  # fmt: skip
-    kwargs = dict(sample=sample, indices=None if indices is None else list(indices),
-                  layer=None if layer == HEAD_INPUT else layer)  # fmt: skip
+def feature_set(
+    handle: geometry.ModelHandle,
+    data: Dataset,
+    *,
+    sample: int | None = None,
+    indices: Sequence[int] | None = None,
+    layer: str = HEAD_INPUT,
+) -> FeatureSet:
+    kwargs = dict(
+        sample=sample, indices=None if indices is None else list(indices), layer=None if layer == HEAD_INPUT else layer
+    )
     hit = compute_features(handle, data, cached_only=True, **kwargs)  # type: ignore[arg-type]
     if hit is not None:
         return hit
@@ -76,12 +83,16 @@ def embedding(fs: FeatureSet, method: str, params: dict[str, Any], seed: int = 0
     label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[method]
     note = st.empty()
     if method == "umap" and not emb.umap_compiled_for(len(fs)):
-        note.info("UMAP compiles its numba code the first time a server process uses it (a minute or more; it "
-                  "started in the background when this page opened, and later processes reuse a disk cache). "
-                  "PCA needs none of this.")  # fmt: skip
+        note.info(
+            "UMAP compiles its numba code the first time a server process uses it (a minute or more; it "
+            "started in the background when this page opened, and later processes reuse a disk cache). "
+            "PCA needs none of this."
+        )
     elif method == "tsne" and len(fs) > 2000:
-        note.info(f"t-SNE of {len(fs):,} points takes minutes on a CPU and cannot be stopped half-way; fewer "
-                  "samples are faster.")  # fmt: skip
+        note.info(
+            f"t-SNE of {len(fs):,} points takes minutes on a CPU and cannot be stopped half-way; fewer "
+            "samples are faster."
+        )
     try:
         with progress_bar(f"Embedding {len(fs):,} feature vectors with {label}…", "feat_stop_embedding") as cb:
             if method == "umap" and not emb.umap_compiled_for(len(fs)):
@@ -95,8 +106,10 @@ def embedding(fs: FeatureSet, method: str, params: dict[str, Any], seed: int = 0
 
 
 def _umap_unavailable(err: BaseException) -> str:
-    return (f"UMAP is not available in this server process ({type(err).__name__}: {err}). Pick PCA or t-SNE, "
-            "or install umap-learn and try again (the next try starts the warm-up afresh).")  # fmt: skip
+    return (
+        f"UMAP is not available in this server process ({type(err).__name__}: {err}). Pick PCA or t-SNE, "
+        "or install umap-learn and try again (the next try starts the warm-up afresh)."
+    )
 
 
 def _umap_ready(*, large: bool) -> None:
@@ -127,26 +140,32 @@ def feature_plane(fs_three: FeatureSet, fs_points: FeatureSet, kind: str, resolu
     if kind == "pca":
         plane = pca_plane(fs_points.features)
         anchors = plane.coords(fs_three.features)
-        region = exact_region_map(head, plane, points=np.concatenate([fs_points.features, fs_three.features]),
-                                  resolution=resolution, pad=0.05)  # fmt: skip
+        region = exact_region_map(
+            head, plane, points=np.concatenate([fs_points.features, fs_three.features]), resolution=resolution, pad=0.05
+        )
         # show the three as anchors (projected; they lie off the PCA plane)
         from dataclasses import replace
 
         anchor_logits = head.logits(plane.points(anchors))
-        return replace(region, anchors=anchors, anchor_classes=anchor_logits.argmax(axis=1).astype(np.int64),
-                       point_coords=region.point_coords[: len(fs_points)],
-                       point_offsets=region.point_offsets[: len(fs_points)])  # fmt: skip
+        return replace(
+            region,
+            anchors=anchors,
+            anchor_classes=anchor_logits.argmax(axis=1).astype(np.int64),
+            point_coords=region.point_coords[: len(fs_points)],
+            point_offsets=region.point_offsets[: len(fs_points)],
+        )
     z = fs_three.features
     plane = plane_through_features(z[0], z[1], z[2])
     return exact_region_map(head, plane, resolution=resolution)
 
 
-def pixel_slice(handle: geometry.ModelHandle, data: Dataset, three: Sequence[int],
-                resolution: int = 160) -> tuple[Any, Any]:  # fmt: skip
-    """(plane, slice) through the three images in pixel space, via geometry.planes/slices (cached)."""
-    from geometry.cache import default_cache
-    from geometry.planes import three_image_plane
-    from geometry.slices import cached_slice, slice_cache_key
+def pixel_slice(
+    handle: geometry.ModelHandle, data: Dataset, three: Sequence[int], resolution: int = 160
+) -> tuple[Any, Any]:
+    """(plane, slice) through the three images in pixel space, via geometry.slices.planes/slices (cached)."""
+    from geometry.runtime.cache import default_cache
+    from geometry.slices.evaluate import cached_slice, slice_cache_key
+    from geometry.slices.planes import three_image_plane
 
     x = data.images[list(three)]
     plane = three_image_plane(x[0], x[1], x[2], names=tuple(f"#{i}" for i in three))
@@ -157,8 +176,9 @@ def pixel_slice(handle: geometry.ModelHandle, data: Dataset, three: Sequence[int
         return plane, cached_slice(handle, plane, progress=cb, **kwargs)  # type: ignore[arg-type]
 
 
-def hull(handle: geometry.ModelHandle, train_data: Dataset, test: FeatureSet, n: int, *, layer: str,
-         run: bool) -> HullReport | None:  # fmt: skip
+def hull(
+    handle: geometry.ModelHandle, train_data: Dataset, test: FeatureSet, n: int, *, layer: str, run: bool
+) -> HullReport | None:
     """The hull report of the first ``n`` test samples against the training features.
 
     Unless ``run``, nothing is computed: the report comes from the cache or is None (the training features of a
@@ -169,15 +189,30 @@ def hull(handle: geometry.ModelHandle, train_data: Dataset, test: FeatureSet, n:
         train = compute_features(handle, train_data, layer=None if layer == HEAD_INPUT else layer, cached_only=True)
         if train is None:
             return None
-        return hull_report(train.features, train.labels, test.features[:n], classes, num_classes=handle.num_classes,
-                           fingerprint=f"{train.fingerprint}|{test.fingerprint}|{n}", cached_only=True)  # fmt: skip
+        return hull_report(
+            train.features,
+            train.labels,
+            test.features[:n],
+            classes,
+            num_classes=handle.num_classes,
+            fingerprint=f"{train.fingerprint}|{test.fingerprint}|{n}",
+            cached_only=True,
+        )
     train = feature_set(handle, train_data, layer=layer)
     fingerprint = f"{train.fingerprint}|{test.fingerprint}|{n}"
     num_classes = handle.num_classes
-    with progress_bar(f"Testing {n} samples against the convex hulls of {len(train):,} training features…",
-                      "feat_stop_hull") as cb:  # fmt: skip
-        return hull_report(train.features, train.labels, test.features[:n], classes, num_classes=num_classes,
-                           fingerprint=fingerprint, progress=cb)  # fmt: skip
+    with progress_bar(
+        f"Testing {n} samples against the convex hulls of {len(train):,} training features…", "feat_stop_hull"
+    ) as cb:
+        return hull_report(
+            train.features,
+            train.labels,
+            test.features[:n],
+            classes,
+            num_classes=num_classes,
+            fingerprint=fingerprint,
+            progress=cb,
+        )
 
 
 def morph_paths(handle: geometry.ModelHandle, data: Dataset, i: int, j: int, steps: int) -> MorphResult:
@@ -206,8 +241,9 @@ def hover_sprite(data: Dataset, fs: FeatureSet, *, tile: int = 32) -> SpriteShee
     return _sprite(key, data.images, fs.indices, tile)
 
 
-def path_images(handle: geometry.ModelHandle, data: Dataset, i: int, j: int,
-                count: int) -> list[tuple[float, torch.Tensor, int]]:  # fmt: skip
+def path_images(
+    handle: geometry.ModelHandle, data: Dataset, i: int, j: int, count: int
+) -> list[tuple[float, torch.Tensor, int]]:
     """``count`` evenly spaced (t, image, predicted class) on the straight pixel path from image i to image j."""
     ts = torch.linspace(0.0, 1.0, count)
     images = (1 - ts.view(-1, 1, 1, 1)) * data.images[i] + ts.view(-1, 1, 1, 1) * data.images[j]

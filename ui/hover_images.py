@@ -67,8 +67,9 @@ class SpriteSheet:
         return tile[..., None] if tile.ndim == 2 else tile
 
 
-def sprite_sheet(images: torch.Tensor | np.ndarray, *, indices: Sequence[int] | np.ndarray | None = None,
-                 tile: int = 32) -> SpriteSheet:  # fmt: skip
+def sprite_sheet(
+    images: torch.Tensor | np.ndarray, *, indices: Sequence[int] | np.ndarray | None = None, tile: int = 32
+) -> SpriteSheet:
     """Thumbnails of ``images`` ``(N, C, H, W)`` in [0, 1] (C = 1 or 3) on a near-square grid, as one PNG.
 
     ``indices``: only these rows, in this order (taken a chunk at a time: no copy of a large image set).
@@ -116,8 +117,9 @@ def sprite_sheet(images: torch.Tensor | np.ndarray, *, indices: Sequence[int] | 
             exact = False
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
-    return SpriteSheet(png=buf.getvalue(), count=n, columns=columns, rows=rows, tile_width=tw, tile_height=th,
-                       exact=exact)  # fmt: skip
+    return SpriteSheet(
+        png=buf.getvalue(), count=n, columns=columns, rows=rows, tile_width=tw, tile_height=th, exact=exact
+    )
 
 
 def _css_key(key: str) -> str:

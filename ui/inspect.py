@@ -3,7 +3,7 @@
 Every result comes from geometry's disk cache (keys: model and input fingerprints and every option), so a repeated
 view, or the same view after a restart, is instant; the pages draw an `st.progress` bar fed by the library's
 ``progress(fraction, text)`` callback while something computes. The pages' samples are the report's samples
-(`geometry.report.report_images`), so a report after browsing reuses what the pages computed.
+(`geometry.report.build.report_images`), so a report after browsing reuses what the pages computed.
 """
 
 from __future__ import annotations
@@ -16,22 +16,27 @@ import numpy as np
 import streamlit as st
 import torch
 
-from geometry.connectivity import PathResult, cached_connectivity_batch, cached_find_path, sample_same_class_pairs
-from geometry.data import Dataset
-from geometry.dct import dct_flip, low_pass
-from geometry.deepfool import deepfool
-from geometry.detection import DetectionResult, DetectionVerdict, cached_evaluate_detection, detect
-from geometry.handle import ModelHandle
-from geometry.margins import FrequencyBands, FrequencyMargins, cached_frequency_margins, frequency_bands
-from geometry.report import Report, ReportConfig, build_report, report_html, report_images
-from geometry.robustness import (
+from geometry.boundary.deepfool import deepfool
+from geometry.data.datasets import Dataset
+from geometry.data.dct import dct_flip, low_pass
+from geometry.data.shapes import render_shapes, sample_factors, with_factor
+from geometry.inspection.connectivity import (
+    PathResult,
+    cached_connectivity_batch,
+    cached_find_path,
+    sample_same_class_pairs,
+)
+from geometry.inspection.detection import DetectionResult, DetectionVerdict, cached_evaluate_detection, detect
+from geometry.inspection.margins import FrequencyBands, FrequencyMargins, cached_frequency_margins, frequency_bands
+from geometry.inspection.robustness import (
     SweepResult,
     cached_image_sweep,
     cached_shapes_rotation_sweeps,
     cached_shapes_sweep,
     transform_images,
 )
-from geometry.shapes import render_shapes, sample_factors, with_factor
+from geometry.models.handle import ModelHandle
+from geometry.report.build import Report, ReportConfig, build_report, report_html, report_images
 from ui.progress import progress_bar
 
 ERRORS = (ValueError, TypeError, RuntimeError)
@@ -43,8 +48,9 @@ def sample(data: Dataset, n: int, seed: int = 0) -> Dataset:
     return report_images(data, n, seed)
 
 
-def count_slider(where: Any, label: str, *, low: int, high: int, default: int, key: str, help: str | None = None,
-                 step: int = 1) -> int:  # fmt: skip
+def count_slider(
+    where: Any, label: str, *, low: int, high: int, default: int, key: str, help: str | None = None, step: int = 1
+) -> int:
     """A slider for how many inputs to use, from ``low`` to ``high`` (the data set's size or a cap), starting at
     ``default`` (clamped). Streamlit refuses a slider whose ends are equal, so when the data allow only one value
     (``high <= low``) there is no slider and ``high`` comes back: the page says why (`too_few`)."""
@@ -60,8 +66,10 @@ def too_few(where: Any, data: Dataset, used: int, what: str) -> None:
     """The note shown instead of a count slider when the data set is that small; ``what``: e.g. "the margins are
     computed"."""
     count = f"{len(data)} input{'s' if len(data) != 1 else ''}"
-    where.info(f"Only {count} in {data.name}: {what} on {'it' if used == 1 else f'all {used}'} (upload or pick more "
-               "inputs for a distribution).")  # fmt: skip
+    where.info(
+        f"Only {count} in {data.name}: {what} on {'it' if used == 1 else f'all {used}'} (upload or pick more "
+        "inputs for a distribution)."
+    )
 
 
 def clean_reference(handle: ModelHandle, data: Dataset) -> Dataset | None:
@@ -122,11 +130,27 @@ def spread(total: int, count: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, total - 1, max(count, 1))})
 
 
-def frequency_margins(handle: ModelHandle, x: torch.Tensor, bands: Sequence[int], *, block: int | None,
-                      stride: int | None, random: bool, label: str = "") -> FrequencyMargins:  # fmt: skip
+def frequency_margins(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    bands: Sequence[int],
+    *,
+    block: int | None,
+    stride: int | None,
+    random: bool,
+    label: str = "",
+) -> FrequencyMargins:
     with progress_bar(f"Frequency margins{label}") as cb:
-        return cached_frequency_margins(handle, x, bands=list(bands), block=block, stride=stride,
-                                        num_random=1 if random else 0, full=True, progress=cb)  # fmt: skip
+        return cached_frequency_margins(
+            handle,
+            x,
+            bands=list(bands),
+            block=block,
+            stride=stride,
+            num_random=1 if random else 0,
+            full=True,
+            progress=cb,
+        )
 
 
 def transforms_preview(handle: ModelHandle, images: torch.Tensor, keep: int) -> tuple[torch.Tensor, list[list[int]]]:
@@ -149,8 +173,9 @@ def path(handle: ModelHandle, x1: torch.Tensor, x2: torch.Tensor, **options: Any
 def connectivity(handle: ModelHandle, data: Dataset, *, num_pairs: int, seed: int, **options: Any) -> PathResult:
     labels = data.labels if bool((data.labels >= 0).all()) else None
     with progress_bar(f"Joining {num_pairs} random same-class pairs") as cb:
-        return cached_connectivity_batch(handle, data.images, labels, num_pairs=num_pairs, seed=seed, progress=cb,
-                                         **options)  # fmt: skip
+        return cached_connectivity_batch(
+            handle, data.images, labels, num_pairs=num_pairs, seed=seed, progress=cb, **options
+        )
 
 
 def class_members(handle: ModelHandle, data: Dataset, c: int, limit: int = 300) -> list[int]:
@@ -165,11 +190,11 @@ def class_members(handle: ModelHandle, data: Dataset, c: int, limit: int = 300) 
 # -- detection ---------------------------------------------------------------------------------------------------------
 
 
-def detection(handle: ModelHandle, x: torch.Tensor, *, fpr: float, num_directions: int, h: float,
-              seed: int) -> DetectionResult:  # fmt: skip
+def detection(
+    handle: ModelHandle, x: torch.Tensor, *, fpr: float, num_directions: int, h: float, seed: int
+) -> DetectionResult:
     with progress_bar(f"Detection on {len(x)} clean inputs and their DeepFool perturbations") as cb:
-        return cached_evaluate_detection(handle, x, fpr=fpr, num_directions=num_directions, h=h, seed=seed,
-                                         progress=cb)  # fmt: skip
+        return cached_evaluate_detection(handle, x, fpr=fpr, num_directions=num_directions, h=h, seed=seed, progress=cb)
 
 
 def perturbed(handle: ModelHandle, x: torch.Tensor) -> tuple[torch.Tensor, bool, float]:
@@ -178,8 +203,9 @@ def perturbed(handle: ModelHandle, x: torch.Tensor) -> tuple[torch.Tensor, bool,
     return x + res.perturbation, bool(res.converged[0]), float(res.norm[0])
 
 
-def verdict(handle: ModelHandle, x: torch.Tensor, threshold: float, *, num_directions: int, h: float,
-            seed: int) -> DetectionVerdict:  # fmt: skip
+def verdict(
+    handle: ModelHandle, x: torch.Tensor, threshold: float, *, num_directions: int, h: float, seed: int
+) -> DetectionVerdict:
     return detect(handle, x, threshold, num_directions=num_directions, h=h, seed=seed)
 
 
@@ -207,8 +233,9 @@ def preview_values(sweep: SweepResult, count: int = 7) -> list[int]:
     return spread(len(sweep.values), count)
 
 
-def transform_strip(handle: ModelHandle, image: torch.Tensor, sweep: SweepResult, fill: float | str,
-                    count: int = 7) -> tuple[np.ndarray, list[str], list[bool]]:  # fmt: skip
+def transform_strip(
+    handle: ModelHandle, image: torch.Tensor, sweep: SweepResult, fill: float | str, count: int = 7
+) -> tuple[np.ndarray, list[str], list[bool]]:
     """One image (1, C, H, W) under ``count`` of the sweep's values: images, captions ("value: class") and whether
     each keeps the untouched image's class."""
     chosen = preview_values(sweep, count)
@@ -217,8 +244,10 @@ def transform_strip(handle: ModelHandle, image: torch.Tensor, sweep: SweepResult
     pred = handle.predict(images).tolist()
     ref = int(handle.predict(image)[0])
     names = handle.class_names
-    caps = [(f"({v[0]:+.2f}, {v[1]:+.2f})" if sweep.factor == "shift" else f"{v:g}") + f": {names[k]}"
-            for v, k in zip(values, pred, strict=True)]  # fmt: skip
+    caps = [
+        (f"({v[0]:+.2f}, {v[1]:+.2f})" if sweep.factor == "shift" else f"{v:g}") + f": {names[k]}"
+        for v, k in zip(values, pred, strict=True)
+    ]
     return images.numpy(), caps, [k == ref for k in pred]
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import streamlit as st
 import torch
 
-from geometry.cache import cache_key, default_cache
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import cache_key, default_cache
+from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import Memoized
 
 
 class Stopped(Exception):
@@ -73,3 +74,13 @@ def cached_with_progress(
         return hit
     with progress_bar(label, stop_key=stop_key) as progress:
         return cache.get_or_compute(key, lambda: compute(progress), cls=cls)
+
+
+def run_cached(function: Memoized, *args: Any, label: str, stop_key: str | None = "", **kwargs: Any) -> Any:
+    """Call a memoized library function (`geometry.runtime.memo`): a cached result returns at once with no bar;
+    a miss runs under `progress_bar` (``label``, ``stop_key``), passing the bar as ``progress=``."""
+    hit = function.cached(*args, **kwargs)
+    if hit is not None:
+        return hit
+    with progress_bar(label, stop_key=stop_key) as progress:
+        return function(*args, progress=progress, **kwargs)

@@ -11,9 +11,9 @@ from typing import Any
 import streamlit as st
 
 import geometry
-from geometry.cache import default_cache, set_cache_root
-from geometry.data import DATASET_DESCRIPTIONS
+from geometry.data.datasets import DATASET_DESCRIPTIONS
 from geometry.figures import image_to_uint8
+from geometry.runtime.cache import default_cache, set_cache_root
 from ui import state
 
 MAX_PICKED = 12
@@ -62,11 +62,11 @@ def _model_picker(device: str) -> geometry.ModelHandle:
 
 def _builtin_picker(device: str) -> geometry.ModelHandle:
     builtin = geometry.builtin_models()
-    trained = geometry.user_models()  # trained on this machine (the Train view or python -m geometry.train)
+    trained = geometry.user_models()  # trained on this machine (the Train view or python -m geometry.models.training)
     names = builtin + trained
     if not builtin:
         st.error(
-            "No built-in models found in assets/models: re-train them with `python -m geometry.train --all-presets`."
+            "No built-in models found in assets/models: re-train them with `python -m geometry train --all-presets`."
         )
         st.stop()
     cards = {}

@@ -17,12 +17,12 @@ import streamlit as st
 import torch
 from streamlit.errors import StreamlitAPIException
 
-from geometry import planes as P
-from geometry.cache import cache_key, default_cache
-from geometry.data import Dataset
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
-from geometry.slices import SliceResult, cached_slice, normalize_extent, slice_cache_key
+from geometry.data.datasets import Dataset
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import cache_key, default_cache
+from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.slices import planes as P
+from geometry.slices.evaluate import SliceResult, cached_slice, normalize_extent, slice_cache_key
 from ui.progress import progress_bar
 
 PLANE_VERSION = "1"
@@ -98,7 +98,7 @@ def _cached_deepfool_anchor(handle: ModelHandle, x: torch.Tensor) -> dict[str, t
     key = cache_key("ui.slices.deepfool_point", PLANE_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x))
 
     def run() -> dict[str, Any]:
-        from geometry.deepfool import deepfool
+        from geometry.boundary.deepfool import deepfool
 
         res = deepfool(handle, x.unsqueeze(0))
         z = res.boundary_point[0].detach().cpu().double()
@@ -172,7 +172,7 @@ def default_extent(plane: P.Plane, handle: ModelHandle) -> tuple[float, float, f
         )
 
         def run() -> dict[str, float]:
-            from geometry.deepfool import deepfool
+            from geometry.boundary.deepfool import deepfool
 
             res = deepfool(handle, plane.origin.unsqueeze(0))
             return {"distance": float(res.norm[0])}
@@ -384,10 +384,22 @@ def query_params_of(
     return qp
 
 
-_LINK_WIDGETS = {"plane": "slices_kind", "x0": "slices_x0", "seed": "slices_seed", "res": "slices_res",
-                 "adaptive": "slices_adaptive", "dct": "slices_dct", "which": "slices_which", "target": "slices_target",
-                 "shade": "slices_shade", "dim": "slices_dim", "model2": "slices_model2", "a": "slices_a",
-                 "b": "slices_b", "upload": "slices_link_upload"}  # fmt: skip
+_LINK_WIDGETS = {
+    "plane": "slices_kind",
+    "x0": "slices_x0",
+    "seed": "slices_seed",
+    "res": "slices_res",
+    "adaptive": "slices_adaptive",
+    "dct": "slices_dct",
+    "which": "slices_which",
+    "target": "slices_target",
+    "shade": "slices_shade",
+    "dim": "slices_dim",
+    "model2": "slices_model2",
+    "a": "slices_a",
+    "b": "slices_b",
+    "upload": "slices_link_upload",
+}
 
 
 def apply_page_request(data: Dataset) -> None:
@@ -401,8 +413,10 @@ def apply_page_request(data: Dataset) -> None:
     except (TypeError, ValueError):
         idx = []
     if len(idx) != 3 or not all(0 <= i < len(data) for i in idx):
-        st.warning(f"Another page asked for a plane through images {request.get('indices')}; expected three "
-                   f"indices in [0, {len(data)}).")  # fmt: skip
+        st.warning(
+            f"Another page asked for a plane through images {request.get('indices')}; expected three "
+            f"indices in [0, {len(data)})."
+        )
         return
     st.session_state.update(slices_kind="three", slices_three=idx, slices_x0=idx[0], slices_manual_extent=False)
 

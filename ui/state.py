@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 import geometry
-from geometry.data import Dataset
+from geometry.data.datasets import Dataset
 
 DEFAULT_MODEL = "digits-cnn-silu"
 SELECTION_KEY = "selection"

@@ -14,12 +14,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from geometry.curvature import CurvatureResult, boundary_curvature
-from geometry.deepfool import DeepFoolResult, deepfool
-from geometry.handle import ModelHandle
-from geometry.planes import input_space_plane
-from geometry.slices import SliceResult, cached_slice
-from geometry.train import TrainConfig, TrainResult, train_cached, trained_model
+from geometry.boundary.curvature import CurvatureResult, boundary_curvature
+from geometry.boundary.deepfool import DeepFoolResult, deepfool
+from geometry.models.handle import ModelHandle
+from geometry.models.training import TrainConfig, TrainResult, train_cached, trained_model
+from geometry.slices.evaluate import SliceResult, cached_slice
+from geometry.slices.planes import input_space_plane
 from ui import state
 from ui.progress import cached_with_progress, progress_bar
 

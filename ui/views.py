@@ -16,32 +16,72 @@ class View(NamedTuple):
 
 
 VIEWS: list[View] = [
-    View("views/home.py", "Home", ":material/home:",
-         "the model card, the picked images and the model's top-k predictions for each."),
-    View("views/slices.py", "Slices", ":material/view_in_ar:",
-         "the decision regions on 2D planes through input space around an image (boundary normal, random, three "
-         "images, DCT, curvature directions), adaptive and cached, with region statistics and a second model."),
-    View("views/curvature.py", "Curvature", ":material/line_curve:",
-         "DeepFool's boundary point for an image and the boundary's curvature there: principal curvatures and "
-         "directions, cross-sections with osculating parabolas, random directions, and curvature vs vulnerability."),
-    View("views/features.py", "Feature space", ":material/scatter_plot:",
-         "samples embedded from the last hidden layer (PCA, UMAP, t-SNE) with the model's regions painted behind "
-         "them, exact region maps on feature planes beside pixel-space slices, convex-hull tests, morphing."),
-    View("views/margins.py", "Frequency margins", ":material/equalizer:",
-         "distance to the boundary inside bands of DCT frequencies (\"Hold me tight!\") against a random subspace, "
-         "the bands as images, dct_flip and low-pass previews, two models on one plot."),
-    View("views/connectivity.py", "Connectivity", ":material/route:",
-         "a path between two inputs of one class that never leaves the class, and the success rate over random "
-         "same-class pairs."),
-    View("views/detection.py", "Adversarial detection", ":material/gpp_maybe:",
-         "the curvature statistic around an input: ROC and AUC on clean vs DeepFool-perturbed inputs, label "
-         "recovery, and a verdict for one input."),
-    View("views/robustness.py", "Robustness", ":material/rotate_90_degrees_ccw:",
-         "predictions and margins as objects shrink, move, rotate or the resolution changes: your own images, and "
-         "generated shapes for shapes models (SI-Score style)."),
-    View("views/train.py", "Train", ":material/model_training:",
-         "a small model trained with and without activated gradients (Liu et al.), its training curves, and the "
-         "boundaries both draw: regions, distances to the boundary, curvature."),
-    View("views/report.py", "Report", ":material/summarize:",
-         "all of the above in one self-contained HTML file to download (also `python -m geometry report`)."),
-]  # fmt: skip
+    View(
+        "views/home.py",
+        "Home",
+        ":material/home:",
+        "the model card, the picked images and the model's top-k predictions for each.",
+    ),
+    View(
+        "views/slices.py",
+        "Slices",
+        ":material/view_in_ar:",
+        "the decision regions on 2D planes through input space around an image (boundary normal, random, three "
+        "images, DCT, curvature directions), adaptive and cached, with region statistics and a second model.",
+    ),
+    View(
+        "views/curvature.py",
+        "Curvature",
+        ":material/line_curve:",
+        "DeepFool's boundary point for an image and the boundary's curvature there: principal curvatures and "
+        "directions, cross-sections with osculating parabolas, random directions, and curvature vs vulnerability.",
+    ),
+    View(
+        "views/features.py",
+        "Feature space",
+        ":material/scatter_plot:",
+        "samples embedded from the last hidden layer (PCA, UMAP, t-SNE) with the model's regions painted behind "
+        "them, exact region maps on feature planes beside pixel-space slices, convex-hull tests, morphing.",
+    ),
+    View(
+        "views/margins.py",
+        "Frequency margins",
+        ":material/equalizer:",
+        'distance to the boundary inside bands of DCT frequencies ("Hold me tight!") against a random subspace, '
+        "the bands as images, dct_flip and low-pass previews, two models on one plot.",
+    ),
+    View(
+        "views/connectivity.py",
+        "Connectivity",
+        ":material/route:",
+        "a path between two inputs of one class that never leaves the class, and the success rate over random "
+        "same-class pairs.",
+    ),
+    View(
+        "views/detection.py",
+        "Adversarial detection",
+        ":material/gpp_maybe:",
+        "the curvature statistic around an input: ROC and AUC on clean vs DeepFool-perturbed inputs, label "
+        "recovery, and a verdict for one input.",
+    ),
+    View(
+        "views/robustness.py",
+        "Robustness",
+        ":material/rotate_90_degrees_ccw:",
+        "predictions and margins as objects shrink, move, rotate or the resolution changes: your own images, and "
+        "generated shapes for shapes models (SI-Score style).",
+    ),
+    View(
+        "views/train.py",
+        "Train",
+        ":material/model_training:",
+        "a small model trained with and without activated gradients (Liu et al.), its training curves, and the "
+        "boundaries both draw: regions, distances to the boundary, curvature.",
+    ),
+    View(
+        "views/report.py",
+        "Report",
+        ":material/summarize:",
+        "all of the above in one self-contained HTML file to download (also `python -m geometry report`).",
+    ),
+]

@@ -23,8 +23,9 @@ st.caption(
 
 with st.expander("Options: grid, depth, anchors"):
     ocols = st.columns(4)
-    resolution = int(ocols[0].select_slider("Grid points per segment", [7, 15, 31, 63, 127], value=31,
-                                            key="conn_resolution"))  # fmt: skip
+    resolution = int(
+        ocols[0].select_slider("Grid points per segment", [7, 15, 31, 63, 127], value=31, key="conn_resolution")
+    )
     max_depth = int(ocols[1].slider("Bisection levels", 0, 10, 6, key="conn_depth"))
     max_anchors = int(ocols[2].slider("Anchor budget", 0, 128, 32, key="conn_anchors"))
     overshoot = float(
@@ -52,8 +53,13 @@ classes = list(range(handle.num_classes))
 if st.session_state.get("conn_class") not in classes:
     st.session_state["conn_class"] = first_pred
 cols = st.columns([2, 3, 3])
-c = cols[0].selectbox("Class", classes, format_func=lambda k: names[k], key="conn_class",
-                      help="Inputs labelled and predicted as this class.")  # fmt: skip
+c = cols[0].selectbox(
+    "Class",
+    classes,
+    format_func=lambda k: names[k],
+    key="conn_class",
+    help="Inputs labelled and predicted as this class.",
+)
 members = U.class_members(handle, data, c)
 if len(members) < 2:
     st.info(f"Fewer than two inputs of {data.name} are labelled and predicted as {names[c]!r}; choose another class.")
@@ -85,27 +91,37 @@ else:
             if not bool(res.success[0]):
                 st.warning(f"No path found within the budget: {res.reason[0]}.")
             if not is_image:
-                st.markdown("Path: " + " → ".join(f"({', '.join(f'{v:.2f}' for v in q.tolist())})"
-                                                  for q in res.vertices(0)))  # fmt: skip
+                st.markdown(
+                    "Path: " + " → ".join(f"({', '.join(f'{v:.2f}' for v in q.tolist())})" for q in res.vertices(0))
+                )
             st.plotly_chart(path_figure(res, 0, names), key="conn_path", config={"displayModeBar": False})
-            st.caption(f"{res.evaluations:,} model evaluations for the grid checks. Green class names: inside "
-                       f"{names[c]!r}; the band below shows the class at {res.path_class.shape[1]} points along the "
-                       "path.")  # fmt: skip
+            st.caption(
+                f"{res.evaluations:,} model evaluations for the grid checks. Green class names: inside "
+                f"{names[c]!r}; the band below shows the class at {res.path_class.shape[1]} points along the "
+                "path."
+            )
 
 # -- many pairs ------------------------------------------------------------------------------------------------------
 
 st.subheader("Random same-class pairs")
 cols = st.columns([3, 2])
 pool_n = min(len(data), 200)
-pairs = cols[0].slider("Pairs", 1, 100, 10, key="conn_pairs",
-                       help=f"Random pairs of correctly classified inputs of one class, from {pool_n} inputs of "
-                            f"{data.name}.")  # fmt: skip
+pairs = cols[0].slider(
+    "Pairs",
+    1,
+    100,
+    10,
+    key="conn_pairs",
+    help=f"Random pairs of correctly classified inputs of one class, from {pool_n} inputs of {data.name}.",
+)
 seed = int(cols[1].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="conn_seed"))
 pool = U.sample(data, pool_n, seed)
 if not U.has_same_class_pair(handle, pool):
-    st.info(f"No two of the {len(pool)} input{'s' if len(pool) != 1 else ''} of {data.name} are "
-            f"{'labelled and ' if bool((pool.labels >= 0).all()) else ''}predicted as the same class, so no pair "
-            "can be joined: upload or pick more inputs.")  # fmt: skip
+    st.info(
+        f"No two of the {len(pool)} input{'s' if len(pool) != 1 else ''} of {data.name} are "
+        f"{'labelled and ' if bool((pool.labels >= 0).all()) else ''}predicted as the same class, so no pair "
+        "can be joined: upload or pick more inputs."
+    )
     st.stop()
 try:
     batch = U.connectivity(handle, pool, num_pairs=pairs, seed=seed, **options)
@@ -114,14 +130,26 @@ except U.ERRORS as err:
     st.stop()
 bcols = st.columns(4)
 bcols[0].metric("Success rate", f"{batch.success_rate:.0%}", help="Pairs joined by a path inside their class.")
-bcols[1].metric("Straight segment enough", f"{batch.straight_rate:.0%}",
-                help="Pairs joined by the straight segment alone (0 anchors, inside the class all along).")  # fmt: skip
+bcols[1].metric(
+    "Straight segment enough",
+    f"{batch.straight_rate:.0%}",
+    help="Pairs joined by the straight segment alone (0 anchors, inside the class all along).",
+)
 bcols[2].metric("Mean anchors", f"{float(batch.num_anchors.float().mean()):.2f}")
 bcols[3].metric("Max deviation", f"{float(batch.max_deviation.max()):.1%}")
 st.plotly_chart(connectivity_figure(batch), key="conn_batch")
-rows = [{"pair": p, "class": names[int(batch.cls[p])], "joined": bool(batch.success[p]),
-         "anchors": int(batch.num_anchors[p]), "deviation": float(batch.max_deviation[p]),
-         "distance": float(batch.distance[p]), "note": batch.reason[p]} for p in range(len(batch))]  # fmt: skip
+rows = [
+    {
+        "pair": p,
+        "class": names[int(batch.cls[p])],
+        "joined": bool(batch.success[p]),
+        "anchors": int(batch.num_anchors[p]),
+        "deviation": float(batch.max_deviation[p]),
+        "distance": float(batch.distance[p]),
+        "note": batch.reason[p],
+    }
+    for p in range(len(batch))
+]
 st.dataframe(rows, hide_index=True, key="conn_table")
 if len(batch):
     p = st.selectbox(

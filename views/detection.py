@@ -61,9 +61,16 @@ else:
             f"not on your {len(data)} upload{'s' if len(data) != 1 else ''}; the verdict below applies it to them."
         )
     n_max = min(200, len(ref))
-    n = U.count_slider(cols[0], "Clean inputs", low=2, high=n_max, default=20, key="det_n",
-                       help=f"A seeded random sample of {ref.name}; each also gets a DeepFool perturbation. The "
-                            "threshold is set on them.")  # fmt: skip
+    n = U.count_slider(
+        cols[0],
+        "Clean inputs",
+        low=2,
+        high=n_max,
+        default=20,
+        key="det_n",
+        help=f"A seeded random sample of {ref.name}; each also gets a DeepFool perturbation. The "
+        "threshold is set on them.",
+    )
     if n_max <= 2:
         U.too_few(cols[0], ref, n, "the threshold and the ROC are computed")
     x = U.sample(ref, n).images
@@ -138,8 +145,10 @@ pred, rec = int(v.predicted[0]), int(v.recovered[0])
 score = float(v.score[0])
 with vcols[2]:
     if res is None:
-        st.markdown(f"**No verdict** (no threshold) — score {score:.3g}. Predicted **{names[pred]}**; the label the "
-                    f"detector would restore if it were perturbed: **{names[rec]}**.")  # fmt: skip
+        st.markdown(
+            f"**No verdict** (no threshold) — score {score:.3g}. Predicted **{names[pred]}**; the label the "
+            f"detector would restore if it were perturbed: **{names[rec]}**."
+        )
     elif flagged:
         st.markdown(
             f":red[:material/warning: **Looks perturbed**] — score {score:.3g} > threshold "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from geometry.embedding import EMBEDDING_METHODS
+from geometry.features.embedding import EMBEDDING_METHODS
 from geometry.figures import image_to_uint8
 from geometry.figures.features import (
     embedding_scatter,
@@ -72,28 +72,46 @@ keep_in_range("feat_sample", 10, n_total, default_n)
 cols = st.columns([3, 2, 2, 2])
 with cols[0]:
     if n_total > 10:
-        n_sample = st.slider("Samples", min_value=10, max_value=n_total, key="feat_sample",
-                             help=f"A seeded random sample of {data.name} ({data.split} split, "
-                                  f"{n_total:,} samples).")  # fmt: skip
+        n_sample = st.slider(
+            "Samples",
+            min_value=10,
+            max_value=n_total,
+            key="feat_sample",
+            help=f"A seeded random sample of {data.name} ({data.split} split, {n_total:,} samples).",
+        )
     else:
         n_sample = n_total
         st.caption(f"All {n_total} samples of {data.name}.")
 with cols[1]:
-    method = st.selectbox("Embedding", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="feat_embedding",
-                          help=" ".join(EMBEDDING_METHODS.values()))  # fmt: skip
+    method = st.selectbox(
+        "Embedding",
+        list(METHOD_LABELS),
+        format_func=METHOD_LABELS.get,
+        key="feat_embedding",
+        help=" ".join(EMBEDDING_METHODS.values()),
+    )
 with cols[2]:
-    color_by = st.radio("Colour by", ["true", "predicted"], horizontal=True, key="feat_color",
-                        format_func=lambda c: f"{c} class")  # fmt: skip
+    color_by = st.radio(
+        "Colour by", ["true", "predicted"], horizontal=True, key="feat_color", format_func=lambda c: f"{c} class"
+    )
 with cols[3]:
-    paint = st.toggle("Paint regions", value=True, key="feat_paint",
-                      help="Paint the model's classes behind the embedding (an approximation; see below).")  # fmt: skip
+    paint = st.toggle(
+        "Paint regions",
+        value=True,
+        key="feat_paint",
+        help="Paint the model's classes behind the embedding (an approximation; see below).",
+    )
 
 with st.expander("Options: layer, embedding parameters, painting"):
     ocols = st.columns(4)
     layers = ui.layer_options(handle)
-    layer = ocols[0].selectbox("Layer", layers, key="feat_layer",
-                               format_func=lambda n: "input of the final linear layer (default)" if n == "head" else n,
-                               help="Exact region maps need the input of the final affine layer.")  # fmt: skip
+    layer = ocols[0].selectbox(
+        "Layer",
+        layers,
+        key="feat_layer",
+        format_func=lambda n: "input of the final linear layer (default)" if n == "head" else n,
+        help="Exact region maps need the input of the final affine layer.",
+    )
     seed = int(ocols[0].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="feat_seed"))
     params: dict[str, object] = {}
     if method == "umap":
@@ -101,9 +119,14 @@ with st.expander("Options: layer, embedding parameters, painting"):
         params["min_dist"] = float(ocols[1].slider("UMAP min_dist", 0.0, 1.0, 0.1, 0.05, key="feat_umap_md"))
     elif method == "tsne":
         params["perplexity"] = float(ocols[1].slider("t-SNE perplexity", 2.0, 100.0, 30.0, 1.0, key="feat_tsne_perp"))
-    backmap = ocols[2].radio("Back-map", ["knn", "rbf"], key="feat_backmap", horizontal=True,
-                             format_func={"knn": "k nearest neighbours", "rbf": "thin-plate RBF"}.get,
-                             help="How a grid point of the embedding is mapped back to feature space.")  # fmt: skip
+    backmap = ocols[2].radio(
+        "Back-map",
+        ["knn", "rbf"],
+        key="feat_backmap",
+        horizontal=True,
+        format_func={"knn": "k nearest neighbours", "rbf": "thin-plate RBF"}.get,
+        help="How a grid point of the embedding is mapped back to feature space.",
+    )
     resolution = int(ocols[3].slider("Painting grid", 50, 400, 200, 10, key="feat_paint_res"))
 
 try:
@@ -132,34 +155,52 @@ mcols[1].metric("Dimension", fs.dim, help=f"Dimension of the features: the {fs.d
 mcols[2].metric("Accuracy", f"{acc:.1%}" if acc == acc else "—", help="The model's accuracy on these samples.")
 mcols[3].metric("Misclassified", int(fs.misclassified.sum()))
 if painted is not None:
-    mcols[4].metric("Agreement", f"{painted.agreement:.1%}",
-                    help="Painting agreement: the share of samples whose painted class (at their own position) "
-                         "equals the model's prediction from their real features.")  # fmt: skip
-    mcols[5].metric("Held-out", f"{painted.heldout_agreement:.1%}",
-                    help="Held-out agreement: the same with each sample left out of its own back-map, i.e. how "
-                         "well the painting predicts the model between samples.")  # fmt: skip
+    mcols[4].metric(
+        "Agreement",
+        f"{painted.agreement:.1%}",
+        help="Painting agreement: the share of samples whose painted class (at their own position) "
+        "equals the model's prediction from their real features.",
+    )
+    mcols[5].metric(
+        "Held-out",
+        f"{painted.heldout_agreement:.1%}",
+        help="Held-out agreement: the same with each sample left out of its own back-map, i.e. how "
+        "well the painting predicts the model between samples.",
+    )
 
 # Nothing that the selection or the choices further down change may enter this figure: a figure that differs
 # between reruns is a new chart to Streamlit, and its selection would be lost.
 axis_names = ("PC 1", "PC 2") if method == "pca" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
 if method == "pca" and em.explained_variance is not None:
     axis_names = tuple(f"PC {i + 1} ({v:.0%} of variance)" for i, v in enumerate(em.explained_variance))  # type: ignore[assignment]
-fig = embedding_scatter(em.coords, fs.labels, fs.predictions, class_names, indices=fs.indices, color_by=color_by,
-                        painted=painted, axis_names=axis_names)  # fmt: skip
+fig = embedding_scatter(
+    em.coords,
+    fs.labels,
+    fs.predictions,
+    class_names,
+    indices=fs.indices,
+    color_by=color_by,
+    painted=painted,
+    axis_names=axis_names,
+)
 event = st.plotly_chart(fig, key="feat_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
 sprite = ui.hover_sprite(data, fs)
 if sprite is not None:  # a thumbnail of the hovered sample follows the mouse (the points' customdata is its index)
     hover_images("feat_scatter", sprite, fs.indices)
-note = (f"{METHOD_LABELS[method]} of the {fs.description} ({fs.dim}-d), {len(fs):,} samples, seed {seed}. "
-        "✗ marks misclassified samples. "
-        + ("Hover over a point to see its image; click" if sprite is not None else "Click")
-        + ", box or lasso points to see their images.")  # fmt: skip
+note = (
+    f"{METHOD_LABELS[method]} of the {fs.description} ({fs.dim}-d), {len(fs):,} samples, seed {seed}. "
+    "✗ marks misclassified samples. "
+    + ("Hover over a point to see its image; click" if sprite is not None else "Click")
+    + ", box or lasso points to see their images."
+)
 if painted is not None:
-    note += (f" **The painted background is an approximation**: each grid point is mapped back to feature space "
-             f"({'k nearest neighbours' if backmap == 'knn' else 'thin-plate RBF'} on the samples, k={painted.k}) and "
-             f"classified by the final layer; pale where it is not trustworthy (no sample within "
-             f"{painted.radius:.3g}, or the nearby samples' own predictions disagree): {painted.trusted_share:.0%} "
-             f"of the grid is trusted.")  # fmt: skip
+    note += (
+        f" **The painted background is an approximation**: each grid point is mapped back to feature space "
+        f"({'k nearest neighbours' if backmap == 'knn' else 'thin-plate RBF'} on the samples, k={painted.k}) and "
+        f"classified by the final layer; pale where it is not trustworthy (no sample within "
+        f"{painted.radius:.3g}, or the nearby samples' own predictions disagree): {painted.trusted_share:.0%} "
+        f"of the grid is trusted."
+    )
 st.caption(note)
 
 selected = [i for i in ui.selected_indices(event, fig) if 0 <= i < n_total]
@@ -186,16 +227,22 @@ if selected:
     if len(selected) > len(shown):
         st.caption(f"… and {len(selected) - len(shown)} more.")
     bcols = st.columns([2, 2, 3])
-    bcols[0].button("Use three for the feature-plane map", key="feat_use_selected",
-                    on_click=use_selected_for_plane, disabled=len(selected) < 3)  # fmt: skip
+    bcols[0].button(
+        "Use three for the feature-plane map",
+        key="feat_use_selected",
+        on_click=use_selected_for_plane,
+        disabled=len(selected) < 3,
+    )
     if ui.slices_page_exists():
         if bcols[1].button("Send three to the Slices page", key="feat_send_slices", disabled=len(selected) < 3):
             ui.send_to_slices(three_selected)
     else:
         bcols[1].caption("The Slices page is not installed here.")
     if len(selected) >= 3:
-        bcols[2].caption(f"Three of them, of different predicted classes where possible: "
-                         f"{', '.join(f'#{i}' for i in three_selected)}.")  # fmt: skip
+        bcols[2].caption(
+            f"Three of them, of different predicted classes where possible: "
+            f"{', '.join(f'#{i}' for i in three_selected)}."
+        )
 else:
     st.caption("No points selected yet.")
 
@@ -212,11 +259,13 @@ if three_key not in st.session_state:  # default: the sidebar's picks
     default_three = [i for i in sel.indices if 0 <= i < n_total][:3]
     st.session_state[three_key] = default_three if len(default_three) == 3 else [int(i) for i in fs.indices[:3]]
 pcols = st.columns([3, 2])
-three = pcols[0].multiselect("Three samples", list(range(n_total)), key=three_key, max_selections=3,
-                             format_func=index_label)  # fmt: skip
+three = pcols[0].multiselect(
+    "Three samples", list(range(n_total)), key=three_key, max_selections=3, format_func=index_label
+)
 PLANE_KINDS = {"three": "through the three samples", "pca": "top-2 PCA plane"}
-plane_kind = pcols[1].radio("Plane", list(PLANE_KINDS), key="feat_plane_kind", horizontal=True,
-                            format_func=PLANE_KINDS.get)  # fmt: skip
+plane_kind = pcols[1].radio(
+    "Plane", list(PLANE_KINDS), key="feat_plane_kind", horizontal=True, format_func=PLANE_KINDS.get
+)
 
 if not fs.has_head:
     st.info(f"Exact region maps need the input of the final affine layer: {fs.head_note}")
@@ -237,12 +286,20 @@ else:
         left, right = st.columns(2)
         with left:
             title = f"Feature space, {'plane through the three' if plane_kind == 'three' else 'top-2 PCA plane'}"
-            st.plotly_chart(feature_plane_figure(region, class_names, anchor_names=names, point_classes=fs.predictions,
-                                                 title=title), key="feat_plane_fig")  # fmt: skip
+            st.plotly_chart(
+                feature_plane_figure(
+                    region, class_names, anchor_names=names, point_classes=fs.predictions, title=title
+                ),
+                key="feat_plane_fig",
+            )
             present = [f"{class_names[c]} {s:.0%}" for c, s in enumerate(region.area_share) if s > 0.005]
-            extra = ("" if plane_kind == "three" else " The three samples are projected onto the plane; small "
-                     "dots are the samples projected, coloured by the model's prediction for their real "
-                     "features.")  # fmt: skip
+            extra = (
+                ""
+                if plane_kind == "three"
+                else " The three samples are projected onto the plane; small "
+                "dots are the samples projected, coloured by the model's prediction for their real "
+                "features."
+            )
             st.caption(f"Exact, from the final layer alone. Area shares in view: {', '.join(present)}.{extra}")
         with right:
             if plane_kind != "three":
@@ -250,12 +307,20 @@ else:
             else:
                 try:
                     plane, sl = ui.pixel_slice(handle, data, three)
-                    st.plotly_chart(slice_label_figure(sl, class_names, anchors=plane.anchors,
-                                                       anchor_classes=fs_three.predictions.tolist(),
-                                                       title="Pixel space, same three images"),
-                                    key="feat_slice_fig")  # fmt: skip
-                    st.caption(f"The model evaluated on {sl.evaluations:,} points of the pixel-space plane "
-                               "(adaptive grid); pale where a pixel leaves [0, 1].")  # fmt: skip
+                    st.plotly_chart(
+                        slice_label_figure(
+                            sl,
+                            class_names,
+                            anchors=plane.anchors,
+                            anchor_classes=fs_three.predictions.tolist(),
+                            title="Pixel space, same three images",
+                        ),
+                        key="feat_slice_fig",
+                    )
+                    st.caption(
+                        f"The model evaluated on {sl.evaluations:,} points of the pixel-space plane "
+                        "(adaptive grid); pale where a pixel leaves [0, 1]."
+                    )
                 except Stopped:
                     st.info("Stopped the pixel-space slice.")
                 except ERRORS as err:
@@ -290,8 +355,10 @@ else:
         st.error(f"Could not run the hull test: {err}")
         report = None
     if report is None:
-        st.caption(f"Checks {n_hull} test samples against the hulls of the {len(train):,} training features "
-                   "(overall and of their class); press the button to run it (the result is cached).")  # fmt: skip
+        st.caption(
+            f"Checks {n_hull} test samples against the hulls of the {len(train):,} training features "
+            "(overall and of their class); press the button to run it (the result is cached)."
+        )
     else:
         c = st.columns(4)
         c[0].metric("Outside the overall hull", f"{report.share_outside:.0%}")
@@ -299,8 +366,10 @@ else:
         c[2].metric("Median distance (relative)", f"{np.median(report.distance) / report.scale:.3f}")
         c[3].metric("Training features", f"{int(report.train_count.sum()):,}")
         st.plotly_chart(hull_figure(report, class_names), key="feat_hull_fig")
-        st.caption(f"{len(report.inside)} test samples, {fs.dim}-d features. Distances are divided by the median "
-                   f"distance of the training features from their mean ({report.scale:.3g}).")  # fmt: skip
+        st.caption(
+            f"{len(report.inside)} test samples, {fs.dim}-d features. Distances are divided by the median "
+            f"distance of the training features from their mean ({report.scale:.3g})."
+        )
 
 # -- morphing ---------------------------------------------------------------------------------------
 
@@ -338,14 +407,17 @@ else:
         def changes(n: int) -> str:
             return f"{n} change{'' if n == 1 else 's'}"
 
-        st.markdown(f"Pixel path: **{seq_p}** ({changes(len(mr.pixel_breaks))}) · feature path: **{seq_f}** "
-                    f"({changes(len(mr.feature_breaks))}, exact). The pixel path's image in feature space is "
-                    f"{mr.pixel_path_length / max(mr.feature_distance, 1e-12):.2f}× as long as the straight "
-                    "feature path.")  # fmt: skip
+        st.markdown(
+            f"Pixel path: **{seq_p}** ({changes(len(mr.pixel_breaks))}) · feature path: **{seq_f}** "
+            f"({changes(len(mr.feature_breaks))}, exact). The pixel path's image in feature space is "
+            f"{mr.pixel_path_length / max(mr.feature_distance, 1e-12):.2f}× as long as the straight "
+            "feature path."
+        )
         if is_image:
             strip = ui.path_images(handle, data, int(ia), int(ib), 9)
             scols = st.columns(len(strip))
             for col, (t, x, p) in zip(scols, strip, strict=True):
                 col.image(image_to_uint8(x, min_size=64), caption=f"t={t:.2f} → {class_names[p]}", width=64)
-            st.caption("Images along the pixel path. Points on the feature path have no image: features cannot be "
-                       "inverted.")  # fmt: skip
+            st.caption(
+                "Images along the pixel path. Points on the feature path have no image: features cannot be inverted."
+            )

@@ -79,8 +79,10 @@ for start in range(0, len(sel.indices), per_row):
             )
 
 st.subheader("Views")
-st.caption("Start with **Slices** (the boundary around the first picked image) or **Curvature**; each view reads the "
-           "model and images picked in the sidebar.")  # fmt: skip
+st.caption(
+    "Start with **Slices** (the boundary around the first picked image) or **Curvature**; each view reads the "
+    "model and images picked in the sidebar."
+)
 for view in VIEWS[1:]:
     left, right = st.columns([1.3, 5], vertical_alignment="center")
     left.page_link(view.script, label=view.title, icon=view.icon)

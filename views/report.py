@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.report import SECTION_TITLES
+from geometry.report.build import SECTION_TITLES
 from ui import inspect as U
 from ui import state
 
@@ -53,11 +53,12 @@ config = U.report_config(n, bands)
 key = U.report_key(handle, data, config)
 cols[2].markdown("&nbsp;")
 too_small = len(data) < 2
-go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:",
-                    disabled=too_small)  # fmt: skip
+go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:", disabled=too_small)
 if too_small:
-    st.info(f"Only {len(data)} input in {data.name}: the report needs at least 2 (connectivity pairs them, the "
-            "detection sets a threshold on them). Upload or pick more inputs.")  # fmt: skip
+    st.info(
+        f"Only {len(data)} input in {data.name}: the report needs at least 2 (connectivity pairs them, the "
+        "detection sets a threshold on them). Upload or pick more inputs."
+    )
 st.caption(
     f"From the command line: `python -m geometry report --model {handle.name} --dataset {data.name} "
     f"--split {data.split} --n {n}{f' --bands {bands}' if bands else ''} --out report.html`"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geometry.data.shapes import SHAPE_NAMES
 from geometry.figures.inspect import image_strip_figure, position_heatmap, sweep_figure
-from geometry.robustness import ROTATION_SIZES, is_shapes_model
-from geometry.shapes import SHAPE_NAMES
+from geometry.inspection.robustness import ROTATION_SIZES, is_shapes_model
 from ui import inspect as U
 from ui import state
 
@@ -43,9 +43,16 @@ with own:
     cols = st.columns([3, 3, 2])
     kind = cols[0].radio("Vary", list(KINDS), format_func=KINDS.get, key="rob_kind", horizontal=True)
     n_max = min(200, len(data))
-    n = U.count_slider(cols[1], "Images", low=1, high=n_max, default=20, key="rob_n",
-                       help=f"A seeded random sample of {data.name}; the reference class of each is the model's "
-                            "prediction on the untouched image.")  # fmt: skip
+    n = U.count_slider(
+        cols[1],
+        "Images",
+        low=1,
+        high=n_max,
+        default=20,
+        key="rob_n",
+        help=f"A seeded random sample of {data.name}; the reference class of each is the model's "
+        "prediction on the untouched image.",
+    )
     if n_max < 2:
         U.too_few(cols[1], data, n, "the sweep runs")
     fill = cols[2].selectbox(
@@ -118,10 +125,15 @@ with shapes:
             help="Object centres on a grid×grid lattice over the image (SI-Score: 21×21).",
         )
         if factor == "rotation":
-            sizes = st.multiselect("Object sizes (area fraction)", SIZES, default=list(ROTATION_SIZES),
-                                   key="rob_sizes", format_func=lambda a: f"{a:g}",
-                                   help="The rotation sweep at each of these object sizes, one curve each (SI-Score "
-                                        "rotates objects at several sizes).")  # fmt: skip
+            sizes = st.multiselect(
+                "Object sizes (area fraction)",
+                SIZES,
+                default=list(ROTATION_SIZES),
+                key="rob_sizes",
+                format_func=lambda a: f"{a:g}",
+                help="The rotation sweep at each of these object sizes, one curve each (SI-Score "
+                "rotates objects at several sizes).",
+            )
             if not sizes:
                 st.info(f"Pick at least one size; showing {', '.join(f'{a:g}' for a in ROTATION_SIZES)} meanwhile.")
                 sizes = list(ROTATION_SIZES)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from geometry.figures import image_to_uint8, probability_bars
 from geometry.figures.slices import disagreement_figure, slice_colors, slice_figure
-from geometry.slice_stats import region_iou, slice_statistics
+from geometry.slices.stats import region_iou, slice_statistics
 from ui import slices as U
 from ui import state
 from ui.progress import Stopped

@@ -6,7 +6,7 @@ import streamlit as st
 
 from geometry.figures.slices import slice_figure
 from geometry.figures.training import gradient_activation_figure, margin_comparison, training_curves
-from geometry.slice_stats import region_iou
+from geometry.slices.stats import region_iou
 from ui import state
 from ui import train as U
 

@@ -12,9 +12,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from geometry.curvature import CurvatureProfile, CurvatureResult, VulnerabilityResult
+from geometry.boundary.curvature import CurvatureProfile, CurvatureResult, VulnerabilityResult
 from geometry.figures.common import class_color
-from geometry.slices import SliceResult
+from geometry.slices.evaluate import SliceResult
 
 __all__ = [
     "SIGN_CONVENTION",

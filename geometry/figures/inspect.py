@@ -103,26 +103,36 @@ def image_grid_figure(
             canvas[y0 : y0 + th, x0 : x0 + tw] = tiles[r][c]
             if captions is not None:
                 color = caption_colors[r][c] if caption_colors is not None else "#333"
-                fig.add_annotation(x=x0 + tw / 2, y=y0 + th + 2, text=str(captions[r][c]), showarrow=False,
-                                   yanchor="top", font=dict(size=11, color=color))  # fmt: skip
+                fig.add_annotation(
+                    x=x0 + tw / 2,
+                    y=y0 + th + 2,
+                    text=str(captions[r][c]),
+                    showarrow=False,
+                    yanchor="top",
+                    font=dict(size=11, color=color),
+                )
         if r < len(row_titles):
-            fig.add_annotation(x=left - 8, y=y0 + th / 2, text=str(row_titles[r]), showarrow=False, xanchor="right",
-                               font=dict(size=12))  # fmt: skip
+            fig.add_annotation(
+                x=left - 8, y=y0 + th / 2, text=str(row_titles[r]), showarrow=False, xanchor="right", font=dict(size=12)
+            )
     for c, text in enumerate(col_titles[:cols]):
-        fig.add_annotation(x=left + c * (tw + col_gap) + tw / 2, y=top / 2, text=f"<b>{text}</b>", showarrow=False,
-                           font=dict(size=12))  # fmt: skip
+        fig.add_annotation(
+            x=left + c * (tw + col_gap) + tw / 2, y=top / 2, text=f"<b>{text}</b>", showarrow=False, font=dict(size=12)
+        )
     fig.add_trace(go.Image(source=_png(canvas), hoverinfo="skip"))
     fig.data = fig.data[::-1]
     head = 34 if title else 4
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(title=title or None, margin=dict(l=4, r=4, t=head, b=4), plot_bgcolor="white",
-                      height=height + head + 8)  # fmt: skip
+    fig.update_layout(
+        title=title or None, margin=dict(l=4, r=4, t=head, b=4), plot_bgcolor="white", height=height + head + 8
+    )
     return fig
 
 
-def image_strip_figure(images: Any, captions: Sequence[str] = (), *, colors: Sequence[str] | None = None,
-                       tile: int = 72, title: str = "") -> go.Figure:  # fmt: skip
+def image_strip_figure(
+    images: Any, captions: Sequence[str] = (), *, colors: Sequence[str] | None = None, tile: int = 72, title: str = ""
+) -> go.Figure:
     """One row of images ``(T, ch, H, W)`` with a caption (and caption colour) under each."""
     arr = _np(images)
     caps = [list(captions)] if captions else None
@@ -133,26 +143,52 @@ def image_strip_figure(images: Any, captions: Sequence[str] = (), *, colors: Seq
 # -- margins -----------------------------------------------------------------------------------------------------------
 
 
-def margin_histogram(norms: Any, converged: Any, *, title: str = "DeepFool margin distribution",
-                     unit: str = "L2 distance in [0, 1] pixels") -> go.Figure:  # fmt: skip
+def margin_histogram(
+    norms: Any,
+    converged: Any,
+    *,
+    title: str = "DeepFool margin distribution",
+    unit: str = "L2 distance in [0, 1] pixels",
+) -> go.Figure:
     """Histogram of DeepFool margins; runs that did not cross the boundary are counted in the title, not drawn."""
     n = _np(norms).astype(float)
     ok = _np(converged).astype(bool) & np.isfinite(n)
-    fig = go.Figure(go.Histogram(x=n[ok], nbinsx=min(40, max(5, int(ok.sum() // 3) or 5)), marker_color="#1f77b4",
-                                 hovertemplate="margin %{x}<br>%{y} images<extra></extra>"))  # fmt: skip
+    fig = go.Figure(
+        go.Histogram(
+            x=n[ok],
+            nbinsx=min(40, max(5, int(ok.sum() // 3) or 5)),
+            marker_color="#1f77b4",
+            hovertemplate="margin %{x}<br>%{y} images<extra></extra>",
+        )
+    )
     if ok.any():
         med = float(np.median(n[ok]))
-        fig.add_vline(x=med, line=dict(color="#333", dash="dash"), annotation_text=f"median {med:.3g}",
-                      annotation_position="top right")  # fmt: skip
+        fig.add_vline(
+            x=med,
+            line=dict(color="#333", dash="dash"),
+            annotation_text=f"median {med:.3g}",
+            annotation_position="top right",
+        )
     failed = int((~ok).sum())
     note = f" ({failed} not converged, not shown)" if failed else ""
-    fig.update_layout(title=title + note, xaxis_title=unit, yaxis_title="images", height=320, bargap=0.05,
-                      margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    fig.update_layout(
+        title=title + note,
+        xaxis_title=unit,
+        yaxis_title="images",
+        height=320,
+        bargap=0.05,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
     return fig
 
 
-def frequency_margins_figure(results: Mapping[str, Any] | Any, *, kind: str = "box", log_y: bool = True,
-                             title: str = "Margins along DCT frequency bands") -> go.Figure:  # fmt: skip
+def frequency_margins_figure(
+    results: Mapping[str, Any] | Any,
+    *,
+    kind: str = "box",
+    log_y: bool = True,
+    title: str = "Margins along DCT frequency bands",
+) -> go.Figure:
     """Margin distribution per frequency band (low -> high), a random subspace of the same dimension and the
     unconstrained DeepFool margin, for one or several models (a mapping name -> `FrequencyMargins`).
 
@@ -181,14 +217,26 @@ def frequency_margins_figure(results: Mapping[str, Any] | Any, *, kind: str = "b
         ys = np.concatenate([v for _, v, _ in cols])
         ok = np.concatenate([k for _, _, k in cols])
         trace_name = name or "margins"
-        common = dict(x=xs[ok], y=ys[ok], name=trace_name, legendgroup=trace_name, marker_color=color,
-                      offsetgroup=str(i) if many else None)  # fmt: skip
+        common = dict(
+            x=xs[ok],
+            y=ys[ok],
+            name=trace_name,
+            legendgroup=trace_name,
+            marker_color=color,
+            offsetgroup=str(i) if many else None,
+        )
         if kind == "box":
-            fig.add_trace(go.Box(boxpoints="outliers", hovertemplate="band %{x}: %{y:.3g}<extra>" + trace_name +
-                                 "</extra>", **common))  # fmt: skip
+            fig.add_trace(
+                go.Box(
+                    boxpoints="outliers", hovertemplate="band %{x}: %{y:.3g}<extra>" + trace_name + "</extra>", **common
+                )
+            )
         else:
-            fig.add_trace(go.Violin(points=False, box_visible=True, meanline_visible=False, spanmode="hard",
-                                    scalemode="width", **common))  # fmt: skip
+            fig.add_trace(
+                go.Violin(
+                    points=False, box_visible=True, meanline_visible=False, spanmode="hard", scalemode="width", **common
+                )
+            )
         if (~ok).any():
             fig.add_trace(
                 go.Scatter(
@@ -205,20 +253,27 @@ def frequency_margins_figure(results: Mapping[str, Any] | Any, *, kind: str = "b
     extras = ", random subspace" if first.random_margins.shape[1] else ""
     extras += ", full input" if any(np.isfinite(_np(r.full_margins)).any() for r in results.values()) else ""
     fig.update_layout(
-        title=title, height=420, margin=dict(l=10, r=10, t=40, b=10),
-        boxmode="group" if many else "overlay", violinmode="group" if many else "overlay",
-        xaxis=dict(title=f"DCT band (frequencies, {first.block}x{first.block} blocks of dimension "
-                         f"{first.subspace_dim}; low -> high){extras}", type="category"),
+        title=title,
+        height=420,
+        margin=dict(l=10, r=10, t=40, b=10),
+        boxmode="group" if many else "overlay",
+        violinmode="group" if many else "overlay",
+        xaxis=dict(
+            title=f"DCT band (frequencies, {first.block}x{first.block} blocks of dimension "
+            f"{first.subspace_dim}; low -> high){extras}",
+            type="category",
+        ),
         yaxis=dict(title="margin (L2 in [0, 1] pixels)", type="log" if log_y else "linear"),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
-    )  # fmt: skip
+    )
     return fig
 
 
-def band_images_figure(input_shape: Sequence[int], starts: Sequence[int], block: int, *, seed: int = 0,
-                       tile: int = 64) -> go.Figure:  # fmt: skip
+def band_images_figure(
+    input_shape: Sequence[int], starts: Sequence[int], block: int, *, seed: int = 0, tile: int = 64
+) -> go.Figure:
     """One random image from each band's subspace (grey = 0), labelled by its frequency range."""
-    from geometry.margins import band_image
+    from geometry.inspection.margins import band_image
 
     images = np.stack([_np(band_image(input_shape, int(s), block, seed=seed)) for s in starts])
     captions = [f"{int(s)}-{int(s) + block - 1}" for s in starts]
@@ -233,13 +288,28 @@ def curvature_summary_figure(result: Any) -> go.Figure:
     Right: normal curvatures along random tangent directions, against the most curved directions' values."""
     curv = _np(result.curvatures).astype(float)
     rand = _np(result.random_curvatures).astype(float)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.1,
-                        subplot_titles=("principal curvatures (by rank)", "random tangent directions"))  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.5, 0.5],
+        horizontal_spacing=0.1,
+        subplot_titles=("principal curvatures (by rank)", "random tangent directions"),
+    )
     rows = [r for r in curv if np.isfinite(r).any()]
     ranks = np.arange(1, curv.shape[1] + 1)
     for r in rows:
-        fig.add_trace(go.Scatter(x=ranks, y=r, mode="lines", line=dict(color="rgba(31,119,180,0.25)", width=1),
-                                 showlegend=False, hoverinfo="skip"), row=1, col=1)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=ranks,
+                y=r,
+                mode="lines",
+                line=dict(color="rgba(31,119,180,0.25)", width=1),
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
     if rows:
         fig.add_trace(
             go.Scatter(
@@ -254,13 +324,18 @@ def curvature_summary_figure(result: Any) -> go.Figure:
         )
     finite = rand[np.isfinite(rand)]
     if finite.size:
-        fig.add_trace(go.Histogram(x=finite, nbinsx=50, marker_color="#7f7f7f", name="random directions"),
-                      row=1, col=2)  # fmt: skip
+        fig.add_trace(go.Histogram(x=finite, nbinsx=50, marker_color="#7f7f7f", name="random directions"), row=1, col=2)
     if rows:
         top, bottom = np.nanmedian(np.array(rows)[:, 0]), np.nanmedian(np.array(rows)[:, -1])
         for v, text in ((top, "most positive (median)"), (bottom, "most negative (median)")):
-            fig.add_vline(x=float(v), line=dict(color=_BAD, dash="dash"), row=1, col=2, annotation_text=text,
-                          annotation_font_size=10)  # fmt: skip
+            fig.add_vline(
+                x=float(v),
+                line=dict(color=_BAD, dash="dash"),
+                row=1,
+                col=2,
+                annotation_text=text,
+                annotation_font_size=10,
+            )
     fig.add_hline(y=0, line=dict(color="#999", width=1), row=1, col=1)
     fig.update_xaxes(title_text="rank", row=1, col=1)
     fig.update_yaxes(title_text="kappa (1 / L2 pixels)", row=1, col=1)
@@ -298,23 +373,43 @@ def path_figure(result: Any, p: int, class_names: Sequence[str], *, tile: int = 
         tw = tiles[0][0].shape[1]
         gap = max(4, tw // 10)
         for i, cls in enumerate(sc):
-            fig.add_annotation(x=i * (tw + gap) + tw / 2, y=tiles[0][0].shape[0] + 2, text=class_names[cls],
-                               showarrow=False, yanchor="top", font=dict(color=_OK if cls == c else _BAD, size=12),
-                               xref="x", yref="y")  # fmt: skip
+            fig.add_annotation(
+                x=i * (tw + gap) + tw / 2,
+                y=tiles[0][0].shape[0] + 2,
+                text=class_names[cls],
+                showarrow=False,
+                yanchor="top",
+                font=dict(color=_OK if cls == c else _BAD, size=12),
+                xref="x",
+                yref="y",
+            )
         fig.update_xaxes(visible=False, row=1, col=1)
         fig.update_yaxes(visible=False, row=1, col=1, range=[tiles[0][0].shape[0] + 20, -0.5])
     s = np.linspace(0, 1, len(pc))
     colors = [class_color(i, k) for i in range(k)]
-    fig.add_trace(go.Heatmap(x=s, y=["class"], z=pc[None], zmin=-0.5, zmax=k - 0.5, colorscale=_discrete_scale(colors),
-                             showscale=False, text=[[class_names[v] for v in pc]],
-                             hovertemplate="position %{x:.2f}: %{text}<extra></extra>"), row=2, col=1)  # fmt: skip
+    fig.add_trace(
+        go.Heatmap(
+            x=s,
+            y=["class"],
+            z=pc[None],
+            zmin=-0.5,
+            zmax=k - 0.5,
+            colorscale=_discrete_scale(colors),
+            showscale=False,
+            text=[[class_names[v] for v in pc]],
+            hovertemplate="position %{x:.2f}: %{text}<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
     fig.update_xaxes(title_text="position along the path (fraction of its length)", row=2, col=1)
     status = "inside the class all along" if bool(result.success[p]) else f"failed: {result.reason[p]}"
     fig.update_layout(
         title=f"Path in class {class_names[c]!r}: {int(result.num_anchors[p])} anchors, max deviation "
-              f"{float(result.max_deviation[p]):.1%} of ||x1 - x2||, {status}",
-        height=300 if tiles else 160, margin=dict(l=10, r=10, t=40, b=10),
-    )  # fmt: skip
+        f"{float(result.max_deviation[p]):.1%} of ||x1 - x2||, {status}",
+        height=300 if tiles else 160,
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
     return fig
 
 
@@ -327,13 +422,25 @@ def connectivity_figure(result: Any) -> go.Figure:
     fig = go.Figure()
     for mask, name, color in ((ok, "joined inside the class", _OK), (~ok, "not joined", _BAD)):
         counts = np.bincount(anchors[mask], minlength=top + 1)
-        fig.add_trace(go.Bar(x=bins, y=counts, name=name, marker_color=color,
-                             hovertemplate="%{x} anchors: %{y} pairs<extra>" + name + "</extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=bins,
+                y=counts,
+                name=name,
+                marker_color=color,
+                hovertemplate="%{x} anchors: %{y} pairs<extra>" + name + "</extra>",
+            )
+        )
     rate = float(ok.mean()) if len(ok) else math.nan
-    fig.update_layout(barmode="stack", title=f"{len(ok)} same-class pairs: {rate:.0%} joined by a path inside their "
-                      "class", xaxis=dict(title="anchors the path needed (0 = the straight segment)", dtick=1),
-                      yaxis_title="pairs", height=320, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))  # fmt: skip
+    fig.update_layout(
+        barmode="stack",
+        title=f"{len(ok)} same-class pairs: {rate:.0%} joined by a path inside their class",
+        xaxis=dict(title="anchors the path needed (0 = the straight segment)", dtick=1),
+        yaxis_title="pairs",
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+    )
     return fig
 
 
@@ -344,12 +451,22 @@ def roc_figure(result: Any, *, name: str = "") -> go.Figure:
     """ROC curve of the curvature statistic (clean = negative, DeepFool-perturbed = positive) with the chosen
     threshold's operating point."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#aaa", dash="dot"), name="chance",
-                             hoverinfo="skip"))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#aaa", dash="dot"), name="chance", hoverinfo="skip"
+        )
+    )
     if len(result.roc_fpr):
-        fig.add_trace(go.Scatter(x=result.roc_fpr, y=result.roc_tpr, mode="lines", line=dict(color="#1f77b4", width=3),
-                                 name=f"{name + ': ' if name else ''}AUC {result.auc:.3f}",
-                                 hovertemplate="FPR %{x:.2f}, TPR %{y:.2f}<extra></extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=result.roc_fpr,
+                y=result.roc_tpr,
+                mode="lines",
+                line=dict(color="#1f77b4", width=3),
+                name=f"{name + ': ' if name else ''}AUC {result.auc:.3f}",
+                hovertemplate="FPR %{x:.2f}, TPR %{y:.2f}<extra></extra>",
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=[result.fpr_at_threshold],
@@ -359,11 +476,14 @@ def roc_figure(result: Any, *, name: str = "") -> go.Figure:
                 name=f"threshold {result.threshold:.3g} (target FPR {result.target_fpr:.0%})",
             )
         )
-    fig.update_layout(title=f"Detecting DeepFool perturbations: AUC {result.auc:.3f}",
-                      xaxis=dict(title="false-positive rate (clean flagged)", range=[0, 1]),
-                      yaxis=dict(title="true-positive rate (perturbed flagged)", range=[0, 1.02]),
-                      height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(x=0.98, y=0.02, xanchor="right",
-                                                                                   yanchor="bottom"))  # fmt: skip
+    fig.update_layout(
+        title=f"Detecting DeepFool perturbations: AUC {result.auc:.3f}",
+        xaxis=dict(title="false-positive rate (clean flagged)", range=[0, 1]),
+        yaxis=dict(title="true-positive rate (perturbed flagged)", range=[0, 1.02]),
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(x=0.98, y=0.02, xanchor="right", yanchor="bottom"),
+    )
     return fig
 
 
@@ -374,8 +494,11 @@ def detection_scores_figure(result: Any) -> go.Figure:
     fig = go.Figure()
     for v, name, color in ((clean, "clean", "#1f77b4"), (pert[np.isfinite(pert)], "DeepFool-perturbed", _BAD)):
         fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, marker_color=color, opacity=0.6, nbinsx=30))
-    fig.add_vline(x=result.threshold, line=dict(color="#333", dash="dash"),
-                  annotation_text=f"threshold (FPR {result.fpr_at_threshold:.0%})")  # fmt: skip
+    fig.add_vline(
+        x=result.threshold,
+        line=dict(color="#333", dash="dash"),
+        annotation_text=f"threshold (FPR {result.fpr_at_threshold:.0%})",
+    )
     fig.update_layout(
         barmode="overlay",
         title="Detection score max_i(-rho_i)",
@@ -388,16 +511,22 @@ def detection_scores_figure(result: Any) -> go.Figure:
     return fig
 
 
-def rho_figure(rho: Any, class_names: Sequence[str], *, predicted: int, recovered: int,
-               threshold: float | None = None) -> go.Figure:  # fmt: skip
+def rho_figure(
+    rho: Any, class_names: Sequence[str], *, predicted: int, recovered: int, threshold: float | None = None
+) -> go.Figure:
     """-rho_i of one input for every class i other than its prediction; the tallest bar is the recovered label."""
     r = _np(rho).astype(float).ravel()
     k = len(class_names)
     idx = [i for i in range(k) if i != predicted and np.isfinite(r[i])]
-    fig = go.Figure(go.Bar(x=[class_names[i] for i in idx], y=[-r[i] for i in idx],
-                           marker_color=[class_color(i, k) for i in idx],
-                           marker_line=dict(width=[3 if i == recovered else 0 for i in idx], color="#000"),
-                           hovertemplate="class %{x}: -rho = %{y:.3g}<extra></extra>"))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=[class_names[i] for i in idx],
+            y=[-r[i] for i in idx],
+            marker_color=[class_color(i, k) for i in idx],
+            marker_line=dict(width=[3 if i == recovered else 0 for i in idx], color="#000"),
+            hovertemplate="class %{x}: -rho = %{y:.3g}<extra></extra>",
+        )
+    )
     if threshold is not None and math.isfinite(threshold):
         fig.add_hline(y=threshold, line=dict(color="#333", dash="dash"), annotation_text="threshold")
     fig.update_layout(
@@ -429,21 +558,41 @@ def sweep_figure(sweeps: Mapping[str, Any] | Any, *, metric: str = "kept", title
         color = _MODEL_COLORS[i % len(_MODEL_COLORS)]
         label = name or s.factor
         y = getattr(s, metric)
-        fig.add_trace(go.Scatter(x=s.values, y=y, mode="lines+markers", name=f"{label}: {metric}",
-                                 line=dict(color=color, width=3), legendgroup=label,
-                                 hovertemplate="%{x:.3g}: %{y:.1%}<extra>" + label + "</extra>"),
-                      secondary_y=False)  # fmt: skip
-        fig.add_trace(go.Scatter(x=s.values, y=s.margin, mode="lines", name=f"{label}: mean margin",
-                                 line=dict(color=color, dash="dash"), legendgroup=label,
-                                 hovertemplate="%{x:.3g}: margin %{y:.3g}<extra>" + label + "</extra>"),
-                      secondary_y=True)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=s.values,
+                y=y,
+                mode="lines+markers",
+                name=f"{label}: {metric}",
+                line=dict(color=color, width=3),
+                legendgroup=label,
+                hovertemplate="%{x:.3g}: %{y:.1%}<extra>" + label + "</extra>",
+            ),
+            secondary_y=False,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s.values,
+                y=s.margin,
+                mode="lines",
+                name=f"{label}: mean margin",
+                line=dict(color=color, dash="dash"),
+                legendgroup=label,
+                hovertemplate="%{x:.3g}: margin %{y:.3g}<extra>" + label + "</extra>",
+            ),
+            secondary_y=True,
+        )
         unit = s.unit
     ylabel = "prediction kept" if metric == "kept" else "accuracy"
     fig.update_yaxes(title_text=ylabel, range=[0, 1.02], tickformat=".0%", secondary_y=False)
     fig.update_yaxes(title_text="mean logit margin f_y - max f_k", secondary_y=True, zeroline=True)
     fig.update_xaxes(title_text=unit)
-    fig.update_layout(title=title or None, height=340, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))  # fmt: skip
+    fig.update_layout(
+        title=title or None,
+        height=340,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+    )
     return fig
 
 
@@ -455,12 +604,25 @@ def position_heatmap(sweep: Any, *, what: str = "accuracy", title: str = "") -> 
     xs = vals[:gx, 0]
     ys = vals[::gx, 1][:gy]
     is_rate = what in ("kept", "accuracy")
-    fig = go.Figure(go.Heatmap(x=xs, y=ys, z=grid, zmin=0 if is_rate else None, zmax=1 if is_rate else None,
-                               colorscale="Viridis", colorbar=dict(title=what, tickformat=".0%" if is_rate else None),
-                               hovertemplate="x %{x:.2f}, y %{y:.2f}: %{z:.2f}<extra></extra>"))  # fmt: skip
-    fig.update_layout(title=title or None, height=380, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      xaxis=dict(title=sweep.unit + " x", constrain="domain"),
-                      yaxis=dict(title="y (down)", autorange="reversed", scaleanchor="x"))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            x=xs,
+            y=ys,
+            z=grid,
+            zmin=0 if is_rate else None,
+            zmax=1 if is_rate else None,
+            colorscale="Viridis",
+            colorbar=dict(title=what, tickformat=".0%" if is_rate else None),
+            hovertemplate="x %{x:.2f}, y %{y:.2f}: %{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title or None,
+        height=380,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        xaxis=dict(title=sweep.unit + " x", constrain="domain"),
+        yaxis=dict(title="y (down)", autorange="reversed", scaleanchor="x"),
+    )
     return fig
 
 
@@ -468,10 +630,22 @@ def class_accuracy_figure(accuracy: Sequence[float], counts: Sequence[int], clas
     """Accuracy per true class, coloured by class, with the number of test inputs in the hover."""
     k = len(class_names)
     acc = np.asarray(accuracy, dtype=float)
-    fig = go.Figure(go.Bar(x=list(class_names), y=acc, marker_color=[class_color(i, k) for i in range(k)],
-                           customdata=np.asarray(counts), text=[f"{a:.0%}" if np.isfinite(a) else "" for a in acc],
-                           textposition="outside", cliponaxis=False,
-                           hovertemplate="class %{x}: %{y:.1%} of %{customdata}<extra></extra>"))  # fmt: skip
-    fig.update_layout(xaxis=dict(title="true class", type="category"), yaxis=dict(title="accuracy", range=[0, 1.1],
-                      tickformat=".0%"), height=300, margin=dict(l=10, r=10, t=10, b=10))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=list(class_names),
+            y=acc,
+            marker_color=[class_color(i, k) for i in range(k)],
+            customdata=np.asarray(counts),
+            text=[f"{a:.0%}" if np.isfinite(a) else "" for a in acc],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="class %{x}: %{y:.1%} of %{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis=dict(title="true class", type="category"),
+        yaxis=dict(title="accuracy", range=[0, 1.1], tickformat=".0%"),
+        height=300,
+        margin=dict(l=10, r=10, t=10, b=10),
+    )
     return fig

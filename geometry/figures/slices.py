@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from geometry.figures.common import class_color
-from geometry.slices import SliceResult
+from geometry.slices.evaluate import SliceResult
 
 __all__ = ["boundary_lines", "disagreement_figure", "slice_colors", "slice_figure", "slice_image"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from geometry.validate import check_positive
+from geometry.runtime.validate import check_positive
 
 # one colour per trained model (plain first, activated second), distinct from the class palette's first two
 MODEL_COLORS = ["#555555", "#d62728", "#1f77b4", "#2ca02c"]

@@ -83,8 +83,9 @@ def _hover_shows_the_image(page, name: str, avoid: tuple[float, float, float, fl
     tip = page.locator('[data-testid="baHoverImage"][data-chart="feat_scatter"]')
     tip.wait_for(state="visible", timeout=10_000)
     try:  # plotly throttles hover events: the last one (the point under the mouse) can come a little later
-        page.wait_for_function("([el, id]) => el.getAttribute('data-id') === id", arg=[tip.element_handle(),
-                               point["id"]], timeout=10_000)  # fmt: skip
+        page.wait_for_function(
+            "([el, id]) => el.getAttribute('data-id') === id", arg=[tip.element_handle(), point["id"]], timeout=10_000
+        )
     finally:
         screenshot(page, name)
     assert tip.get_attribute("data-id") == point["id"]

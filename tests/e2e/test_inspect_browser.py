@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from geometry.report import SECTION_KEYS
+from geometry.report.build import SECTION_KEYS
 from tests.e2e.browser import screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -107,8 +107,9 @@ def test_report_page_downloads_an_offline_report(page, app_url, tmp_path):
         offline.goto(path.as_uri())
         offline.wait_for_function("() => window.Plotly !== undefined")
         figures = text.count("Plotly.newPlot(")
-        offline.wait_for_function(f"() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= "
-                                  f"{figures}", timeout=60_000)  # fmt: skip
+        offline.wait_for_function(
+            f"() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= {figures}", timeout=60_000
+        )
         screenshot(offline, "inspect-report-file")
     finally:
         context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import geometry
-from geometry.handle import parameter_count
+from geometry.models.handle import parameter_count
 
 TARGETS = {"digits-cnn": 0.97, "shapes-resnet": 0.95}  # issue 2's accuracy targets
 

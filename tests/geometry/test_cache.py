@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from geometry import cache as cache_mod
-from geometry.cache import CacheStats, DiskCache, cache_key, default_cache, set_cache_root
-from geometry.fingerprint import module_fingerprint, tensor_fingerprint
+from geometry.runtime import cache as cache_mod
+from geometry.runtime.cache import CacheStats, DiskCache, cache_key, default_cache, set_cache_root
+from geometry.runtime.fingerprint import module_fingerprint, tensor_fingerprint
 
 
 @dataclass(frozen=True)

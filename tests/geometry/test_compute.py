@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.compute import (
+from geometry.runtime.compute import (
     Cancelled,
     CancelToken,
     default_device,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.connectivity import (
+from geometry.inspection.connectivity import (
     cached_find_path,
     connectivity_batch,
     find_path,

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 import geometry
-from geometry.cache import DiskCache
-from geometry.curvature import (
+from geometry.boundary.curvature import (
     CurvatureResult,
     boundary_curvature,
     curvature_profiles,
     curvature_vulnerability,
     principal_directions,
 )
-from geometry.deepfool import deepfool, subspace_deepfool
+from geometry.boundary.deepfool import deepfool, subspace_deepfool
+from geometry.boundary.hessian import smooth_handle
 from geometry.figures.curvature import (
     NEGATIVE,
     POSITIVE,
@@ -27,7 +27,7 @@ from geometry.figures.curvature import (
     spectrum_figure,
     vulnerability_figure,
 )
-from geometry.hessian import smooth_handle
+from geometry.runtime.cache import DiskCache
 from tests.geometry.analytic import (
     Affine,
     Ball,
@@ -153,8 +153,9 @@ def test_lanczos_matches_the_dense_hessian_of_the_builtin_smooth_cnn(silu, digit
     res = silu_curvature
     for i in range(2):
         z = res.boundary_point[i]
-        grad, hess = dense_logit_difference_hessian(silu.module, z, int(res.original_label[i]),
-                                                    int(res.boundary_class[i]))  # fmt: skip
+        grad, hess = dense_logit_difference_hessian(
+            silu.module, z, int(res.original_label[i]), int(res.boundary_class[i])
+        )
         n = grad / grad.norm()
         full, _ = torch.linalg.qr(torch.cat([n[:, None], torch.eye(64, dtype=torch.float64)[:, :63]], dim=1))
         tangent = full[:, 1:]  # an orthonormal basis of the tangent space
@@ -177,8 +178,9 @@ def test_finite_differences_agree_with_exact_on_a_smooth_model(silu, digits, sil
     scale = float(silu_curvature.curvatures.abs().max())
     torch.testing.assert_close(fd.curvatures, silu_curvature.curvatures, atol=2e-2 * scale, rtol=0)
     # above dense_limit: Lanczos on the difference quotients, which converges for a smooth model
-    krylov = boundary_curvature(silu, digits.images[:2], k=4, num_random=0, method="finite-difference", h=1e-2,
-                                dense_limit=0)  # fmt: skip
+    krylov = boundary_curvature(
+        silu, digits.images[:2], k=4, num_random=0, method="finite-difference", h=1e-2, dense_limit=0
+    )
     assert krylov.lanczos_iterations < 63 and krylov.converged.all() and torch.isnan(krylov.asymmetry).all()
     torch.testing.assert_close(krylov.curvatures, silu_curvature.curvatures, atol=2e-2 * scale, rtol=0)
 
@@ -247,8 +249,13 @@ def test_callers_model_and_tensors_are_left_alone_by_boundary_curvature():
         (torch.nn.ReLU, "finite-difference"),
     ):
         torch.manual_seed(8)
-        net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), activation(), torch.nn.Dropout(0.5),
-                                  torch.nn.Linear(16, 3))  # fmt: skip
+        net = torch.nn.Sequential(
+            torch.nn.Linear(6, 16),
+            torch.nn.BatchNorm1d(16),
+            activation(),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(16, 3),
+        )
         handle = handle_of(net, 6)
         with torch.no_grad():
             net[1].running_mean.uniform_(-0.5, 0.5)
@@ -263,8 +270,9 @@ def test_callers_model_and_tensors_are_left_alone_by_boundary_curvature():
         x.grad = torch.full_like(x, 2.0)
         values = x.detach().clone()
         res = boundary_curvature(handle, x, k=2, num_random=8, method=method)
-        prof = curvature_profiles(handle, res, image=int(torch.nonzero(res.deepfool_converged)[0]), resolution=5,
-                                  samples=8)  # fmt: skip
+        prof = curvature_profiles(
+            handle, res, image=int(torch.nonzero(res.deepfool_converged)[0]), resolution=5, samples=8
+        )
         assert res.method == method and res.deepfool_converged.any()
         assert torch.equal(x.detach(), values) and x.requires_grad and torch.equal(x.grad, torch.full_like(x, 2.0))
         assert [m.training for m in handle.module.modules()] == modes

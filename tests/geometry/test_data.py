@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from geometry.data import (
+from geometry.data.datasets import (
     DATASET_DESCRIPTIONS,
     Dataset,
     available_datasets,
@@ -21,7 +21,7 @@ from geometry.data import (
     load_image_folder,
     load_uploaded_images,
 )
-from geometry.shapes import SHAPE_NAMES
+from geometry.data.shapes import SHAPE_NAMES
 
 
 def _png(array: np.ndarray) -> bytes:

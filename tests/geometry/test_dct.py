@@ -7,7 +7,7 @@ import pytest
 import scipy.fft
 import torch
 
-from geometry import dct as D
+from geometry.data import dct as D
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 32])

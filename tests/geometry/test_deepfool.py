@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.cache import DiskCache
-from geometry.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from geometry.boundary.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from geometry.runtime.cache import DiskCache
 from tests.geometry.analytic import Affine, Ball
 
 STEP_EPS = 1e-4  # DeepFool's extra step length (input units)
@@ -180,8 +180,9 @@ class CountingModel(nn.Module):
         return _RecordBackward.apply(self.net(x), self.backwards)
 
 
-def reference_targeted_deepfool(module: nn.Module, x: torch.Tensor, target: int, overshoot: float = 0.02,
-                                max_iter: int = 50) -> tuple[torch.Tensor, int]:  # fmt: skip
+def reference_targeted_deepfool(
+    module: nn.Module, x: torch.Tensor, target: int, overshoot: float = 0.02, max_iter: int = 50
+) -> tuple[torch.Tensor, int]:
     """Textbook targeted DeepFool on ONE input, written out plainly: F = f_t - f_current, step (|F| / ||w|| + 1e-4)
     w / ||w||, checked at x + (1 + overshoot) r_total. Returns ((1 + overshoot) r_total, steps)."""
     r_tot = torch.zeros_like(x)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.detection import (
+from geometry.inspection.detection import (
     cached_evaluate_detection,
     curvature_statistic,
     detect,

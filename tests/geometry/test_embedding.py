@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geometry import embedding as emb
-from geometry.cache import DiskCache
+from geometry.features import embedding as emb
+from geometry.runtime.cache import DiskCache
 
 # UMAP compiles numba code; keep the compiled code between test runs (inside the venv, which git ignores)
 # instead of in the per-session temporary cache folder the conftest sets up.

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import geometry
-from geometry.cache import DiskCache
-from geometry.feature_regions import (
+from geometry.features.extract import Head, compute_features
+from geometry.features.regions import (
     BackMap,
     FeaturePlane,
     exact_region_map,
@@ -17,7 +17,7 @@ from geometry.feature_regions import (
     plane_logit_coefficients,
     plane_through_features,
 )
-from geometry.features import Head, compute_features
+from geometry.runtime.cache import DiskCache
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,11 @@ def test_known_regions_of_a_three_class_head_on_the_whole_plane():
     assert pairs == {(0, 1), (0, 2), (1, 2)}
     for seg, (k, j) in zip(rm.segments, rm.segment_classes, strict=True):
         ends = {tuple(np.round(e, 12)) for e in seg}
-        expected = {(0, 1): {(0.0, 0.0), (1.0, 1.0)}, (0, 2): {(0.0, 0.0), (0.0, -1.0)},
-                    (1, 2): {(0.0, 0.0), (-1.0, 0.0)}}[(k, j)]  # fmt: skip
+        expected = {
+            (0, 1): {(0.0, 0.0), (1.0, 1.0)},
+            (0, 2): {(0.0, 0.0), (0.0, -1.0)},
+            (1, 2): {(0.0, 0.0), (-1.0, 0.0)},
+        }[(k, j)]
         assert ends == expected
     # the grid labels: a = column (z1), b = row (z2)
     a, b = np.meshgrid(rm.a, rm.b)

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.cache import DiskCache
-from geometry.data import Dataset
-from geometry.features import (
+from geometry.data.datasets import Dataset
+from geometry.features.extract import (
     FeatureSet,
     Head,
     NoAffineHeadError,
@@ -25,6 +24,7 @@ from geometry.features import (
     hook_lock,
     sample_indices,
 )
+from geometry.runtime.cache import DiskCache
 
 
 class TwoLayer(nn.Module):
@@ -61,8 +61,14 @@ def _toy_handle(model: nn.Module, d: int = 4) -> geometry.ModelHandle:
 
 def _toy_dataset(n: int = 40, d: int = 4, k: int = 3, seed: int = 0) -> Dataset:
     g = torch.Generator().manual_seed(seed)
-    return Dataset("toy", "test", torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g),
-                   tuple(f"c{i}" for i in range(k)), None)  # fmt: skip
+    return Dataset(
+        "toy",
+        "test",
+        torch.randn(n, d, generator=g),
+        torch.randint(0, k, (n,), generator=g),
+        tuple(f"c{i}" for i in range(k)),
+        None,
+    )
 
 
 def test_find_head_returns_the_final_linear_layers_weights_in_float64():
@@ -124,8 +130,9 @@ def test_models_without_an_affine_head_say_so():
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_torchscript_models_are_refused_with_a_reason():
-    handle = geometry.ModelHandle.from_module(torch.jit.script(TwoLayer()), input_shape=(4,), input_range=None,
-                                              device="cpu")  # fmt: skip
+    handle = geometry.ModelHandle.from_module(
+        torch.jit.script(TwoLayer()), input_shape=(4,), input_range=None, device="cpu"
+    )
     with pytest.raises(NoAffineHeadError, match="TorchScript"):
         find_head(handle)
 
@@ -349,7 +356,7 @@ def test_bad_arguments_are_refused(kwargs, match):
 def test_a_dataset_of_another_shape_is_refused():
     with pytest.raises(ValueError, match=r"expected a data set of inputs \(4,\)"):
         compute_features(_toy_handle(TwoLayer()), _toy_dataset(d=5))
-    with pytest.raises(TypeError, match="expected a geometry.data.Dataset"):
+    with pytest.raises(TypeError, match="expected a geometry.data.datasets.Dataset"):
         compute_features(_toy_handle(TwoLayer()), torch.zeros(3, 4))
     with pytest.raises(ValueError, match=r"expected features of shape \(N, 3\)"):
         Head(np.eye(3), np.zeros(3)).logits(np.zeros((2, 4)))

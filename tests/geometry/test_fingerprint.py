@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.fingerprint import module_fingerprint, state_dict_fingerprint, tensor_fingerprint
+from geometry.runtime.fingerprint import module_fingerprint, state_dict_fingerprint, tensor_fingerprint
 
 
 def _net() -> nn.Module:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.handle import NonFiniteOutputError
+from geometry.models.handle import NonFiniteOutputError
 
 
 class _Affine(nn.Module):

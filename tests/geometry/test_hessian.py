@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.hessian import (
+from geometry.boundary.hessian import (
     HessianOperator,
     SoftMaxPool2d,
     default_step,
@@ -97,8 +97,9 @@ def test_relu_network_exact_is_zero_but_finite_differences_and_softplus_are_not(
     v = torch.randn(3, 64, generator=torch.Generator().manual_seed(4))
     exact = HessianOperator(relu.module, points, j, k, input_shape=(1, 8, 8))(v)
     assert exact.abs().max() == 0
-    fd = HessianOperator(relu.module, points, j, k, input_shape=(1, 8, 8), method="finite-difference",
-                         h=default_step(relu))(v)  # fmt: skip
+    fd = HessianOperator(
+        relu.module, points, j, k, input_shape=(1, 8, 8), method="finite-difference", h=default_step(relu)
+    )(v)
     assert fd.norm(dim=1).min() > 0
     smooth = smooth_handle(relu, beta=10.0)
     soft = HessianOperator(smooth.module, points, j, k, input_shape=(1, 8, 8))(v)
@@ -154,8 +155,9 @@ def test_callers_model_and_points_are_left_alone():
     # a smooth network with batch norm and dropout, which its owner keeps in train mode (one submodule in eval mode,
     # one parameter frozen): the products are those of the eval-mode network, and every mode and flag is restored
     torch.manual_seed(6)
-    module = nn.Sequential(nn.Flatten(), nn.Linear(6, 16), nn.BatchNorm1d(16), nn.SiLU(), nn.Dropout(0.5),
-                           nn.Linear(16, 3))  # fmt: skip
+    module = nn.Sequential(
+        nn.Flatten(), nn.Linear(6, 16), nn.BatchNorm1d(16), nn.SiLU(), nn.Dropout(0.5), nn.Linear(16, 3)
+    )
     with torch.no_grad():
         module[2].running_mean.uniform_(-0.5, 0.5)
         module[2].running_var.uniform_(0.5, 2.0)
@@ -188,8 +190,9 @@ def test_callers_model_and_points_are_left_alone():
     fd_eval = HessianOperator(module, z_values, j, k, input_shape=(6,), method="finite-difference", h=1e-2)(v)
     torch.testing.assert_close(fd, fd_eval, atol=0, rtol=0)
     dense = [dense_logit_difference_hessian(module, z_values[i], int(j[i]), int(k[i]))[1] for i in range(4)]
-    torch.testing.assert_close(hv.double(), torch.stack([v[i].double() @ dense[i] for i in range(4)]),
-                               atol=1e-5, rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        hv.double(), torch.stack([v[i].double() @ dense[i] for i in range(4)]), atol=1e-5, rtol=1e-4
+    )
 
 
 # -- bad inputs ---------------------------------------------------------------------------------
@@ -220,8 +223,9 @@ def test_one_class_pair_per_point(silu, points):
 
 def test_nan_points(silu):
     with pytest.raises(ValueError, match="expected finite points z"):
-        HessianOperator(silu.module, torch.full((1, 64), float("nan")), torch.tensor([0]), torch.tensor([1]),
-                        input_shape=(1, 8, 8))  # fmt: skip
+        HessianOperator(
+            silu.module, torch.full((1, 64), float("nan")), torch.tensor([0]), torch.tensor([1]), input_shape=(1, 8, 8)
+        )
 
 
 def test_bad_beta(relu):

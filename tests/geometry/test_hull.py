@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from geometry.cache import DiskCache
-from geometry.hull import hull_distance, hull_membership_lp, hull_report, min_norm_point
+from geometry.features.hull import hull_distance, hull_membership_lp, hull_report, min_norm_point
+from geometry.runtime.cache import DiskCache
 
 CUBE = np.array(list(itertools.product([0.0, 1.0], repeat=3)))  # the unit cube's 8 corners
 
@@ -54,9 +54,14 @@ def test_wolfe_agrees_with_a_general_purpose_qp_solver():
         x, w, _ = min_norm_point(pts - z)
         assert w.min() >= 0 and w.sum() == pytest.approx(1.0, abs=1e-12)
         np.testing.assert_allclose(w @ (pts - z), x, atol=1e-10)
-        res = minimize(lambda lam, pts=pts, z=z: np.sum((lam @ pts - z) ** 2), np.full(20, 1 / 20), method="SLSQP",
-                       bounds=[(0, None)] * 20, constraints={"type": "eq", "fun": lambda lam: lam.sum() - 1},
-                       options={"ftol": 1e-14, "maxiter": 500})  # fmt: skip
+        res = minimize(
+            lambda lam, pts=pts, z=z: np.sum((lam @ pts - z) ** 2),
+            np.full(20, 1 / 20),
+            method="SLSQP",
+            bounds=[(0, None)] * 20,
+            constraints={"type": "eq", "fun": lambda lam: lam.sum() - 1},
+            options={"ftol": 1e-14, "maxiter": 500},
+        )
         assert np.linalg.norm(x) == pytest.approx(np.sqrt(res.fun), rel=1e-5), trial
         assert np.linalg.norm(x) <= np.sqrt(res.fun) + 1e-9  # Wolfe's answer is never worse
 
@@ -76,12 +81,14 @@ def _two_squares() -> tuple[np.ndarray, np.ndarray]:
 
 def test_hull_report_on_two_classes_known_by_construction():
     train, labels = _two_squares()
-    test = np.array([
-        [0.5, 0.5],  # inside class 0's square
-        [10.2, -0.3],  # inside class 1's square
-        [5.0, 0.0],  # between: inside the overall hull, outside its class's square
-        [0.0, 3.0],  # above class 0's square: outside everything, 2 from both hulls
-    ])  # fmt: skip
+    test = np.array(
+        [
+            [0.5, 0.5],  # inside class 0's square
+            [10.2, -0.3],  # inside class 1's square
+            [5.0, 0.0],  # between: inside the overall hull, outside its class's square
+            [0.0, 3.0],  # above class 0's square: outside everything, 2 from both hulls
+        ]
+    )
     classes = np.array([0, 1, 0, 0])
     r = hull_report(train, labels, test, classes, num_classes=2)
     np.testing.assert_array_equal(r.inside, [True, True, True, False])

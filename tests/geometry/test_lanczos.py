@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from geometry.lanczos import assembled_eigs, dense_operator, lanczos, scipy_lanczos
+from geometry.boundary.lanczos import assembled_eigs, dense_operator, lanczos, scipy_lanczos
 
 
 def random_symmetric(d: int, seed: int, *, spread: float = 1.0) -> torch.Tensor:
@@ -79,8 +79,9 @@ def test_invariant_subspaces_and_the_zero_operator():
     u = torch.linalg.qr(torch.randn(12, 2, generator=gen, dtype=torch.float64))[0]
     a = u @ torch.diag(torch.tensor([2.0, -1.0], dtype=torch.float64)) @ u.T
     res = lanczos(dense_operator(a), 12, k=3, dtype=torch.float64)
-    torch.testing.assert_close(res.eigenvalues[0], torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=torch.float64),
-                               atol=1e-9, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        res.eigenvalues[0], torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0, -1.0], dtype=torch.float64), atol=1e-9, rtol=0
+    )
     zero = lanczos(dense_operator(torch.zeros(8, 8)), 8, k=2, constraints=torch.eye(8)[:1])
     assert (zero.eigenvalues == 0).all() and zero.converged.all()
     assert zero.eigenvectors.norm(dim=2).sub(1).abs().max() < 1e-6
@@ -259,9 +260,17 @@ def test_the_iteration_does_not_wait_for_the_device_except_at_convergence_checks
     mats = torch.stack([random_symmetric(120, seed=20 + s) for s in range(3)])
     normals = torch.stack([unit(120, 30 + s) for s in range(3)])
     with HostSyncCounter() as counter:
-        res = lanczos(lambda v: torch.einsum("nij,nj->ni", mats, v), 120, n=3, k=4, constraints=normals[:, None],
-                      max_iter=80, dtype=torch.float64,
-                      check_every=check_every, tol=1e-14)  # fmt: skip
+        res = lanczos(
+            lambda v: torch.einsum("nij,nj->ni", mats, v),
+            120,
+            n=3,
+            k=4,
+            constraints=normals[:, None],
+            max_iter=80,
+            dtype=torch.float64,
+            check_every=check_every,
+            tol=1e-14,
+        )
     assert res.iterations == 80 and not res.converged.all()
     checks = _checks(80, 4, check_every)
     # at most an eigh and a "converged?" per check, plus the set-up and the final copies of the result to the host
@@ -277,8 +286,9 @@ def test_restarting_after_an_invariant_subspace_does_not_wait_for_the_device():
     a = u @ torch.diag(torch.tensor([2.0, -1.0], dtype=torch.float64)) @ u.T
     with HostSyncCounter() as counter:
         res = lanczos(lambda v: v @ a, 40, k=3, max_iter=30, check_every=1000, dtype=torch.float64)
-    torch.testing.assert_close(res.eigenvalues[0, [0, -1]], torch.tensor([2.0, -1.0], dtype=torch.float64),
-                               atol=1e-9, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        res.eigenvalues[0, [0, -1]], torch.tensor([2.0, -1.0], dtype=torch.float64), atol=1e-9, rtol=0
+    )
     assert len(counter.calls) <= 2 + 8, counter.calls  # one check (the last step) and the final copies
 
 

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import geometry
-from geometry.architectures import build_architecture
-from geometry.loading import load_state_dict_checked, read_state_dict
+from geometry.models.architectures import build_architecture
+from geometry.models.loading import load_state_dict_checked, read_state_dict
 
 
 def test_builtin_model_loads_with_its_card():
@@ -183,7 +183,7 @@ def test_a_card_beside_the_file_wins_even_when_the_architecture_is_named(tmp_pat
     # a SiLU checkpoint loaded as a plain "cnn" would load without error and silently compute a ReLU network
     import shutil
 
-    from geometry.loading import ASSETS
+    from geometry.models.loading import ASSETS
 
     for suffix in (".safetensors", ".json"):
         shutil.copy(ASSETS / f"digits-cnn-silu{suffix}", tmp_path / f"mine{suffix}")

@@ -10,9 +10,9 @@ import scipy.fft
 import torch
 
 import geometry
-from geometry import margins as M
-from geometry.dct import dct2, dct_flip, idct2, low_pass
-from geometry.margins import (
+from geometry.data.dct import dct2, dct_flip, idct2, low_pass
+from geometry.inspection import margins as M
+from geometry.inspection.margins import (
     band_basis,
     band_image,
     cached_frequency_margins,
@@ -24,7 +24,7 @@ from geometry.margins import (
 from tests.geometry.analytic import Affine
 
 OVERSHOOT = 0.02
-STEP_EPS = 1e-4  # DeepFool's extra step length (geometry.deepfool._STEP_EPS)
+STEP_EPS = 1e-4  # DeepFool's extra step length (geometry.boundary.deepfool._STEP_EPS)
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor, shape=(1, 8, 8)) -> geometry.ModelHandle:
@@ -84,8 +84,9 @@ def test_dct_matches_scipy_and_dct_flip_is_an_involution_that_keeps_norms():
     torch.testing.assert_close(lp[..., :3, :3], dct2(x)[..., :3, :3], atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize(("size", "block", "stride", "count"), [(28, 8, 1, 21), (32, 8, 2, 13), (224, 16, 16, 14),
-                                                                (8, 2, 1, 7)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "block", "stride", "count"), [(28, 8, 1, 21), (32, 8, 2, 13), (224, 16, 16, 14), (8, 2, 1, 7)]
+)
 def test_default_bands_follow_the_papers_settings(size, block, stride, count):
     layout = frequency_bands((3, size, size))
     assert (layout.block, layout.stride, len(layout)) == (block, stride, count)
@@ -135,8 +136,9 @@ def test_a_band_that_cannot_reach_the_boundary_is_flagged_not_converged():
     x = torch.full((3, 1, 8, 8), 0.1)  # F = 3 * 0.8 - 1 < 0: class 0
     res = frequency_margins(handle, x, full=False)
     assert bool(res.converged[:, 0].all())
-    np.testing.assert_allclose(res.margins[:, 0].numpy(), (1 + OVERSHOOT) * (1.0 - 2.4) / -3.0 + (1 + OVERSHOOT)
-                               * STEP_EPS, rtol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        res.margins[:, 0].numpy(), (1 + OVERSHOOT) * (1.0 - 2.4) / -3.0 + (1 + OVERSHOOT) * STEP_EPS, rtol=1e-4
+    )
     assert not bool(res.converged[:, 1:].any())
     assert bool((res.margins[:, 1:] == 0).all())  # nothing moved: the accumulated norm is reported, a lower bound
     np.testing.assert_array_equal(res.converged_share(), [1.0] + [0.0] * 6)

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.cache import DiskCache
-from geometry.compute import Cancelled, CancelToken
-from geometry.features import Head, find_head
-from geometry.morph import MorphResult, cached_morph, envelope_breakpoints, morph
+from geometry.features.extract import Head, find_head
+from geometry.features.morph import MorphResult, cached_morph, envelope_breakpoints, morph
+from geometry.runtime.cache import DiskCache
+from geometry.runtime.compute import Cancelled, CancelToken
 
 
 class SineFeatures(nn.Module):
@@ -180,7 +180,7 @@ def test_bad_arguments_are_refused():
         morph(handle, torch.zeros(2), torch.ones(2), steps=1)
     with pytest.raises(ValueError, match=r"bisection_steps as an int in \[0, 60\]"):
         morph(handle, torch.zeros(2), torch.ones(2), bisection_steps=-1)
-    with pytest.raises(TypeError, match="expected head as a geometry.features.Head"):
+    with pytest.raises(TypeError, match="expected head as a geometry.features.extract.Head"):
         morph(handle, torch.zeros(2), torch.ones(2), head=np.eye(2))
     with pytest.raises(ValueError, match="expected a layer name"):
         morph(handle, torch.zeros(2), torch.ones(2), head=Head(np.eye(2), np.zeros(2), layer="nowhere"))

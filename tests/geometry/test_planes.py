@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import geometry
-from geometry import planes as P
-from geometry.cache import DiskCache
-from geometry.dct import dct2
+from geometry.data.dct import dct2
+from geometry.runtime.cache import DiskCache
+from geometry.slices import planes as P
 from tests.geometry.slice_models import affine_handle, ball_handle
 
 SHAPE = (1, 4, 4)

@@ -13,8 +13,8 @@ import pytest
 
 import geometry
 from geometry.__main__ import ProgressBar, main
-from geometry.report import SECTION_KEYS, ReportConfig, build_report, report_html, write_report
-from geometry.robustness import ROTATION_SIZES, shapes_sweep
+from geometry.inspection.robustness import ROTATION_SIZES, shapes_sweep
+from geometry.report.build import SECTION_KEYS, ReportConfig, build_report, report_html, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,20 +122,38 @@ def test_write_report_is_atomic_and_checks_the_path(tmp_path, digits_report):
 def test_the_command_line_writes_the_report_with_a_progress_bar(tmp_path, capsys, monkeypatch, digits_report):
     monkeypatch.setenv("BOUNDARY_ATLAS_CACHE", str(digits_report[1].root))  # reuse the fixture's results
     out = tmp_path / "cli.html"
-    assert main(["report", "--model", "digits-cnn-silu", "--dataset", "digits", "--out", str(out), "--quick",
-                 "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--model",
+                "digits-cnn-silu",
+                "--dataset",
+                "digits",
+                "--out",
+                str(out),
+                "--quick",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "100%" in captured.err and "[" + "#" * 30 + "]" in captured.err
     assert f"wrote {out}" in captured.out and "8 sections" in captured.out
     assert "id='sec-robustness'" in out.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["report", "--model", "no-such-model", "--out", "x.html"], "error: "),
-    (["report", "--model", "digits-cnn-silu", "--out", "x.html", "--n", "10", "--quick"], "either --n or --quick"),
-    (["report", "--model", "digits-cnn-silu", "--dataset", "moons", "--out", "x.html", "--quick"], "inputs"),
-    (["report", "--model", "digits-cnn-silu", "--out", "/no/such/folder/x.html", "--quick"], "does not exist"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "--model", "no-such-model", "--out", "x.html"], "error: "),
+        (["report", "--model", "digits-cnn-silu", "--out", "x.html", "--n", "10", "--quick"], "either --n or --quick"),
+        (["report", "--model", "digits-cnn-silu", "--dataset", "moons", "--out", "x.html", "--quick"], "inputs"),
+        (["report", "--model", "digits-cnn-silu", "--out", "/no/such/folder/x.html", "--quick"], "does not exist"),
+    ],
+)
 def test_the_command_line_reports_bad_input_in_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -146,8 +164,9 @@ def test_the_command_line_needs_a_command_and_lists_report():
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
-    help_text = subprocess.run([sys.executable, "-m", "geometry", "--help"], cwd=ROOT, capture_output=True, text=True,
-                               timeout=300)  # fmt: skip
+    help_text = subprocess.run(
+        [sys.executable, "-m", "geometry", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert help_text.returncode == 0 and "report" in help_text.stdout
 
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import geometry
-from geometry.robustness import (
+from geometry.data.shapes import render_shapes, sample_factors, with_factor
+from geometry.inspection.robustness import (
     ROTATION_SIZES,
     cached_image_sweep,
     cached_shapes_rotation_sweeps,
@@ -24,7 +25,6 @@ from geometry.robustness import (
     shapes_sweep,
     transform_images,
 )
-from geometry.shapes import render_shapes, sample_factors, with_factor
 
 
 def _dot(size: int = 9, row: int = 4, col: int = 7) -> torch.Tensor:
@@ -33,8 +33,9 @@ def _dot(size: int = 9, row: int = 4, col: int = 7) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize(("kind", "value"), [("scale", 1.0), ("shift", (0.0, 0.0)), ("rotate", 0.0),
-                                             ("rotate", 360.0), ("resolution", 1.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "value"), [("scale", 1.0), ("shift", (0.0, 0.0)), ("rotate", 0.0), ("rotate", 360.0), ("resolution", 1.0)]
+)
 def test_the_identity_transform_returns_the_image_exactly(kind, value):
     x = torch.rand(3, 3, 10, 10, generator=torch.Generator().manual_seed(0))
     out = transform_images(x, kind, value)
@@ -86,8 +87,12 @@ def test_logit_margin():
 
 
 IDENTITY = {"scale": 1.0, "shift": (0.0, 0.0), "rotate": 0.0, "resolution": 1.0}
-FEW = {"scale": [0.6, 1.0, 1.3], "shift": [(0.2, 0.0), (0.0, 0.0), (-0.1, 0.2)], "rotate": [-40.0, 0.0, 25.0],
-       "resolution": [0.5, 1.0, 2.0]}  # fmt: skip
+FEW = {
+    "scale": [0.6, 1.0, 1.3],
+    "shift": [(0.2, 0.0), (0.0, 0.0), (-0.1, 0.2)],
+    "rotate": [-40.0, 0.0, 25.0],
+    "resolution": [0.5, 1.0, 2.0],
+}
 
 
 @pytest.mark.parametrize("kind", list(IDENTITY))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.shapes import (
+from geometry.data.shapes import (
     BACKGROUNDS,
     MIN_CONTRAST,
     SHAPE_NAMES,

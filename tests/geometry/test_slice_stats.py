@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from geometry import planes as P
-from geometry import slice_stats as T
-from geometry.slices import SliceResult, evaluate_slice
+from geometry.slices import planes as P
+from geometry.slices import stats as T
+from geometry.slices.evaluate import SliceResult, evaluate_slice
 from tests.geometry.slice_models import Affine, affine_handle, ball_handle, toy_handle
 
 
@@ -125,10 +125,21 @@ def test_boundary_distance_and_statistics_honour_the_valid_mask():
     assert T.boundary_distance(labels, a, b, (0.0, 0.0), mask=valid & (labels != 2)) == (np.inf, None)
     ones = np.ones(labels.shape, np.float32)
     res = SliceResult(
-        a=a, b=b, labels=labels, probability=ones, margin=ones, pair_margin=None, target_pair=None, valid=valid,
-        evaluated=ones.astype(bool), evaluations=labels.size, adaptive=False, num_classes=3,
-        extent=(-2.0, 2.0, -1.0, 1.0), seconds=0.0,
-    )  # fmt: skip
+        a=a,
+        b=b,
+        labels=labels,
+        probability=ones,
+        margin=ones,
+        pair_margin=None,
+        target_pair=None,
+        valid=valid,
+        evaluated=ones.astype(bool),
+        evaluations=labels.size,
+        adaptive=False,
+        num_classes=3,
+        extent=(-2.0, 2.0, -1.0, 1.0),
+        seconds=0.0,
+    )
     every = T.slice_statistics(res)
     inside = T.slice_statistics(res, valid_only=True)
     assert abs(every.boundary_distance - 0.5) <= 0.025 + 1e-12

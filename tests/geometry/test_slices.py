@@ -10,15 +10,15 @@ import pytest
 import torch
 
 import geometry
-from geometry import grid
-from geometry import planes as P
-from geometry import slices as S
-from geometry.cache import DiskCache
-from geometry.compute import Cancelled, CancelToken
+from geometry.slices import grid
 from geometry.figures.common import class_color
 from geometry.figures.slices import boundary_lines, slice_colors, slice_figure, slice_image
-from geometry.grid import point_stats, point_stats_torch
-from geometry.handle import NonFiniteOutputError
+from geometry.models.handle import NonFiniteOutputError
+from geometry.runtime.cache import DiskCache
+from geometry.runtime.compute import Cancelled, CancelToken
+from geometry.slices import evaluate as S
+from geometry.slices import planes as P
+from geometry.slices.grid import point_stats, point_stats_torch
 from tests.geometry.slice_models import CircleUnderAConstant, NaNAfter, affine_handle, ball_handle, toy_handle
 
 SHAPE = (1, 4, 4)
@@ -119,8 +119,11 @@ def test_batches_that_split_rows_and_both_point_constructions_give_the_same_slic
     np.testing.assert_allclose(big.pair_margin, ref.pair_margin, atol=1e-5)
     # every value against a float64 reference of the linear model
     aa, bb = np.meshgrid(ref.a, ref.b)
-    x = (plane.origin.double().flatten() + torch.from_numpy(aa.ravel())[:, None] * plane.u.double().flatten()
-         + torch.from_numpy(bb.ravel())[:, None] * plane.v.double().flatten())  # fmt: skip
+    x = (
+        plane.origin.double().flatten()
+        + torch.from_numpy(aa.ravel())[:, None] * plane.u.double().flatten()
+        + torch.from_numpy(bb.ravel())[:, None] * plane.v.double().flatten()
+    )
     module = handle.network
     logits = (x @ module.weight.detach().double().T + module.bias.detach().double()).numpy().reshape(*ref.shape, 3)
     np.testing.assert_array_equal(ref.labels, logits.argmax(-1))
@@ -134,8 +137,9 @@ def test_batches_that_split_rows_and_both_point_constructions_give_the_same_slic
 def test_the_cpu_batch_size_follows_the_largest_activation():
     wide = geometry.ModelHandle.from_module(
         torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4096), torch.nn.Linear(4096, 2)),
-        input_shape=SHAPE, device="cpu",
-    )  # fmt: skip
+        input_shape=SHAPE,
+        device="cpu",
+    )
     narrow, plane, _, _ = _linear_slice_setup()
     assert S.default_batch_size(wide, plane) == 4 * 2**20 // (4 * 4096)  # 4 MB of its largest layer output
     assert S.default_batch_size(narrow, plane) == 16384  # the cap
@@ -342,7 +346,7 @@ def test_handle_must_be_a_model_handle(setup):
 
 def test_plane_must_be_a_plane(setup):
     handle, _ = setup
-    with pytest.raises(TypeError, match="expected a geometry.planes.Plane"):
+    with pytest.raises(TypeError, match="expected a geometry.slices.planes.Plane"):
         S.evaluate_slice(handle, (torch.zeros(SHAPE),) * 3, extent=1.0, resolution=8)
 
 
@@ -436,7 +440,7 @@ def test_progress_must_be_callable(setup):
 
 def test_cancel_must_be_a_cancel_token(setup):
     handle, plane = setup
-    with pytest.raises(TypeError, match="cancel: expected a geometry.compute.CancelToken or None, got str"):
+    with pytest.raises(TypeError, match="cancel: expected a geometry.runtime.compute.CancelToken or None, got str"):
         S.evaluate_slice(handle, plane, extent=1.0, resolution=8, cancel="stop")
 
 
@@ -545,11 +549,21 @@ def test_slice_figure_draws_the_boundary_as_lines_on_the_analytic_line_and_not_i
 def test_a_speckled_map_falls_back_to_boundary_pixels():
     labels = (np.random.default_rng(0).random((300, 300)) < 0.5).astype(np.int16)
     res = S.SliceResult(
-        a=np.linspace(-1, 1, 300), b=np.linspace(-1, 1, 300), labels=labels,
-        probability=np.ones((300, 300), np.float32), margin=np.ones((300, 300), np.float32), pair_margin=None,
-        target_pair=None, valid=np.ones((300, 300), bool), evaluated=np.ones((300, 300), bool), evaluations=90000,
-        adaptive=False, num_classes=2, extent=(-1.0, 1.0, -1.0, 1.0), seconds=0.0,
-    )  # fmt: skip
+        a=np.linspace(-1, 1, 300),
+        b=np.linspace(-1, 1, 300),
+        labels=labels,
+        probability=np.ones((300, 300), np.float32),
+        margin=np.ones((300, 300), np.float32),
+        pair_margin=None,
+        target_pair=None,
+        valid=np.ones((300, 300), bool),
+        evaluated=np.ones((300, 300), bool),
+        evaluations=90000,
+        adaptive=False,
+        num_classes=2,
+        extent=(-1.0, 1.0, -1.0, 1.0),
+        seconds=0.0,
+    )
     fig = slice_figure(res, ("zero", "one"), shade=False, dim_invalid=False)
     assert "boundaries" not in [t.name for t in fig.data]
     pixels = _png_pixels(fig.layout.images[0].source)
@@ -591,10 +605,21 @@ def _result_of(labels: np.ndarray, num_classes: int) -> S.SliceResult:
     nb, na = labels.shape
     ones = np.ones(labels.shape, np.float32)
     return S.SliceResult(
-        a=np.linspace(-1, 1, na), b=np.linspace(-1, 1, nb), labels=labels.astype(np.int16), probability=ones,
-        margin=ones, pair_margin=None, target_pair=None, valid=ones.astype(bool), evaluated=ones.astype(bool),
-        evaluations=labels.size, adaptive=False, num_classes=num_classes, extent=(-1.0, 1.0, -1.0, 1.0), seconds=0.0,
-    )  # fmt: skip
+        a=np.linspace(-1, 1, na),
+        b=np.linspace(-1, 1, nb),
+        labels=labels.astype(np.int16),
+        probability=ones,
+        margin=ones,
+        pair_margin=None,
+        target_pair=None,
+        valid=ones.astype(bool),
+        evaluated=ones.astype(bool),
+        evaluations=labels.size,
+        adaptive=False,
+        num_classes=num_classes,
+        extent=(-1.0, 1.0, -1.0, 1.0),
+        seconds=0.0,
+    )
 
 
 def _legend_colors(fig) -> dict[str, str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geometry.toy2d import TOY2D_NAMES, make_toy2d
+from geometry.data.toy2d import TOY2D_NAMES, make_toy2d
 
 CASES = [("moons", 2), ("circles", 2), ("spirals", 2), ("spirals", 5), ("blobs", 2), ("blobs", 3), ("blobs", 5)]
 

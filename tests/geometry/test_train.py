@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import geometry
-from geometry.compute import Cancelled, CancelToken
-from geometry.train import (
+from geometry.models.training import (
     ActivatedMomentumSGD,
     GradientActivation,
     TrainConfig,
@@ -21,6 +20,7 @@ from geometry.train import (
     train_cached,
     trained_model,
 )
+from geometry.runtime.compute import Cancelled, CancelToken
 
 
 def test_gradient_activation_is_alpha_arctan_beta_g():
@@ -147,7 +147,7 @@ def test_history_records_test_accuracy_each_epoch_and_the_card_keeps_it(tmp_path
 
 def test_train_cached_finds_the_same_options_and_retrains_for_others(tmp_path, monkeypatch):
     first = train_cached(_tiny(), out_dir=tmp_path)
-    import geometry.train as train_module
+    import geometry.models.training as train_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("trained again although the same options were trained before")
@@ -191,7 +191,9 @@ def test_trained_models_are_found_by_name(tmp_path, monkeypatch):
     (tmp_path / "moons-mlp.json").write_text((tmp_path / "my-moons.json").read_text())
     (tmp_path / "moons-mlp.safetensors").write_bytes((tmp_path / "my-moons.safetensors").read_bytes())
     assert "moons-mlp" not in geometry.user_models()
-    assert geometry.model_card("moons-mlp")["training_command"] == "python -m geometry.train --preset moons-mlp"
+    assert (
+        geometry.model_card("moons-mlp")["training_command"] == "python -m geometry.models.training --preset moons-mlp"
+    )
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         geometry.model_card("nope")
 
@@ -200,9 +202,22 @@ def test_the_recorded_command_trains_the_same_model(tmp_path, monkeypatch):
     """The card's command line, run again, reproduces the weights byte for byte."""
     monkeypatch.setenv("BOUNDARY_ATLAS_MODELS", str(tmp_path / "cli"))
     config = TrainConfig(
-        "cmd", "mlp", "moons", "tanh", {"hidden": [8, 4]}, epochs=2, batch_size=100, optimizer="sgd", lr=0.05,
-        weight_decay=0.0, grad_activation="arctan", ga_alpha=0.2, ga_beta=3.0, grad_activation_on="momentum", seed=3,
-    )  # fmt: skip
+        "cmd",
+        "mlp",
+        "moons",
+        "tanh",
+        {"hidden": [8, 4]},
+        epochs=2,
+        batch_size=100,
+        optimizer="sgd",
+        lr=0.05,
+        weight_decay=0.0,
+        grad_activation="arctan",
+        ga_alpha=0.2,
+        ga_beta=3.0,
+        grad_activation_on="momentum",
+        seed=3,
+    )
     result = train_cached(config, out_dir=tmp_path / "lib")
     argv = shlex.split(result.card["training_command"])[3:]
     assert argv == config_to_argv(config)

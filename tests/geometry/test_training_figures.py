@@ -26,10 +26,12 @@ def test_the_activation_figure_rejects_bad_parameters(alpha, beta, match):
 
 def test_training_curves_draw_every_epoch_of_every_model():
     histories = {
-        "plain": [{"epoch": 1, "loss": 0.7, "train_accuracy": 0.5, "test_accuracy": 0.55},
-                  {"epoch": 2, "loss": 0.3, "train_accuracy": 0.9, "test_accuracy": 0.85}],
+        "plain": [
+            {"epoch": 1, "loss": 0.7, "train_accuracy": 0.5, "test_accuracy": 0.55},
+            {"epoch": 2, "loss": 0.3, "train_accuracy": 0.9, "test_accuracy": 0.85},
+        ],
         "activated": [{"epoch": 1, "loss": 0.6, "train_accuracy": 0.6, "test_accuracy": 0.65}],
-    }  # fmt: skip
+    }
     fig = training_curves(histories)
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["plain"].y) == [0.7, 0.3]

@@ -7,7 +7,7 @@ import pytest
 
 import geometry
 import ui.curvature as ui_curvature
-from geometry.cache import default_cache
+from geometry.runtime.cache import default_cache
 from tests.ui.apptest import app, decode, figures
 
 PAGE = "views/curvature.py"
@@ -75,8 +75,9 @@ def test_default_page_shows_the_librarys_curvature(default_page):
     rand, kappa = expected.random_curvatures[0].double().numpy(), expected.curvatures[0].numpy()
     cutoff = 0.1 * np.abs(kappa).max()
     share = float(np.mean(np.abs(rand) < cutoff))
-    assert any(f"{share:.0%} of the 300 random tangent directions have |κ| < {cutoff:.3g}" in c.value
-               for c in at.caption)  # fmt: skip
+    assert any(
+        f"{share:.0%} of the 300 random tangent directions have |κ| < {cutoff:.3g}" in c.value for c in at.caption
+    )
 
 
 def _assert_x_is_projected(fig: dict, x, curvature, direction: int) -> None:
@@ -139,8 +140,9 @@ def test_relu_model_uses_softplus_offers_finite_differences_and_explains_an_all_
     at.selectbox(key="curv_method").set_value("exact").run()
     assert not at.exception
     assert np.abs(decode(_figure(at, "Principal curvatures")["data"][0]["y"])).max() == 0
-    assert any("Every principal curvature is exactly 0" in w.value and "piecewise-linear" in w.value
-               for w in at.warning)  # fmt: skip
+    assert any(
+        "Every principal curvature is exactly 0" in w.value and "piecewise-linear" in w.value for w in at.warning
+    )
 
 
 def test_2d_toy_model_shows_the_curvature_of_the_boundary_curve():

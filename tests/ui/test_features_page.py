@@ -14,10 +14,10 @@ import torch
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 import geometry
-from geometry.embedding import embed
-from geometry.feature_regions import paint_regions
-from geometry.features import compute_features
-from geometry.morph import morph
+from geometry.features.embedding import embed
+from geometry.features.extract import compute_features
+from geometry.features.morph import morph
+from geometry.features.regions import paint_regions
 from tests.ui.apptest import app, figures
 from ui import features as ui
 from ui import hover_images
@@ -72,14 +72,17 @@ def _run_with_selection(at, indices: list[int]):
     fig = json.loads(chart.proto.spec)
     points = []
     for i in indices:
-        curve, trace = next((n, t) for n, t in enumerate(fig["data"])
-                            if t.get("type") == "scattergl" and i in _decode(t["customdata"]).ravel())  # fmt: skip
+        curve, trace = next(
+            (n, t)
+            for n, t in enumerate(fig["data"])
+            if t.get("type") == "scattergl" and i in _decode(t["customdata"]).ravel()
+        )
         where = int(np.flatnonzero(_decode(trace["customdata"]).ravel() == i)[0])
-        points.append({"curve_number": curve, "point_number": where, "point_index": where,
-                       "customdata": {"0": int(i)}})  # fmt: skip
+        points.append({"curve_number": curve, "point_number": where, "point_index": where, "customdata": {"0": int(i)}})
     lasso = [{"xref": "x", "yref": "y", "x": [0, 1, 1], "y": [0, 0, 1]}]
-    value = {"selection": {"points": points, "point_indices": [p["point_index"] for p in points], "box": [],
-                           "lasso": lasso}}  # fmt: skip
+    value = {
+        "selection": {"points": points, "point_indices": [p["point_index"] for p in points], "box": [], "lasso": lasso}
+    }
     states = at._tree.get_widget_states()
     states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(value)))
     return at._run(states)
@@ -96,8 +99,7 @@ def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digit
     # the painting agreement is the library's, computed here afresh (no cache) for the page's defaults
     fs = compute_features(handle, data, sample=450, cache=geometry.DiskCache(tmp_path))
     em = embed(fs.features, "pca", seed=0, cache=geometry.DiskCache(tmp_path))
-    painted = paint_regions(em.coords, fs.features, fs.head, predictions=fs.predictions, resolution=200,
-                            method="knn")  # fmt: skip
+    painted = paint_regions(em.coords, fs.features, fs.head, predictions=fs.predictions, resolution=200, method="knn")
     assert m["Agreement"] == f"{painted.agreement:.1%}" and m["Held-out"] == f"{painted.heldout_agreement:.1%}"
     scatter = _scatter(at)
     per_class = [_points(scatter, name) for name in handle.class_names]
@@ -135,8 +137,9 @@ def test_default_view_draws_the_whole_test_set_with_the_models_predictions(digit
     from PIL import Image
 
     png = base64.b64decode(config["src"].split(",", 1)[1])
-    sheet = hover_images.SpriteSheet(png=png, count=450, columns=config["columns"], rows=config["rows"],
-                                     tile_width=8, tile_height=8, exact=True)  # fmt: skip
+    sheet = hover_images.SpriteSheet(
+        png=png, count=450, columns=config["columns"], rows=config["rows"], tile_width=8, tile_height=8, exact=True
+    )
     assert Image.open(io.BytesIO(png)).size == (8 * config["columns"], 8 * config["rows"])
     for i in (0, 17, 449):
         expected = np.round(data.images[i, 0].numpy() * 255).astype(np.uint8)
@@ -239,7 +242,7 @@ def test_selecting_points_shows_them_and_sends_exactly_three_to_the_feature_plan
 
 
 def test_a_failed_umap_warm_up_shows_an_error_not_a_traceback(monkeypatch):
-    from geometry import embedding as emb
+    from geometry.features import embedding as emb
 
     def broken(*args: object, **kwargs: object) -> float:
         raise ImportError("No module named 'umap'")
@@ -248,21 +251,36 @@ def test_a_failed_umap_warm_up_shows_an_error_not_a_traceback(monkeypatch):
     monkeypatch.setattr(emb, "_warm_state", {"state": "failed", "seconds": None, "error": "ImportError: x"})
     at = _open(feat_sample=40, feat_embedding="umap")
     errors = [e.value for e in at.error]
-    assert any("UMAP is not available in this server process (ImportError: No module named 'umap')" in e
-               and "Pick PCA or t-SNE" in e for e in errors), errors  # fmt: skip
+    assert any(
+        "UMAP is not available in this server process (ImportError: No module named 'umap')" in e
+        and "Pick PCA or t-SNE" in e
+        for e in errors
+    ), errors
 
 
 def test_selected_points_map_back_to_data_set_indices():
     import plotly.graph_objects as go
 
-    fig = go.Figure([go.Scattergl(x=[0, 1], y=[0, 1], customdata=[[7], [9]]),
-                     go.Scattergl(x=[2], y=[2], customdata=[[4]])])  # fmt: skip
-    event = {"selection": {"points": [
-        {"curve_number": 0, "point_index": 1, "customdata": {"0": 9}},  # how Streamlit reports a 2-D customdata row
-        {"curve_number": 0, "point_index": 0, "customdata": [7]},
-        {"curve_number": 1, "point_index": 0},  # WebGL points may come without customdata: looked up in the figure
-        {"curve_number": 0, "point_index": 1, "customdata": 9},  # the same sample again (e.g. its ✗ marker)
-    ]}}  # fmt: skip
+    fig = go.Figure(
+        [go.Scattergl(x=[0, 1], y=[0, 1], customdata=[[7], [9]]), go.Scattergl(x=[2], y=[2], customdata=[[4]])]
+    )
+    event = {
+        "selection": {
+            "points": [
+                {
+                    "curve_number": 0,
+                    "point_index": 1,
+                    "customdata": {"0": 9},
+                },  # how Streamlit reports a 2-D customdata row
+                {"curve_number": 0, "point_index": 0, "customdata": [7]},
+                {
+                    "curve_number": 1,
+                    "point_index": 0,
+                },  # WebGL points may come without customdata: looked up in the figure
+                {"curve_number": 0, "point_index": 1, "customdata": 9},  # the same sample again (e.g. its ✗ marker)
+            ]
+        }
+    }
     assert ui.selected_indices(event, fig) == [9, 7, 4]
     assert ui.selected_indices(event) == [9, 7]
     assert ui.selected_indices({"selection": {"points": []}}) == []

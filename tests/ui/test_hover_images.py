@@ -134,5 +134,12 @@ def test_a_sheet_is_not_mistaken_for_another_object():
     with pytest.raises(TypeError, match="expected a SpriteSheet"):
         hover_html("chart", {"png": b""}, [])  # type: ignore[arg-type]
     with pytest.raises(IndexError, match=r"tile index in \[0, 1\)"):
-        SpriteSheet(png=sprite_sheet(torch.rand(1, 1, 4, 4)).png, count=1, columns=1, rows=1, tile_width=4,
-                    tile_height=4, exact=True).thumbnail(1)  # fmt: skip
+        SpriteSheet(
+            png=sprite_sheet(torch.rand(1, 1, 4, 4)).png,
+            count=1,
+            columns=1,
+            rows=1,
+            tile_width=4,
+            tile_height=4,
+            exact=True,
+        ).thumbnail(1)

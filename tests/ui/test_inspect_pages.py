@@ -16,16 +16,21 @@ import torch
 from PIL import Image
 
 import geometry
-from geometry.dct import dct_flip, low_pass
+from geometry.data.dct import dct_flip, low_pass
 from geometry.figures import image_to_uint8
 from geometry.figures.inspect import image_grid_figure
-from geometry.report import SECTION_TITLES, report_images
+from geometry.report.build import SECTION_TITLES, report_images
 from tests.ui.apptest import app, decode, figures
 from ui.views import VIEWS
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = {"margins": "Frequency margins", "connectivity": "Connectivity", "detection": "Adversarial detection",
-         "robustness": "Robustness", "report": "Report"}  # fmt: skip
+PAGES = {
+    "margins": "Frequency margins",
+    "connectivity": "Connectivity",
+    "detection": "Adversarial detection",
+    "robustness": "Robustness",
+    "report": "Report",
+}
 
 
 def _open(page: str, **session):
@@ -64,8 +69,9 @@ def test_frequency_margins_page_shows_the_librarys_margins_and_a_second_model(di
     assert len(boxes) == 1
     res = geometry.cached_frequency_margins(handle, report_images(data, 4, 0).images, bands=[0, 6], num_random=0)
     ys = decode(boxes[0]["y"]).astype(float)
-    np.testing.assert_allclose(np.sort(ys), np.sort(np.r_[res.margins.numpy().ravel(), res.full_margins.numpy()]),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.sort(ys), np.sort(np.r_[res.margins.numpy().ravel(), res.full_margins.numpy()]), rtol=1e-5
+    )
     assert set(boxes[0]["x"]) == {"0-1", "6-7", "full"}
     m = _metrics(at)
     assert m["Lowest band (0-1)"] == f"{res.band_median()[0]:.3g}"
@@ -103,11 +109,14 @@ def _has_text(fig: dict, text: str) -> bool:
 
 def _expected_preview(handle, data, grid: torch.Tensor, pred: list[list[int]], keep: int) -> dict:
     names = handle.class_names
-    fig = image_grid_figure(grid, row_titles=[f"#{i} · {names[int(data.labels[i])]}" for i in range(3)],
-                            col_titles=["original", "dct_flip", f"low-pass {keep}×{keep}"],
-                            captions=[[names[p] for p in row] for row in pred],
-                            caption_colors=[["#2ca02c" if p == r[0] else "#d62728" for p in r] for r in pred],
-                            tile=80)  # fmt: skip
+    fig = image_grid_figure(
+        grid,
+        row_titles=[f"#{i} · {names[int(data.labels[i])]}" for i in range(3)],
+        col_titles=["original", "dct_flip", f"low-pass {keep}×{keep}"],
+        captions=[[names[p] for p in row] for row in pred],
+        caption_colors=[["#2ca02c" if p == r[0] else "#d62728" for p in r] for r in pred],
+        tile=80,
+    )
     return json.loads(fig.to_json())
 
 
@@ -133,8 +142,7 @@ def test_frequency_margins_default_to_100_images():
 
 def test_pages_work_or_explain_with_a_2d_toy_model():
     handle, data = geometry.load_model("moons-mlp", device="cpu"), geometry.load_dataset("moons")
-    session = {"builtin_model": "moons-mlp", "conn_pairs": 2, "conn_resolution": 7, "det_n": 4, "det_m": 8,
-               "rep_n": 10}  # fmt: skip
+    session = {"builtin_model": "moons-mlp", "conn_pairs": 2, "conn_resolution": 7, "det_n": 4, "det_m": 8, "rep_n": 10}
     for page, message in (("margins", "need image inputs"), ("robustness", "transform images")):
         at = _open(page, **session)
         assert not at.error, [e.value for e in at.error]
@@ -143,16 +151,18 @@ def test_pages_work_or_explain_with_a_2d_toy_model():
     at = _open("connectivity", **session)
     assert not at.error, [e.value for e in at.error]
     pool = report_images(data, 200, 0)
-    batch = geometry.cached_connectivity_batch(handle, pool.images, pool.labels, num_pairs=2, seed=0, resolution=7,
-                                               max_depth=6, max_anchors=32, overshoot=1.0)  # fmt: skip
+    batch = geometry.cached_connectivity_batch(
+        handle, pool.images, pool.labels, num_pairs=2, seed=0, resolution=7, max_depth=6, max_anchors=32, overshoot=1.0
+    )
     m = _metrics(at)
     assert m["Success rate"] == f"{batch.success_rate:.0%}"
     assert m["Straight segment enough"] == f"{batch.straight_rate:.0%}"
     # detection: the library's AUC on the page's 4 clean points
     at = _open("detection", **session)
     assert not at.error, [e.value for e in at.error]
-    res = geometry.cached_evaluate_detection(handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8,
-                                             h=0.5, seed=0)  # fmt: skip
+    res = geometry.cached_evaluate_detection(
+        handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8, h=0.5, seed=0
+    )
     assert _metrics(at)["AUC"] == f"{res.auc:.3f}"
     # report: every section, the image-only ones marked not applicable
     at = _open("report", **session)
@@ -177,12 +187,12 @@ def test_connectivity_page_finds_the_path_and_the_batch_rate(digits):
     pred = handle.predict(data.images)
     members = [i for i in range(len(data)) if int(data.labels[i]) == c and int(pred[i]) == c]
     assert (a, b) == (members[0], members[-1])
-    one = geometry.connectivity.cached_find_path(handle, data.images[a], data.images[b], **options)
+    one = geometry.inspection.connectivity.cached_find_path(handle, data.images[a], data.images[b], **options)
     assert m["Inside the class all along"] == ("yes" if bool(one.success[0]) else "no")
     assert m["Anchors"] == str(int(one.num_anchors[0]))
-    batch = geometry.cached_connectivity_batch(handle, report_images(data, 200, 0).images,
-                                               report_images(data, 200, 0).labels, num_pairs=3, seed=0,
-                                               **options)  # fmt: skip
+    batch = geometry.cached_connectivity_batch(
+        handle, report_images(data, 200, 0).images, report_images(data, 200, 0).labels, num_pairs=3, seed=0, **options
+    )
     assert m["Success rate"] == f"{batch.success_rate:.0%}"
     assert len(at.dataframe[0].value) == 3
     titles = [f["layout"]["title"]["text"] for f in figures(at) if f["layout"].get("title")]
@@ -197,8 +207,9 @@ def test_connectivity_page_finds_the_path_and_the_batch_rate(digits):
 def test_detection_page_reports_the_librarys_auc_and_a_verdict(digits):
     handle, data = digits
     at = _open("detection", det_n=4, det_m=8)
-    res = geometry.cached_evaluate_detection(handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8,
-                                             h=0.5, seed=0)  # fmt: skip
+    res = geometry.cached_evaluate_detection(
+        handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8, h=0.5, seed=0
+    )
     m = _metrics(at)
     assert m["AUC"] == f"{res.auc:.3f}"
     assert m["Perturbations"] == f"{int(res.attack_converged.sum())} of 4"
@@ -214,8 +225,9 @@ def test_robustness_page_sweeps_own_images_and_explains_shapes(digits):
     at = _open("robustness", rob_n=3, rob_kind="rotate")
     fig = figures(at)[0]
     kept = next(t for t in fig["data"] if t["name"].endswith("kept"))
-    sweep = geometry.cached_image_sweep(handle, report_images(data, 3, 0).images, "rotate",
-                                        labels=report_images(data, 3, 0).labels)  # fmt: skip
+    sweep = geometry.cached_image_sweep(
+        handle, report_images(data, 3, 0).images, "rotate", labels=report_images(data, 3, 0).labels
+    )
     np.testing.assert_allclose(decode(kept["y"]).astype(float), sweep.kept)
     np.testing.assert_allclose(decode(kept["x"]).astype(float), sweep.values)
     assert any("shapes data set" in i.value for i in at.info)  # the shapes tab needs a shapes model
@@ -226,8 +238,14 @@ def test_robustness_page_sweeps_own_images_and_explains_shapes(digits):
 
 def test_robustness_page_sweeps_generated_shapes_for_a_shapes_model():
     handle = geometry.load_model("shapes-resnet-silu", device="cpu")
-    at = _open("robustness", builtin_model="shapes-resnet-silu", rob_n=2, rob_kind="resolution", rob_shapes_n=6,
-               rob_factor="area")  # fmt: skip
+    at = _open(
+        "robustness",
+        builtin_model="shapes-resnet-silu",
+        rob_n=2,
+        rob_kind="resolution",
+        rob_shapes_n=6,
+        rob_factor="area",
+    )
     assert not at.error and not any("shapes data set" in i.value for i in at.info)
     title = "Object size (area fraction)"
     shapes_fig = next(f for f in figures(at) if f["layout"].get("title", {}).get("text") == title)
@@ -258,8 +276,9 @@ def test_connectivity_page_counts_only_joined_pairs_as_straight():
     handle, data = geometry.load_model("moons-mlp", device="cpu"), geometry.load_dataset("moons")
     at = _open("connectivity", builtin_model="moons-mlp", conn_pairs=12, conn_resolution=31, conn_anchors=0)
     pool = report_images(data, 200, 0)
-    batch = geometry.cached_connectivity_batch(handle, pool.images, pool.labels, num_pairs=12, seed=0, resolution=31,
-                                               max_depth=6, max_anchors=0, overshoot=1.0)  # fmt: skip
+    batch = geometry.cached_connectivity_batch(
+        handle, pool.images, pool.labels, num_pairs=12, seed=0, resolution=31, max_depth=6, max_anchors=0, overshoot=1.0
+    )
     assert bool((batch.num_anchors == 0).all()) and 0 < int(batch.success.sum()) < 12  # some pairs failed
     m = _metrics(at)
     assert m["Straight segment enough"] == f"{int(batch.success.sum()) / 12:.0%}"  # the joined ones only
@@ -337,8 +356,9 @@ def test_detection_verdict_on_uploads_uses_a_threshold_from_clean_digits(count, 
     handle, data = digits
     at = _open_uploads("detection", uploads[:count], det_n=4, det_m=8)
     assert any("set on clean images of **digits**" in i.value for i in at.info)
-    clean = geometry.cached_evaluate_detection(handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8,
-                                               h=0.5, seed=0)  # fmt: skip
+    clean = geometry.cached_evaluate_detection(
+        handle, report_images(data, 4, 0).images, fpr=0.05, num_directions=8, h=0.5, seed=0
+    )
     assert _metrics(at)["AUC"] == f"{clean.auc:.3f}"
     x = _loaded(uploads[:count]).images
     if count == 2:  # a threshold set on the uploads themselves would differ
@@ -362,8 +382,17 @@ def test_connectivity_page_with_one_or_two_uploads(count, uploads, digits):
         assert any("Fewer than two inputs of upload" in i.value for i in at.info)
         assert any(i.value.startswith("No two of the 1 input of upload") for i in at.info)
         return
-    batch = geometry.cached_connectivity_batch(handle, _loaded(uploads).images, None, num_pairs=2, seed=0,
-                                               resolution=7, max_depth=6, max_anchors=32, overshoot=1.0)  # fmt: skip
+    batch = geometry.cached_connectivity_batch(
+        handle,
+        _loaded(uploads).images,
+        None,
+        num_pairs=2,
+        seed=0,
+        resolution=7,
+        max_depth=6,
+        max_anchors=32,
+        overshoot=1.0,
+    )
     assert len(batch) == 1  # two uploads of one class: one pair
     assert _metrics(at)["Success rate"] == f"{batch.success_rate:.0%}"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import geometry
-from geometry.deepfool import deepfool
-from geometry.planes import input_space_plane
-from geometry.slice_stats import region_iou
+from geometry.boundary.deepfool import deepfool
+from geometry.slices.planes import input_space_plane
+from geometry.slices.stats import region_iou
 from tests.ui.apptest import app, decode, figures
 from ui.train import TrainSettings, configs
 
@@ -50,8 +50,9 @@ def test_training_on_moons_shows_both_models_their_regions_and_agreement():
     assert not at.exception, [str(e.value)[:500] for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     # the page's defaults (SGD at 0.05, alpha 0.3, beta 4.5 on the raw gradient) with 4 epochs and seed 102
-    plain, activated = (c.name for c in configs(TrainSettings("moons", "mlp", "silu", 4, 0.05, "sgd", 102, 0.3, 4.5,
-                                                                  "gradient", True)))  # fmt: skip
+    plain, activated = (
+        c.name for c in configs(TrainSettings("moons", "mlp", "silu", 4, 0.05, "sgd", 102, 0.3, 4.5, "gradient", True))
+    )
     assert {plain, activated} <= set(geometry.user_models())
     test = geometry.load_dataset("moons", split="test")
     metrics = _metrics(at)
@@ -106,8 +107,10 @@ def test_training_on_digits_compares_distances_to_the_boundary():
     )
     test = geometry.load_dataset("digits", split="test")
     for trace in fig["data"]:
-        plain, activated = (c.name for c in configs(TrainSettings("digits", "mlp", "silu", 1, 0.1, "sgd", 103, 0.3, 4.5,
-                                                                      "gradient", True)))  # fmt: skip
+        plain, activated = (
+            c.name
+            for c in configs(TrainSettings("digits", "mlp", "silu", 1, 0.1, "sgd", 103, 0.3, 4.5, "gradient", True))
+        )
         name = plain if trace["name"].startswith("plain") else activated
         fool = deepfool(geometry.load_model(name, device="cpu"), test.images[:10], clip=True)
         expected = fool.boundary_distance.numpy()[fool.converged.numpy()]

@@ -9,7 +9,7 @@ Kinds: ``"random"`` (seeded Gaussian pair), ``"normal + random"`` (the DeepFool 
 random tangent direction), ``"two normals"`` (the DeepFool directions towards two chosen classes),
 ``"three images"`` (Gram-Schmidt on the two differences), ``"dct"`` (a low- and a high-frequency DCT
 direction), ``"custom"`` (a user-supplied pair), ``"input space"`` (2D toy models: the plane *is* the
-input space). ``"normal + curvature"`` needs the curvature engine (geometry.curvature).
+input space). ``"normal + curvature"`` needs the curvature engine (geometry.boundary.curvature).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from geometry.fingerprint import tensor_fingerprint
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 if TYPE_CHECKING:
-    from geometry.handle import ModelHandle
+    from geometry.models.handle import ModelHandle
 
 __all__ = [
     "PLANE_KINDS",
@@ -469,7 +469,7 @@ def dct_plane(
     give single frequency directions. Overlapping blocks are allowed (v is orthogonalised to u).
     Each block must fit in ``min(H, W)`` frequencies; ValueError otherwise.
     """
-    from geometry.dct import dct_basis_block
+    from geometry.data.dct import dct_basis_block
 
     origin = _as_image(origin, "origin")
     if origin.dim() != 3:
@@ -494,11 +494,11 @@ def dct_plane(
 
 
 # ---------------------------------------------------------------------------------------------
-# constructors that need DeepFool / curvature (geometry.deepfool, geometry.curvature)
+# constructors that need DeepFool / curvature (geometry.boundary.deepfool, geometry.boundary.curvature)
 
 
 def _deepfool_one(handle: ModelHandle, x0: torch.Tensor, target: int | None, **kwargs: Any) -> Any:
-    from geometry.deepfool import deepfool  # imported here: geometry.curvature imports this module
+    from geometry.boundary.deepfool import deepfool  # imported here: geometry.boundary.curvature imports this module
 
     return deepfool(handle, x0.unsqueeze(0), target=target, **kwargs)
 
@@ -626,7 +626,7 @@ def curvature_plane(
     if which not in ("positive", "negative"):
         raise ValueError(f"which: expected 'positive' or 'negative', got {which!r}")
     x0 = _as_image(x0, "x0", handle.input_shape)
-    from geometry.curvature import principal_directions
+    from geometry.boundary.curvature import principal_directions
 
     pd = principal_directions(handle, x0.unsqueeze(0), k=1, seed=seed)
     col = 0 if which == "positive" else -1

@@ -26,12 +26,12 @@ from typing import Literal
 
 import torch
 
-from geometry.compute import CancelToken, scaled_progress
-from geometry.deepfool import DeepFoolResult, deepfool, evaluation_mode, subspace_deepfool
-from geometry.handle import ModelHandle
-from geometry.hessian import DEFAULT_BETA, HessianOperator, default_step, resolve_method, smooth_handle
-from geometry.lanczos import assembled_eigs, lanczos
-from geometry.validate import check_int, check_positive
+from geometry.boundary.deepfool import DeepFoolResult, deepfool, evaluation_mode, subspace_deepfool
+from geometry.boundary.hessian import DEFAULT_BETA, HessianOperator, default_step, resolve_method, smooth_handle
+from geometry.boundary.lanczos import assembled_eigs, lanczos
+from geometry.models.handle import ModelHandle
+from geometry.runtime.compute import CancelToken, scaled_progress
+from geometry.runtime.validate import check_int, check_positive
 
 __all__ = [
     "CurvatureProfile",
@@ -276,8 +276,16 @@ def boundary_curvature(
         if resolved == "finite-difference" and dim - 1 <= dense_limit:
             # finite differences of a piecewise-linear network are not a linear operator of v (the activation
             # pattern at z +- h v depends on v): assemble the scale-h Hessian on a tangent basis instead
-            eig, asym = assembled_eigs(shape_operator, dim, n=len(rows), k=k, normal=op.normal, device=dev,
-                                       progress=eig_progress, cancel=cancel)  # fmt: skip
+            eig, asym = assembled_eigs(
+                shape_operator,
+                dim,
+                n=len(rows),
+                k=k,
+                normal=op.normal,
+                device=dev,
+                progress=eig_progress,
+                cancel=cancel,
+            )
             asymmetry[rows] = asym.float()
         else:
             eig = lanczos(

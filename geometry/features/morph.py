@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, Progress
-from geometry.features import Head, extract_features, find_head
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
+from geometry.features.extract import Head, extract_features, find_head
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, Progress
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 __all__ = ["MORPH_VERSION", "MorphResult", "cached_morph", "envelope_breakpoints", "morph", "morph_cache_key"]
 
@@ -78,9 +78,16 @@ def envelope_breakpoints(l_a: np.ndarray, l_b: np.ndarray) -> tuple[np.ndarray, 
     return np.asarray(breaks, dtype=np.float64), np.asarray(classes, dtype=np.int64)
 
 
-def _pixel_breaks(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor, t: np.ndarray, pred: np.ndarray,
-                  steps: int, progress: Progress | None = None,
-                  cancel: CancelToken | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _pixel_breaks(
+    handle: ModelHandle,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    t: np.ndarray,
+    pred: np.ndarray,
+    steps: int,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Refine each class change between grid neighbours by ``steps`` bisections (a batch per step)."""
     change = np.flatnonzero(pred[1:] != pred[:-1])
     if not len(change):
@@ -121,7 +128,7 @@ def morph(
     _check_steps(steps, bisection_steps)
     xa, xb = _check_pair(handle, x_a, x_b)
     if head is not None and not isinstance(head, Head):
-        raise TypeError(f"expected head as a geometry.features.Head or None, got {type(head).__name__}")
+        raise TypeError(f"expected head as a geometry.features.extract.Head or None, got {type(head).__name__}")
     head = head if head is not None else find_head(handle)
     t = np.linspace(0.0, 1.0, int(steps))
     tt = torch.from_numpy(t).float().view(-1, *([1] * xa.dim()))
@@ -132,8 +139,9 @@ def morph(
             progress(0.5 * fraction, text)
 
     layer = head.layer or None
-    feats, logits = extract_features(handle, path, layer=layer, position=head.position if layer else None,
-                                     progress=features_progress, cancel=cancel)  # fmt: skip
+    feats, logits = extract_features(
+        handle, path, layer=layer, position=head.position if layer else None, progress=features_progress, cancel=cancel
+    )
     if feats.shape[1] != head.dim:
         raise ValueError(f"expected features of dimension {head.dim} for this head, got {feats.shape[1]}")
     f = feats.double().numpy()
@@ -145,19 +153,30 @@ def morph(
     if progress is not None:
         progress(1.0, f"{len(pbreaks)} class changes on the pixel path, {len(breaks)} on the feature path")
     return MorphResult(
-        t=t, pixel_logits=logits.numpy(), pixel_pred=pixel_pred, pixel_features=feats.numpy(),
-        feature_logits=feature_logits, feature_pred=feature_logits.argmax(axis=1).astype(np.int64),
-        feature_breaks=breaks, feature_classes=classes, pixel_breaks=pbreaks, pixel_classes=pclasses,
-        pixel_distance=float(torch.linalg.vector_norm(xb - xa)), feature_distance=float(np.linalg.norm(zb - za)),
+        t=t,
+        pixel_logits=logits.numpy(),
+        pixel_pred=pixel_pred,
+        pixel_features=feats.numpy(),
+        feature_logits=feature_logits,
+        feature_pred=feature_logits.argmax(axis=1).astype(np.int64),
+        feature_breaks=breaks,
+        feature_classes=classes,
+        pixel_breaks=pbreaks,
+        pixel_classes=pclasses,
+        pixel_distance=float(torch.linalg.vector_norm(xb - xa)),
+        feature_distance=float(np.linalg.norm(zb - za)),
         pixel_path_length=float(np.linalg.norm(np.diff(f, axis=0), axis=1).sum()),
-    )  # fmt: skip
+    )
 
 
 def _check_steps(steps: int, bisection_steps: int) -> None:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 10_000:
         raise ValueError(f"expected steps as an int in [2, 10000], got {steps!r}")
-    if (isinstance(bisection_steps, bool) or not isinstance(bisection_steps, (int, np.integer))
-            or not 0 <= bisection_steps <= 60):  # fmt: skip
+    if (
+        isinstance(bisection_steps, bool)
+        or not isinstance(bisection_steps, (int, np.integer))
+        or not 0 <= bisection_steps <= 60
+    ):
         raise ValueError(f"expected bisection_steps as an int in [0, 60], got {bisection_steps!r}")
 
 
@@ -169,20 +188,28 @@ def _check_pair(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor) -> tu
     return xa[0].cpu(), xb[0].cpu()
 
 
-def morph_cache_key(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor, *, steps: int = 33,
-                    bisection_steps: int = 12, head: Head | None = None) -> str:  # fmt: skip
+def morph_cache_key(
+    handle: ModelHandle,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    *,
+    steps: int = 33,
+    bisection_steps: int = 12,
+    head: Head | None = None,
+) -> str:
     """The disk-cache key of `morph` with these arguments: (model, the two inputs, steps, the head)."""
     _check_steps(steps, bisection_steps)
     xa, xb = _check_pair(handle, x_a, x_b)
     head_id = None
     if head is not None:
         if not isinstance(head, Head):
-            raise TypeError(f"expected head as a geometry.features.Head or None, got {type(head).__name__}")
+            raise TypeError(f"expected head as a geometry.features.extract.Head or None, got {type(head).__name__}")
         weights = torch.from_numpy(np.concatenate([head.weight, head.bias[:, None]], axis=1))
         head_id = {"weights": tensor_fingerprint(weights), "layer": head.layer, "position": head.position}
     params = {"steps": int(steps), "bisection_steps": int(bisection_steps), "head": head_id}
-    return cache_key("morph.morph", MORPH_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(xa, xb),
-                     params=params)  # fmt: skip
+    return cache_key(
+        "morph.morph", MORPH_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(xa, xb), params=params
+    )
 
 
 def cached_morph(
@@ -208,7 +235,8 @@ def cached_morph(
         return store.get(key, cls=MorphResult)  # type: ignore[return-value]
 
     def compute() -> MorphResult:
-        return morph(handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head, progress=progress,
-                     cancel=cancel)  # fmt: skip
+        return morph(
+            handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head, progress=progress, cancel=cancel
+        )
 
     return store.get_or_compute(key, compute, cls=MorphResult)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from geometry.compute import CancelToken, map_batches
-from geometry.handle import ModelHandle
-from geometry.validate import check_int
+from geometry.models.handle import ModelHandle
+from geometry.runtime.compute import CancelToken, map_batches
+from geometry.runtime.validate import check_int
 
 __all__ = ["DeepFoolResult", "deepfool", "evaluation_mode", "subspace_deepfool"]
 
@@ -235,8 +235,9 @@ def _run(
         raise ValueError(f"DeepFool needs at least 2 classes, got a model with {k_classes}")
     targets = _targets(target, n, k_classes)
     with evaluation_mode(handle.module):
-        return _run_checked(handle, x, targets, basis, candidates, overshoot, max_iter, clip, tol, batch_size,
-                            progress, cancel, what)  # fmt: skip
+        return _run_checked(
+            handle, x, targets, basis, candidates, overshoot, max_iter, clip, tol, batch_size, progress, cancel, what
+        )
 
 
 def _run_checked(

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geometry.compute import CancelToken, default_device, map_batches
-from geometry.fingerprint import module_fingerprint
+from geometry.runtime.compute import CancelToken, default_device, map_batches
+from geometry.runtime.fingerprint import module_fingerprint
 
 Progress = Any  # Callable[[float, str], None] | None, spelled out in each docstring
 

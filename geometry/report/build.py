@@ -26,15 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, scaled_progress
-from geometry.connectivity import PathResult, cached_connectivity_batch
-from geometry.data import Dataset
-from geometry.detection import DetectionResult, cached_evaluate_detection
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle, parameter_count
-from geometry.margins import FrequencyMargins, cached_frequency_margins, frequency_bands
-from geometry.robustness import (
+from geometry.data.datasets import Dataset
+from geometry.inspection.connectivity import PathResult, cached_connectivity_batch
+from geometry.inspection.detection import DetectionResult, cached_evaluate_detection
+from geometry.inspection.margins import FrequencyMargins, cached_frequency_margins, frequency_bands
+from geometry.inspection.robustness import (
     ROTATION_SIZES,
     SweepResult,
     cached_image_sweep,
@@ -42,6 +38,10 @@ from geometry.robustness import (
     cached_shapes_sweep,
     is_shapes_model,
 )
+from geometry.models.handle import ModelHandle, parameter_count
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, scaled_progress
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -61,8 +61,16 @@ __all__ = [
 Progress = Callable[[float, str], None]
 REPORT_VERSION = "2"  # 2: boundary_curvature tolerance 1e-4
 
-SECTION_KEYS: tuple[str, ...] = ("model", "accuracy", "deepfool", "frequency", "curvature", "connectivity",
-                                 "detection", "robustness")  # fmt: skip
+SECTION_KEYS: tuple[str, ...] = (
+    "model",
+    "accuracy",
+    "deepfool",
+    "frequency",
+    "curvature",
+    "connectivity",
+    "detection",
+    "robustness",
+)
 SECTION_TITLES = {
     "model": "Model card",
     "accuracy": "Accuracy",
@@ -108,17 +116,38 @@ class ReportConfig:
     @classmethod
     def quick(cls) -> ReportConfig:
         """A small configuration that runs in seconds (for tests and a first look)."""
-        return cls(n_images=8, bands=3, curvature_images=3, curvature_k=2, connectivity_pairs=4, connectivity_pool=24,
-                   detection_images=10, detection_directions=8, robustness_images=12, shapes_images=6)  # fmt: skip
+        return cls(
+            n_images=8,
+            bands=3,
+            curvature_images=3,
+            curvature_k=2,
+            connectivity_pairs=4,
+            connectivity_pool=24,
+            detection_images=10,
+            detection_directions=8,
+            robustness_images=12,
+            shapes_images=6,
+        )
 
     @classmethod
     def with_images(cls, n: int, **changes: Any) -> ReportConfig:
         """The default configuration scaled to ``n`` images per analysis."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise ValueError(f"expected n as an int >= 2, got {n!r}")
-        return cls(**{**dict(n_images=n, curvature_images=min(10, n), connectivity_pairs=max(1, min(20, n // 2)),
-                             connectivity_pool=max(2, 2 * n), detection_images=max(2, min(50, n)),
-                             robustness_images=n, shapes_images=max(6, min(60, n))), **changes})  # fmt: skip
+        return cls(
+            **{
+                **dict(
+                    n_images=n,
+                    curvature_images=min(10, n),
+                    connectivity_pairs=max(1, min(20, n // 2)),
+                    connectivity_pool=max(2, 2 * n),
+                    detection_images=max(2, min(50, n)),
+                    robustness_images=n,
+                    shapes_images=max(6, min(60, n)),
+                ),
+                **changes,
+            }
+        )
 
 
 @dataclass
@@ -170,10 +199,18 @@ class _Predictions:
     predicted: torch.Tensor  # (N,) int64
 
 
-def _cached(name: str, handle: ModelHandle, x: torch.Tensor, params: dict, compute: Callable[[], Any], cls: type,
-            cache: DiskCache | None) -> Any:  # fmt: skip
-    key = cache_key(f"report.{name}", REPORT_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x),
-                    params=params)  # fmt: skip
+def _cached(
+    name: str,
+    handle: ModelHandle,
+    x: torch.Tensor,
+    params: dict,
+    compute: Callable[[], Any],
+    cls: type,
+    cache: DiskCache | None,
+) -> Any:
+    key = cache_key(
+        f"report.{name}", REPORT_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x), params=params
+    )
     return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=cls)
 
 
@@ -192,37 +229,65 @@ def _fmt(v: float, spec: str = ".3g") -> str:
 
 def _model_section(handle: ModelHandle, dataset: Dataset) -> ReportSection:
     card = handle.card
-    rows = [("name", handle.name), ("input", "x".join(map(str, handle.input_shape))),
-            ("classes", f"{handle.num_classes}: {', '.join(handle.class_names)}"),
-            ("parameters", f"{parameter_count(handle.module):,}"), ("device", str(handle.device)),
-            ("fingerprint", handle.fingerprint[:16])]  # fmt: skip
-    for key in ("architecture", "activation", "smooth", "dataset", "train_size", "test_accuracy", "seed",
-                "training_command", "description"):  # fmt: skip
+    rows = [
+        ("name", handle.name),
+        ("input", "x".join(map(str, handle.input_shape))),
+        ("classes", f"{handle.num_classes}: {', '.join(handle.class_names)}"),
+        ("parameters", f"{parameter_count(handle.module):,}"),
+        ("device", str(handle.device)),
+        ("fingerprint", handle.fingerprint[:16]),
+    ]
+    for key in (
+        "architecture",
+        "activation",
+        "smooth",
+        "dataset",
+        "train_size",
+        "test_accuracy",
+        "seed",
+        "training_command",
+        "description",
+    ):
         if key in card:
             rows.append((key.replace("_", " "), str(card[key])))
     arch = card.get("architecture", type(handle.network).__name__)
     act = f" with {card['activation']} activations" if "activation" in card else ""
     trained = f", trained on {card['dataset']}" if "dataset" in card else ""
     smooth = {True: "smooth", False: "piecewise linear", None: "of unknown smoothness"}[handle.smooth]
-    summary = (f"{handle.name}: {arch}{act} ({smooth}), {parameter_count(handle.module):,} parameters{trained}; "
-               f"input {'x'.join(map(str, handle.input_shape))}, {handle.num_classes} classes; analysed on "
-               f"{dataset.name} ({dataset.split}, {len(dataset):,} inputs).")  # fmt: skip
-    return ReportSection("model", SECTION_TITLES["model"], summary,
-                         [ReportItem("What the model is and how it was trained.", table=rows)])  # fmt: skip
+    summary = (
+        f"{handle.name}: {arch}{act} ({smooth}), {parameter_count(handle.module):,} parameters{trained}; "
+        f"input {'x'.join(map(str, handle.input_shape))}, {handle.num_classes} classes; analysed on "
+        f"{dataset.name} ({dataset.split}, {len(dataset):,} inputs)."
+    )
+    return ReportSection(
+        "model", SECTION_TITLES["model"], summary, [ReportItem("What the model is and how it was trained.", table=rows)]
+    )
 
 
-def _accuracy_section(handle: ModelHandle, dataset: Dataset, cache: DiskCache | None, progress: Progress | None,
-                      cancel: CancelToken | None) -> ReportSection:  # fmt: skip
+def _accuracy_section(
+    handle: ModelHandle,
+    dataset: Dataset,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
     from geometry.figures.inspect import class_accuracy_figure
 
-    pred = _cached("predictions", handle, dataset.images, {},
-                   lambda: _Predictions(handle.predict(dataset.images, progress=progress, cancel=cancel)), _Predictions,
-                   cache).predicted  # fmt: skip
+    pred = _cached(
+        "predictions",
+        handle,
+        dataset.images,
+        {},
+        lambda: _Predictions(handle.predict(dataset.images, progress=progress, cancel=cancel)),
+        _Predictions,
+        cache,
+    ).predicted
     labels = dataset.labels
     known = labels >= 0
     if not bool(known.any()):
-        return ReportSection("accuracy", SECTION_TITLES["accuracy"], "Not applicable: the inputs have no labels.",
-                             applicable=False)  # fmt: skip
+        return ReportSection(
+            "accuracy", SECTION_TITLES["accuracy"], "Not applicable: the inputs have no labels.", applicable=False
+        )
     acc = float((pred[known] == labels[known]).float().mean())
     k = handle.num_classes
     per = np.full(k, np.nan)
@@ -233,16 +298,27 @@ def _accuracy_section(handle: ModelHandle, dataset: Dataset, cache: DiskCache | 
         if counts[c]:
             per[c] = float((pred[m] == c).float().mean())
     worst = int(np.nanargmin(per)) if np.isfinite(per).any() else 0
-    summary = (f"Accuracy {acc:.1%} on {int(known.sum()):,} {dataset.split} inputs of {dataset.name}; the weakest "
-               f"class is {handle.class_names[worst]!r} ({_fmt(per[worst], '.0%')}).")  # fmt: skip
-    return ReportSection("accuracy", SECTION_TITLES["accuracy"], summary, [ReportItem(
-        "Accuracy per true class: a low bar is a class the model often gets wrong.",
-        class_accuracy_figure(per, counts, handle.class_names))])  # fmt: skip
+    summary = (
+        f"Accuracy {acc:.1%} on {int(known.sum()):,} {dataset.split} inputs of {dataset.name}; the weakest "
+        f"class is {handle.class_names[worst]!r} ({_fmt(per[worst], '.0%')})."
+    )
+    return ReportSection(
+        "accuracy",
+        SECTION_TITLES["accuracy"],
+        summary,
+        [
+            ReportItem(
+                "Accuracy per true class: a low bar is a class the model often gets wrong.",
+                class_accuracy_figure(per, counts, handle.class_names),
+            )
+        ],
+    )
 
 
-def _deepfool_section(handle: ModelHandle, x: torch.Tensor, cache: DiskCache | None, progress: Progress | None,
-                      cancel: CancelToken | None) -> ReportSection:  # fmt: skip
-    from geometry.deepfool import deepfool
+def _deepfool_section(
+    handle: ModelHandle, x: torch.Tensor, cache: DiskCache | None, progress: Progress | None, cancel: CancelToken | None
+) -> ReportSection:
+    from geometry.boundary.deepfool import deepfool
     from geometry.figures.inspect import margin_histogram
 
     def compute() -> _Margins:
@@ -253,17 +329,31 @@ def _deepfool_section(handle: ModelHandle, x: torch.Tensor, cache: DiskCache | N
     ok = m.converged.numpy() & np.isfinite(m.norm.numpy())
     norms = m.norm.numpy()[ok]
     if len(norms) == 0:
-        return ReportSection("deepfool", SECTION_TITLES["deepfool"],
-                             f"DeepFool did not cross the boundary for any of {len(x)} inputs.",
-                             [ReportItem("DeepFool margins.", margin_histogram(m.norm, m.converged))])  # fmt: skip
+        return ReportSection(
+            "deepfool",
+            SECTION_TITLES["deepfool"],
+            f"DeepFool did not cross the boundary for any of {len(x)} inputs.",
+            [ReportItem("DeepFool margins.", margin_histogram(m.norm, m.converged))],
+        )
     med, q10 = float(np.median(norms)), float(np.quantile(norms, 0.1))
     typical = float(x.reshape(len(x), -1).norm(dim=1).median())
     rel = f" ({med / typical:.1%} of a typical input's norm)" if typical > 0 else ""
-    summary = (f"Median distance to the nearest boundary {med:.3g}{rel}; 10% of inputs are within {q10:.3g} "
-               f"({int((~ok).sum())} of {len(x)} runs did not converge).")  # fmt: skip
-    return ReportSection("deepfool", SECTION_TITLES["deepfool"], summary, [ReportItem(
-        "L2 distance (in [0, 1] pixels) from each input to the boundary along DeepFool's path: small values are "
-        "inputs a tiny perturbation flips.", margin_histogram(m.norm, m.converged))])  # fmt: skip
+    summary = (
+        f"Median distance to the nearest boundary {med:.3g}{rel}; 10% of inputs are within {q10:.3g} "
+        f"({int((~ok).sum())} of {len(x)} runs did not converge)."
+    )
+    return ReportSection(
+        "deepfool",
+        SECTION_TITLES["deepfool"],
+        summary,
+        [
+            ReportItem(
+                "L2 distance (in [0, 1] pixels) from each input to the boundary along DeepFool's path: "
+                "small values are inputs a tiny perturbation flips.",
+                margin_histogram(m.norm, m.converged),
+            )
+        ],
+    )
 
 
 def _band_choice(handle: ModelHandle, bands: int | None) -> list[int] | None:
@@ -273,14 +363,25 @@ def _band_choice(handle: ModelHandle, bands: int | None) -> list[int] | None:
     return sorted({int(round(v)) for v in np.linspace(0, total - 1, bands)})
 
 
-def _frequency_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfig, cache: DiskCache | None,
-                       progress: Progress | None, cancel: CancelToken | None) -> ReportSection:  # fmt: skip
+def _frequency_section(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
     from geometry.figures.inspect import band_images_figure, frequency_margins_figure
 
     title = SECTION_TITLES["frequency"]
     if len(handle.input_shape) != 3:
-        return ReportSection("frequency", title, "Not applicable: frequency bands need image inputs, this model takes "
-                             f"inputs of shape {handle.input_shape}.", applicable=False)  # fmt: skip
+        return ReportSection(
+            "frequency",
+            title,
+            "Not applicable: frequency bands need image inputs, this model takes "
+            f"inputs of shape {handle.input_shape}.",
+            applicable=False,
+        )
     res: FrequencyMargins = cached_frequency_margins(
         handle,
         x,
@@ -297,21 +398,39 @@ def _frequency_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfi
     nc = int((~res.converged).sum())
     low, high = float(med[0]), float(med[-1])
     lean = "low" if low < high else "high"
-    summary = (f"Median margin {_fmt(low)} in the lowest band ({labels[0]}) and {_fmt(high)} in the highest "
-               f"({labels[-1]}): the model is most sensitive to {lean}-frequency features; a random subspace of the "
-               f"same dimension ({res.subspace_dim}) gives {_fmt(rand)}. {nc} of {res.margins.numel()} runs did not "
-               "converge (drawn as crosses, lower bounds).")  # fmt: skip
-    return ReportSection("frequency", title, summary, [
-        ReportItem("Subspace-DeepFool margin of each input inside each DCT band (log scale): small = the model relies "
-                   "on those frequencies; large = it is nearly invariant to them.", frequency_margins_figure(res)),
-        ReportItem("A random image from each band's subspace, low to high frequency.",
-                   band_images_figure(handle.input_shape, res.band_starts.tolist(), res.block)),
-    ])  # fmt: skip
+    summary = (
+        f"Median margin {_fmt(low)} in the lowest band ({labels[0]}) and {_fmt(high)} in the highest "
+        f"({labels[-1]}): the model is most sensitive to {lean}-frequency features; a random subspace of the "
+        f"same dimension ({res.subspace_dim}) gives {_fmt(rand)}. {nc} of {res.margins.numel()} runs did not "
+        "converge (drawn as crosses, lower bounds)."
+    )
+    return ReportSection(
+        "frequency",
+        title,
+        summary,
+        [
+            ReportItem(
+                "Subspace-DeepFool margin of each input inside each DCT band (log scale): small = the model relies "
+                "on those frequencies; large = it is nearly invariant to them.",
+                frequency_margins_figure(res),
+            ),
+            ReportItem(
+                "A random image from each band's subspace, low to high frequency.",
+                band_images_figure(handle.input_shape, res.band_starts.tolist(), res.block),
+            ),
+        ],
+    )
 
 
-def _curvature_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfig, cache: DiskCache | None,
-                       progress: Progress | None, cancel: CancelToken | None) -> ReportSection:  # fmt: skip
-    from geometry.curvature import CurvatureResult, boundary_curvature
+def _curvature_section(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
+    from geometry.boundary.curvature import CurvatureResult, boundary_curvature
     from geometry.figures.inspect import curvature_summary_figure
 
     params = {"k": config.curvature_k, "num_random": 50, "seed": config.seed}
@@ -328,9 +447,12 @@ def _curvature_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfi
     rows = np.isfinite(curv).all(axis=1)
     rand = res.random_curvatures.numpy()
     if not rows.any():
-        return ReportSection("curvature", SECTION_TITLES["curvature"],
-                             "DeepFool found no boundary point to measure the curvature at.",
-                             [ReportItem("Curvature summary.", curvature_summary_figure(res))])  # fmt: skip
+        return ReportSection(
+            "curvature",
+            SECTION_TITLES["curvature"],
+            "DeepFool found no boundary point to measure the curvature at.",
+            [ReportItem("Curvature summary.", curvature_summary_figure(res))],
+        )
     top = float(np.median(np.abs(curv[rows]).max(axis=1)))
     flat = float(np.nanmedian(np.abs(rand[rows]))) if np.isfinite(rand[rows]).any() else math.nan
     ratio = top / flat if flat and math.isfinite(flat) and flat > 0 else math.nan
@@ -348,13 +470,28 @@ def _curvature_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfi
             f"its most curved direction ({_fmt(top)}, {ratio:.1f}x): no few dominant curved directions"
         )
     summary = f"{reading[0].upper()}{reading[1:]} ({where})."
-    return ReportSection("curvature", SECTION_TITLES["curvature"], summary, [ReportItem(
-        "Principal curvatures of the boundary at DeepFool's boundary points (kappa > 0: the input's region is locally "
-        "convex), against the curvature along random tangent directions.", curvature_summary_figure(res))])  # fmt: skip
+    return ReportSection(
+        "curvature",
+        SECTION_TITLES["curvature"],
+        summary,
+        [
+            ReportItem(
+                "Principal curvatures of the boundary at DeepFool's boundary points (kappa > 0: the input's region "
+                "is locally convex), against the curvature along random tangent directions.",
+                curvature_summary_figure(res),
+            )
+        ],
+    )
 
 
-def _connectivity_section(handle: ModelHandle, data: Dataset, config: ReportConfig, cache: DiskCache | None,
-                          progress: Progress | None, cancel: CancelToken | None) -> ReportSection:  # fmt: skip
+def _connectivity_section(
+    handle: ModelHandle,
+    data: Dataset,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
     from geometry.figures.inspect import connectivity_figure, path_figure
 
     labels = data.labels if bool((data.labels >= 0).all()) else None
@@ -370,39 +507,72 @@ def _connectivity_section(handle: ModelHandle, data: Dataset, config: ReportConf
             cache=cache,
         )
     except ValueError as err:
-        return ReportSection("connectivity", SECTION_TITLES["connectivity"], f"Not measured: {err}.",
-                             applicable=False)  # fmt: skip
-    summary = (f"{res.success_rate:.0%} of {len(res)} random same-class pairs are joined by a path that stays in "
-               f"their class ({res.straight_rate:.0%} by the straight segment); the largest detour is "
-               f"{float(res.max_deviation.max()):.1%} of the distance between the two inputs.")  # fmt: skip
-    items = [ReportItem("Same-class pairs by the number of anchors their path needed (the class regions are connected "
-                        "when all are joined).", connectivity_figure(res))]  # fmt: skip
+        return ReportSection("connectivity", SECTION_TITLES["connectivity"], f"Not measured: {err}.", applicable=False)
+    summary = (
+        f"{res.success_rate:.0%} of {len(res)} random same-class pairs are joined by a path that stays in "
+        f"their class ({res.straight_rate:.0%} by the straight segment); the largest detour is "
+        f"{float(res.max_deviation.max()):.1%} of the distance between the two inputs."
+    )
+    items = [
+        ReportItem(
+            "Same-class pairs by the number of anchors their path needed (the class regions are connected "
+            "when all are joined).",
+            connectivity_figure(res),
+        )
+    ]
     bent = [p for p in range(len(res)) if int(res.num_anchors[p]) > 0]
     p = bent[0] if bent else 0
-    items.append(ReportItem("One path: the inputs along it with the class predicted under each, and the class at "
-                            "every sampled point (one colour = inside the class all along).",
-                            path_figure(res, p, handle.class_names)))  # fmt: skip
+    items.append(
+        ReportItem(
+            "One path: the inputs along it with the class predicted under each, and the class at "
+            "every sampled point (one colour = inside the class all along).",
+            path_figure(res, p, handle.class_names),
+        )
+    )
     return ReportSection("connectivity", SECTION_TITLES["connectivity"], summary, items)
 
 
-def _detection_section(handle: ModelHandle, x: torch.Tensor, config: ReportConfig, cache: DiskCache | None,
-                       progress: Progress | None, cancel: CancelToken | None) -> ReportSection:  # fmt: skip
+def _detection_section(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
     from geometry.figures.inspect import detection_scores_figure, roc_figure
 
-    res: DetectionResult = cached_evaluate_detection(handle, x, fpr=config.detection_fpr,
-                                                     num_directions=config.detection_directions, seed=config.seed,
-                                                     progress=progress, cancel=cancel, cache=cache)  # fmt: skip
-    summary = (f"The curvature statistic separates clean from DeepFool-perturbed inputs with AUC "
-               f"{_fmt(res.auc, '.2f')}; at the threshold set for {res.target_fpr:.0%} false positives on clean "
-               f"inputs it flags "
-               f"{_fmt(res.tpr_at_threshold, '.0%')} of perturbed inputs and recovers the original label of "
-               f"{_fmt(res.recovery_accuracy, '.0%')} of them (0.5 AUC = no better than chance).")  # fmt: skip
-    return ReportSection("detection", SECTION_TITLES["detection"], summary, [
-        ReportItem("ROC of the detector over all thresholds; the diamond is the chosen operating point.",
-                   roc_figure(res)),
-        ReportItem("The detection score on clean and on perturbed inputs: the further apart, the easier to detect.",
-                   detection_scores_figure(res)),
-    ])  # fmt: skip
+    res: DetectionResult = cached_evaluate_detection(
+        handle,
+        x,
+        fpr=config.detection_fpr,
+        num_directions=config.detection_directions,
+        seed=config.seed,
+        progress=progress,
+        cancel=cancel,
+        cache=cache,
+    )
+    summary = (
+        f"The curvature statistic separates clean from DeepFool-perturbed inputs with AUC "
+        f"{_fmt(res.auc, '.2f')}; at the threshold set for {res.target_fpr:.0%} false positives on clean "
+        f"inputs it flags "
+        f"{_fmt(res.tpr_at_threshold, '.0%')} of perturbed inputs and recovers the original label of "
+        f"{_fmt(res.recovery_accuracy, '.0%')} of them (0.5 AUC = no better than chance)."
+    )
+    return ReportSection(
+        "detection",
+        SECTION_TITLES["detection"],
+        summary,
+        [
+            ReportItem(
+                "ROC of the detector over all thresholds; the diamond is the chosen operating point.", roc_figure(res)
+            ),
+            ReportItem(
+                "The detection score on clean and on perturbed inputs: the further apart, the easier to detect.",
+                detection_scores_figure(res),
+            ),
+        ],
+    )
 
 
 def _value_at(sweep: SweepResult, value: float, what: str = "kept") -> float:
@@ -410,37 +580,63 @@ def _value_at(sweep: SweepResult, value: float, what: str = "kept") -> float:
     return float(getattr(sweep, what)[i])
 
 
-def _robustness_section(handle: ModelHandle, data: Dataset, config: ReportConfig, cache: DiskCache | None,
-                        progress: Progress | None, cancel: CancelToken | None) -> ReportSection:  # fmt: skip
+def _robustness_section(
+    handle: ModelHandle,
+    data: Dataset,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> ReportSection:
     from geometry.figures.inspect import position_heatmap, sweep_figure
 
     title = SECTION_TITLES["robustness"]
     if len(handle.input_shape) != 3:
-        return ReportSection("robustness", title, "Not applicable: these sweeps transform images, this model takes "
-                             f"inputs of shape {handle.input_shape}.", applicable=False)  # fmt: skip
+        return ReportSection(
+            "robustness",
+            title,
+            f"Not applicable: these sweeps transform images, this model takes inputs of shape {handle.input_shape}.",
+            applicable=False,
+        )
     shapes = is_shapes_model(handle)
     steps = 4 + (3 if shapes else 0)
     labels = data.labels if bool((data.labels >= 0).all()) else None
     sweeps: dict[str, SweepResult] = {}
     for i, kind in enumerate(("scale", "shift", "rotate", "resolution")):
-        sweeps[kind] = cached_image_sweep(handle, data.images, kind, labels=labels, cache=cache, cancel=cancel,
-                                          progress=scaled_progress(progress, i / steps, (i + 1) / steps))  # fmt: skip
+        sweeps[kind] = cached_image_sweep(
+            handle,
+            data.images,
+            kind,
+            labels=labels,
+            cache=cache,
+            cancel=cancel,
+            progress=scaled_progress(progress, i / steps, (i + 1) / steps),
+        )
     shifted = sweeps["shift"]
     corner = float(shifted.heatmap("kept")[0, 0])
-    summary = (f"Prediction kept at half size {_value_at(sweeps['scale'], 0.5):.0%}, rotated by 40 degrees "
-               f"{_value_at(sweeps['rotate'], 40):.0%}, at half resolution {_value_at(sweeps['resolution'], 0.5):.0%}, "
-               f"shifted by 30% in x and y {corner:.0%} (own images, {len(data)} of them).")  # fmt: skip
+    summary = (
+        f"Prediction kept at half size {_value_at(sweeps['scale'], 0.5):.0%}, rotated by 40 degrees "
+        f"{_value_at(sweeps['rotate'], 40):.0%}, at half resolution {_value_at(sweeps['resolution'], 0.5):.0%}, "
+        f"shifted by 30% in x and y {corner:.0%} (own images, {len(data)} of them)."
+    )
     items = [
-        ReportItem("Own images scaled about their centre on their own border colour: share of predictions kept "
-                   "(solid) and mean logit margin of the original class (dashed).",
-                   sweep_figure(sweeps["scale"], title="scale")),
-        ReportItem("Own images rotated: predictions kept and margin.",
-                   sweep_figure(sweeps["rotate"], title="rotation")),
-        ReportItem("Input resolution changed (down-sampled and back up, or the reverse): predictions kept and margin.",
-                   sweep_figure(sweeps["resolution"], title="resolution")),
-        ReportItem("Own images shifted: share of predictions kept for each shift (x right, y down).",
-                   position_heatmap(shifted, what="kept", title="shift")),
-    ]  # fmt: skip
+        ReportItem(
+            "Own images scaled about their centre on their own border colour: share of predictions kept "
+            "(solid) and mean logit margin of the original class (dashed).",
+            sweep_figure(sweeps["scale"], title="scale"),
+        ),
+        ReportItem(
+            "Own images rotated: predictions kept and margin.", sweep_figure(sweeps["rotate"], title="rotation")
+        ),
+        ReportItem(
+            "Input resolution changed (down-sampled and back up, or the reverse): predictions kept and margin.",
+            sweep_figure(sweeps["resolution"], title="resolution"),
+        ),
+        ReportItem(
+            "Own images shifted: share of predictions kept for each shift (x right, y down).",
+            position_heatmap(shifted, what="kept", title="shift"),
+        ),
+    ]
     if shapes:
         more, shape_items = _shapes_part(handle, config, cache, progress, cancel, steps)
         summary += more
@@ -448,8 +644,14 @@ def _robustness_section(handle: ModelHandle, data: Dataset, config: ReportConfig
     return ReportSection("robustness", title, summary, items)
 
 
-def _shapes_part(handle: ModelHandle, config: ReportConfig, cache: DiskCache | None, progress: Progress | None,
-                 cancel: CancelToken | None, steps: int) -> tuple[str, list[ReportItem]]:  # fmt: skip
+def _shapes_part(
+    handle: ModelHandle,
+    config: ReportConfig,
+    cache: DiskCache | None,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+    steps: int,
+) -> tuple[str, list[ReportItem]]:
     """The generated-shapes part of the robustness section (size, rotation at several sizes, position): a sentence for
     the summary and the figures. ``steps``: the section's progress steps, the last three are these sweeps."""
     from geometry.figures.inspect import position_heatmap, sweep_figure
@@ -462,17 +664,28 @@ def _shapes_part(handle: ModelHandle, config: ReportConfig, cache: DiskCache | N
     rotations = cached_shapes_rotation_sweeps(handle, sizes=ROTATION_SIZES, progress=part(1), **opts)
     position = cached_shapes_sweep(handle, "position", progress=part(2), **opts)
     by_size = ", ".join(f"{float(np.mean(s.accuracy)):.0%} at area {a:g}" for a, s in rotations.items())
-    summary = (f" On generated shapes, accuracy is {_value_at(area, 0.02, 'accuracy'):.0%} at 2% of the image, "
-               f"{_value_at(area, 0.2, 'accuracy'):.0%} at 20%; averaged over rotations it is {by_size}.")  # fmt: skip
+    summary = (
+        f" On generated shapes, accuracy is {_value_at(area, 0.02, 'accuracy'):.0%} at 2% of the image, "
+        f"{_value_at(area, 0.2, 'accuracy'):.0%} at 20%; averaged over rotations it is {by_size}."
+    )
     return summary, [
-        ReportItem("Generated shapes of one size (area fraction, centred): accuracy and mean margin of the true class.",
-                   sweep_figure(area, metric="accuracy", title="object size")),
-        ReportItem("Generated shapes rotated, one curve per object size (area fraction): accuracy and mean margin.",
-                   sweep_figure({f"area {a:g}": s for a, s in rotations.items()}, metric="accuracy",
-                                title="object rotation at several sizes")),
-        ReportItem("Generated shapes with their centre at each grid position: accuracy.",
-                   position_heatmap(position, what="accuracy", title="object position")),
-    ]  # fmt: skip
+        ReportItem(
+            "Generated shapes of one size (area fraction, centred): accuracy and mean margin of the true class.",
+            sweep_figure(area, metric="accuracy", title="object size"),
+        ),
+        ReportItem(
+            "Generated shapes rotated, one curve per object size (area fraction): accuracy and mean margin.",
+            sweep_figure(
+                {f"area {a:g}": s for a, s in rotations.items()},
+                metric="accuracy",
+                title="object rotation at several sizes",
+            ),
+        ),
+        ReportItem(
+            "Generated shapes with their centre at each grid position: accuracy.",
+            position_heatmap(position, what="accuracy", title="object position"),
+        ),
+    ]
 
 
 # -- assembling ------------------------------------------------------------------------------------------------------
@@ -493,8 +706,10 @@ def build_report(
     if not isinstance(dataset, Dataset):
         raise TypeError(f"expected a Dataset (geometry.load_dataset), got {type(dataset).__name__}")
     if tuple(dataset.input_shape) != tuple(handle.input_shape):
-        raise ValueError(f"expected a data set of inputs {handle.input_shape} for {handle.name!r}, got "
-                         f"{dataset.name!r} with inputs {dataset.input_shape}")  # fmt: skip
+        raise ValueError(
+            f"expected a data set of inputs {handle.input_shape} for {handle.name!r}, got "
+            f"{dataset.name!r} with inputs {dataset.input_shape}"
+        )
     if len(dataset) < 2:
         raise ValueError(f"expected a data set of at least 2 inputs, got {len(dataset)}")
     config = config or ReportConfig()
@@ -503,8 +718,15 @@ def build_report(
     start = time.perf_counter()
     seed = config.seed
     # progress weights of the steps (roughly their cost)
-    plan = [("accuracy", 1), ("deepfool", 2), ("frequency", 8), ("curvature", 3), ("connectivity", 3),
-            ("detection", 4), ("robustness", 3)]  # fmt: skip
+    plan = [
+        ("accuracy", 1),
+        ("deepfool", 2),
+        ("frequency", 8),
+        ("curvature", 3),
+        ("connectivity", 3),
+        ("detection", 4),
+        ("robustness", 3),
+    ]
     total = sum(w for _, w in plan)
     bounds, acc = {}, 0
     for name, w in plan:
@@ -522,17 +744,34 @@ def build_report(
         return lambda f, text: inner(f, f"{title}: {text}")
 
     sample = report_images(dataset, config.n_images, seed).images
-    sections = [_model_section(handle, dataset), _accuracy_section(handle, dataset, cache, step("accuracy"), cancel),
-                _deepfool_section(handle, sample, cache, step("deepfool"), cancel),
-                _frequency_section(handle, sample, config, cache, step("frequency"), cancel),
-                _curvature_section(handle, report_images(dataset, config.curvature_images, seed).images, config, cache,
-                                   step("curvature"), cancel),
-                _connectivity_section(handle, report_images(dataset, config.connectivity_pool, seed), config, cache,
-                                      step("connectivity"), cancel),
-                _detection_section(handle, report_images(dataset, config.detection_images, seed).images, config, cache,
-                                   step("detection"), cancel),
-                _robustness_section(handle, report_images(dataset, config.robustness_images, seed), config, cache,
-                                    step("robustness"), cancel)]  # fmt: skip
+    sections = [
+        _model_section(handle, dataset),
+        _accuracy_section(handle, dataset, cache, step("accuracy"), cancel),
+        _deepfool_section(handle, sample, cache, step("deepfool"), cancel),
+        _frequency_section(handle, sample, config, cache, step("frequency"), cancel),
+        _curvature_section(
+            handle,
+            report_images(dataset, config.curvature_images, seed).images,
+            config,
+            cache,
+            step("curvature"),
+            cancel,
+        ),
+        _connectivity_section(
+            handle, report_images(dataset, config.connectivity_pool, seed), config, cache, step("connectivity"), cancel
+        ),
+        _detection_section(
+            handle,
+            report_images(dataset, config.detection_images, seed).images,
+            config,
+            cache,
+            step("detection"),
+            cancel,
+        ),
+        _robustness_section(
+            handle, report_images(dataset, config.robustness_images, seed), config, cache, step("robustness"), cancel
+        ),
+    ]
     if progress is not None:
         progress(1.0, "report ready")
     return Report(
@@ -564,12 +803,15 @@ def report_html(report: Report) -> str:
     if not isinstance(report, Report):
         raise TypeError(f"expected a Report (build_report), got {type(report).__name__}")
     esc = html.escape
-    body = [f"<h1>Boundary Atlas report: {esc(report.model)}</h1>",
-            f"<p class='meta'>Data: {esc(report.dataset)} · generated {esc(report.created)} in "
-            f"{report.seconds:.1f} s · configuration: "
-            f"{esc(', '.join(f'{k}={v}' for k, v in dataclasses.asdict(report.config).items()))}</p>",
-            "<nav><ol>" + "".join(f"<li><a href='#sec-{s.key}'>{esc(s.title)}</a></li>" for s in report.sections)
-            + "</ol></nav>"]  # fmt: skip
+    body = [
+        f"<h1>Boundary Atlas report: {esc(report.model)}</h1>",
+        f"<p class='meta'>Data: {esc(report.dataset)} · generated {esc(report.created)} in "
+        f"{report.seconds:.1f} s · configuration: "
+        f"{esc(', '.join(f'{k}={v}' for k, v in dataclasses.asdict(report.config).items()))}</p>",
+        "<nav><ol>"
+        + "".join(f"<li><a href='#sec-{s.key}'>{esc(s.title)}</a></li>" for s in report.sections)
+        + "</ol></nav>",
+    ]
     fig_count = 0
     for s in report.sections:
         body.append(f"<section id='sec-{s.key}' data-section='{s.key}'><h2>{esc(s.title)}</h2>")
@@ -577,21 +819,33 @@ def report_html(report: Report) -> str:
         for item in s.items:
             body.append(f"<p class='reading'>{esc(item.reading)}</p>")
             if item.table is not None:
-                body.append("<table>" + "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in item.table)
-                            + "</table>")  # fmt: skip
+                body.append(
+                    "<table>"
+                    + "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in item.table)
+                    + "</table>"
+                )
             if item.figure is not None:
                 fig_count += 1
-                body.append(item.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{fig_count}",
-                                                config={"displaylogo": False, "responsive": True}))  # fmt: skip
+                body.append(
+                    item.figure.to_html(
+                        full_html=False,
+                        include_plotlyjs=False,
+                        div_id=f"fig-{fig_count}",
+                        config={"displaylogo": False, "responsive": True},
+                    )
+                )
         body.append("</section>")
     body.append(
         "<p class='meta'>Made by Boundary Atlas (<code>python -m geometry report</code>). Distances are L2 in "
         "[0, 1] pixel space; curvature kappa &gt; 0 means the input's own region is locally convex.</p>"
     )
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>Boundary Atlas report: {esc(report.model)}</title><style>{_CSS}</style>"
-            f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>\n" + "\n".join(body)
-            + "\n</body></html>\n")  # fmt: skip
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Boundary Atlas report: {esc(report.model)}</title><style>{_CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def write_report(

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, Progress, scaled_progress
-from geometry.grid import GridEvaluator, default_batch_size
-from geometry.handle import ModelHandle
-from geometry.planes import Plane
-from geometry.validate import check_int
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, Progress, scaled_progress
+from geometry.runtime.validate import check_int
+from geometry.slices.grid import GridEvaluator, default_batch_size
+from geometry.slices.planes import Plane
 
 __all__ = [
     "MAX_RESOLUTION",
@@ -349,7 +349,7 @@ def evaluate_slice(
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"handle: expected a geometry.ModelHandle, got {type(handle).__name__}")
     if not isinstance(plane, Plane):
-        raise TypeError(f"plane: expected a geometry.planes.Plane, got {type(plane).__name__}")
+        raise TypeError(f"plane: expected a geometry.slices.planes.Plane, got {type(plane).__name__}")
     if plane.input_shape != tuple(handle.input_shape):
         raise ValueError(
             f"plane: expected a plane in the model's input space {tuple(handle.input_shape)}, "
@@ -369,7 +369,7 @@ def evaluate_slice(
     if progress is not None and not callable(progress):
         raise TypeError(f"progress: expected a callable (fraction, text) or None, got {type(progress).__name__}")
     if cancel is not None and not isinstance(cancel, CancelToken):
-        raise TypeError(f"cancel: expected a geometry.compute.CancelToken or None, got {type(cancel).__name__}")
+        raise TypeError(f"cancel: expected a geometry.runtime.compute.CancelToken or None, got {type(cancel).__name__}")
 
     start = time.perf_counter()
     a = np.linspace(ext[0], ext[1], na)
@@ -414,7 +414,7 @@ def slice_cache_key(
     """The disk-cache key of a slice: model and plane fingerprints plus every parameter."""
     pair = _check_pair(target_pair, handle.num_classes)
     return cache_key(
-        "geometry.slices.evaluate_slice",
+        "geometry.slices.evaluate.evaluate_slice",
         SLICE_VERSION,
         model=handle.fingerprint,
         inputs=plane.fingerprint,

@@ -2,7 +2,7 @@
 
 `GridEvaluator` holds the result arrays of a slice (label, top-1 probability, top-1 minus top-2 logit, a class
 pair's logit difference, evaluated mask) and fills them for any set of grid points, the whole grid in order (dense
-slices) or scattered cells (adaptive refinement in `geometry.slices`).
+slices) or scattered cells (adaptive refinement in `geometry.slices.evaluate`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from geometry.compute import CancelToken, Progress, map_batches
-from geometry.handle import ModelHandle, NonFiniteOutputError
-from geometry.planes import Plane
+from geometry.models.handle import ModelHandle, NonFiniteOutputError
+from geometry.runtime.compute import CancelToken, Progress, map_batches
+from geometry.slices.planes import Plane
 
 __all__ = ["GridEvaluator", "default_batch_size", "point_stats", "point_stats_torch"]
 
@@ -123,8 +123,9 @@ class GridEvaluator:
         self.evaluated = np.zeros((nb, na), dtype=bool)
         self._dense = False  # True while run() evaluates the whole grid in order (batches are contiguous)
         # flat views of the same memory, written batch by batch
-        self._flat = [arr.reshape(-1) for arr in (self.labels, self.probability, self.margin, self.pair_margin)
-                      if arr is not None]  # fmt: skip
+        self._flat = [
+            arr.reshape(-1) for arr in (self.labels, self.probability, self.margin, self.pair_margin) if arr is not None
+        ]
         self.batch_size = batch_size if batch_size is not None else default_batch_size(handle, plane)
 
     def _dense_points(self, start: int, n: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geometry.cache import DiskCache, cache_key, default_cache, default_cache_root
-from geometry.compute import Progress
+from geometry.runtime.cache import DiskCache, cache_key, default_cache, default_cache_root
+from geometry.runtime.compute import Progress
 
 __all__ = [
     "EMBEDDING_METHODS",
@@ -135,8 +135,16 @@ class TSNEEmbedding(_Embedding):
     NotImplementedError.
     """
 
-    def __init__(self, *, n_components: int = 2, perplexity: float = 30.0, learning_rate: float | str = "auto",
-                 max_iter: int = 1000, init: str = "pca", seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        n_components: int = 2,
+        perplexity: float = 30.0,
+        learning_rate: float | str = "auto",
+        max_iter: int = 1000,
+        init: str = "pca",
+        seed: int = 0,
+    ) -> None:
         if n_components != 2:
             raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
         if not (isinstance(perplexity, (int, float)) and perplexity >= 2):
@@ -156,8 +164,15 @@ class TSNEEmbedding(_Embedding):
         from sklearn.manifold import TSNE
 
         perplexity = min(self.perplexity, max(2.0, (len(x) - 1) / 3.0))
-        tsne = TSNE(n_components=2, perplexity=perplexity, learning_rate=self.learning_rate, max_iter=self.max_iter,
-                    init=self.init, random_state=self.seed, method="barnes_hut")  # fmt: skip
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            init=self.init,
+            random_state=self.seed,
+            method="barnes_hut",
+        )
         return tsne.fit_transform(x).astype(np.float32)
 
     def transform(self, x: Any) -> np.ndarray:
@@ -167,8 +182,16 @@ class TSNEEmbedding(_Embedding):
 class UMAPEmbedding(_Embedding):
     """UMAP (umap-learn), seeded (which makes it single-threaded). Imports umap on first use."""
 
-    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
-                 metric: str = "euclidean", seed: int = 0, n_epochs: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        n_components: int = 2,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        metric: str = "euclidean",
+        seed: int = 0,
+        n_epochs: int | None = None,
+    ) -> None:
         if n_components != 2:
             raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
         if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
@@ -180,8 +203,9 @@ class UMAPEmbedding(_Embedding):
         self.n_components = n_components
         self.n_neighbors = int(n_neighbors)
         self.min_dist = float(min_dist)
-        if n_epochs is not None and (isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer))
-                                     or n_epochs < 1):  # fmt: skip
+        if n_epochs is not None and (
+            isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1
+        ):
             raise ValueError(f"expected n_epochs as an int >= 1 or None (umap-learn's default), got {n_epochs!r}")
         self.metric = metric
         self.seed = _check_seed(seed)
@@ -189,9 +213,16 @@ class UMAPEmbedding(_Embedding):
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
         umap = _import_umap()
-        self._umap = umap.UMAP(n_components=2, n_neighbors=min(self.n_neighbors, len(x) - 1), min_dist=self.min_dist,
-                               metric=self.metric, random_state=self.seed, n_jobs=1, low_memory=True,
-                               n_epochs=self.n_epochs)  # fmt: skip
+        self._umap = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(self.n_neighbors, len(x) - 1),
+            min_dist=self.min_dist,
+            metric=self.metric,
+            random_state=self.seed,
+            n_jobs=1,
+            low_memory=True,
+            n_epochs=self.n_epochs,
+        )
         return np.asarray(self._umap.fit_transform(x), dtype=np.float32)
 
     def transform(self, x: Any) -> np.ndarray:
@@ -245,7 +276,7 @@ def embed(
     features' bytes are hashed. ``progress(fraction, text)`` is told when the fit starts and ends.
     ``cached_only=True`` returns the cached embedding or None, computing nothing.
     """
-    from geometry.fingerprint import tensor_fingerprint
+    from geometry.runtime.fingerprint import tensor_fingerprint
 
     x = _features(features)
     seed = _check_seed(seed)
@@ -257,8 +288,12 @@ def embed(
         import torch
 
         fingerprint = tensor_fingerprint(torch.from_numpy(np.ascontiguousarray(x)))
-    key = cache_key("embedding.embed", EMBEDDING_VERSION, inputs=fingerprint,
-                    params={"method": method, "seed": seed, **full, "n": len(x), "d": x.shape[1]})  # fmt: skip
+    key = cache_key(
+        "embedding.embed",
+        EMBEDDING_VERSION,
+        inputs=fingerprint,
+        params={"method": method, "seed": seed, **full, "n": len(x), "d": x.shape[1]},
+    )
 
     def compute() -> Embedding2D:
         if progress is not None:
@@ -412,8 +447,11 @@ def start_umap_warmup(*, retry_after: float = WARMUP_RETRY_SECONDS) -> bool:
     with _warm_lock:
         if _warm_state["state"] in ("running", "done") or (_warm_thread is not None and _warm_thread.is_alive()):
             return False
-        if (_warm_state["state"] == "failed" and _warm_failed_at is not None
-                and time.monotonic() - _warm_failed_at < retry_after):  # fmt: skip
+        if (
+            _warm_state["state"] == "failed"
+            and _warm_failed_at is not None
+            and time.monotonic() - _warm_failed_at < retry_after
+        ):
             return False
 
         def run() -> None:

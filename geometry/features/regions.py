@@ -24,9 +24,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy.spatial import cKDTree
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import Progress
-from geometry.features import Head
+from geometry.features.extract import Head
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import Progress
 
 __all__ = [
     "BackMap",
@@ -118,18 +118,22 @@ def plane_through_features(z0: Any, z1: Any, z2: Any) -> FeaturePlane:
 
 def pca_plane(features: Any) -> FeaturePlane:
     """The plane of the top two principal axes of ``features`` (N, D), through their mean."""
-    from geometry.embedding import PCAEmbedding
+    from geometry.features.embedding import PCAEmbedding
 
     a = _array(features, "features", 2)
     emb = PCAEmbedding().fit(a)
-    return FeaturePlane(origin=emb.mean_.astype(np.float64), basis=emb.components_.astype(np.float64), kind="pca",
-                        anchors=np.zeros((0, 2)))  # fmt: skip
+    return FeaturePlane(
+        origin=emb.mean_.astype(np.float64),
+        basis=emb.components_.astype(np.float64),
+        kind="pca",
+        anchors=np.zeros((0, 2)),
+    )
 
 
 def plane_logit_coefficients(head: Head, plane: FeaturePlane) -> tuple[np.ndarray, np.ndarray]:
     """``(c, P)`` with ``logits(a, b) = c + P @ (a, b)`` on the plane: c (K,), P (K, 2), float64, exact."""
     if not isinstance(head, Head):
-        raise TypeError(f"expected a geometry.features.Head, got {type(head).__name__}")
+        raise TypeError(f"expected a geometry.features.extract.Head, got {type(head).__name__}")
     if not isinstance(plane, FeaturePlane):
         raise TypeError(f"expected a FeaturePlane, got {type(plane).__name__}")
     if head.dim != plane.dim:
@@ -180,8 +184,9 @@ def _region_polygons(c: np.ndarray, p: np.ndarray, extent: tuple[float, float, f
     return polys
 
 
-def _boundary_segments(polys: list[np.ndarray], c: np.ndarray, p: np.ndarray,
-                       extent: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _boundary_segments(
+    polys: list[np.ndarray], c: np.ndarray, p: np.ndarray, extent: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Edges shared by two regions: (S, 2, 2) segments and (S, 2) class pairs (k < j)."""
     a0, a1, b0, b1 = extent
     tol = 1e-9 * max(a1 - a0, b1 - b0)
@@ -278,13 +283,23 @@ def exact_region_map(
     total = (extent[1] - extent[0]) * (extent[3] - extent[2])
     anchor_logits = c[None, :] + plane.anchors @ p.T if len(plane.anchors) else np.zeros((0, len(c)))
     return FeatureRegionMap(
-        a=a, b=b, labels=labels, margin=(top2[:, :, 1] - top2[:, :, 0]).astype(np.float32),
-        polygons=tuple(polys), segments=segs, segment_classes=pairs, extent=extent,  # type: ignore[arg-type]
-        anchors=plane.anchors.copy(), anchor_classes=anchor_logits.argmax(axis=1).astype(np.int64),
-        point_coords=pc, point_offsets=po,
+        a=a,
+        b=b,
+        labels=labels,
+        margin=(top2[:, :, 1] - top2[:, :, 0]).astype(np.float32),
+        polygons=tuple(polys),
+        segments=segs,
+        segment_classes=pairs,
+        extent=extent,  # type: ignore[arg-type]
+        anchors=plane.anchors.copy(),
+        anchor_classes=anchor_logits.argmax(axis=1).astype(np.int64),
+        point_coords=pc,
+        point_offsets=po,
         area_share=np.array([abs(_polygon_area(q)) / total for q in polys]),
-        origin=plane.origin, basis=plane.basis, kind=plane.kind,
-    )  # fmt: skip
+        origin=plane.origin,
+        basis=plane.basis,
+        kind=plane.kind,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,8 +315,9 @@ class BackMap:
     in the values and reproduce constants, so mapping logits equals mapping features then applying the head.
     """
 
-    def __init__(self, *, method: BackMapMethod = "knn", k: int = 10, bandwidth: float | None = None,
-                 smoothing: float = 1e-3) -> None:  # fmt: skip
+    def __init__(
+        self, *, method: BackMapMethod = "knn", k: int = 10, bandwidth: float | None = None, smoothing: float = 1e-3
+    ) -> None:
         if method not in ("knn", "rbf"):
             raise ValueError(f"expected method 'knn' or 'rbf', got {method!r}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -326,8 +342,14 @@ class BackMap:
             from scipy.interpolate import RBFInterpolator
 
             nb = max(self.k_, 4)
-            self.rbf_ = RBFInterpolator(xy, val, neighbors=min(nb, len(xy)), kernel="thin_plate_spline",
-                                        smoothing=self.smoothing * self.spacing_**2, degree=1)  # fmt: skip
+            self.rbf_ = RBFInterpolator(
+                xy,
+                val,
+                neighbors=min(nb, len(xy)),
+                kernel="thin_plate_spline",
+                smoothing=self.smoothing * self.spacing_**2,
+                degree=1,
+            )
         return self
 
     def neighbours(self, xy: np.ndarray, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -375,8 +397,14 @@ class BackMap:
         for f in np.unique(fold):
             train, test = fold != f, fold == f
             nb = min(max(self.k_, 4), int(train.sum()))
-            rbf = RBFInterpolator(self.coords_[train], self.values_[train], neighbors=nb, kernel="thin_plate_spline",
-                                  smoothing=self.smoothing * self.spacing_**2, degree=1)  # fmt: skip
+            rbf = RBFInterpolator(
+                self.coords_[train],
+                self.values_[train],
+                neighbors=nb,
+                kernel="thin_plate_spline",
+                smoothing=self.smoothing * self.spacing_**2,
+                degree=1,
+            )
             out[test] = rbf(self.coords_[test])
         return out
 
@@ -431,19 +459,29 @@ def paint_regions(
     With ``fingerprint`` (naming the coords and features, e.g. the embedding's and feature set's keys)
     the result is cached on disk; ``cached_only=True`` then returns the cached result or None.
     """
-    kwargs = dict(predictions=predictions, resolution=resolution, method=method, k=k, bandwidth=bandwidth,
-                  radius=radius, min_support=min_support, pad=pad, progress=progress)  # fmt: skip
+    kwargs = dict(
+        predictions=predictions,
+        resolution=resolution,
+        method=method,
+        k=k,
+        bandwidth=bandwidth,
+        radius=radius,
+        min_support=min_support,
+        pad=pad,
+        progress=progress,
+    )
     if fingerprint is None:
         if cached_only:
             raise ValueError("expected a fingerprint with cached_only=True (nothing can be looked up without one)")
         return _paint(coords, features, head, **kwargs)  # type: ignore[arg-type]
     import torch
 
-    from geometry.fingerprint import tensor_fingerprint
+    from geometry.runtime.fingerprint import tensor_fingerprint
 
     params = {k_: v for k_, v in kwargs.items() if k_ not in ("predictions", "progress")}
-    params["head"] = tensor_fingerprint(torch.from_numpy(np.ascontiguousarray(head.weight)),
-                                        torch.from_numpy(np.ascontiguousarray(head.bias)))  # fmt: skip
+    params["head"] = tensor_fingerprint(
+        torch.from_numpy(np.ascontiguousarray(head.weight)), torch.from_numpy(np.ascontiguousarray(head.bias))
+    )
     if predictions is not None:
         params["predictions"] = tensor_fingerprint(torch.from_numpy(np.asarray(predictions, dtype=np.int64)))
     key = cache_key("feature_regions.paint_regions", PAINT_VERSION, inputs=fingerprint, params=params)
@@ -475,7 +513,7 @@ def _paint(
     xy = _array(coords, "embedding coordinates", 2)
     z = _array(features, "features", 2)
     if not isinstance(head, Head):
-        raise TypeError(f"expected a geometry.features.Head, got {type(head).__name__}")
+        raise TypeError(f"expected a geometry.features.extract.Head, got {type(head).__name__}")
     if xy.shape != (len(z), 2):
         raise ValueError(f"expected coords of shape ({len(z)}, 2) for {len(z)} feature vectors, got {xy.shape}")
     if z.shape[1] != head.dim:
@@ -521,13 +559,24 @@ def _paint(
     heldout = bm.heldout().argmax(axis=1).astype(np.int64)
     shape = (resolution, resolution)
     result = PaintedRegions(
-        x=gx, y=gy, labels=labels2d.astype(np.int16), confidence=conf.reshape(shape).astype(np.float32),
-        support=support.reshape(shape).astype(np.float32), distance=dist.reshape(shape).astype(np.float32),
-        trusted=trusted.reshape(shape), sample_painted=painted, sample_heldout=heldout,
-        agreement=float((painted == pred).mean()), heldout_agreement=float((heldout == pred).mean()),
-        trusted_share=float(trusted.mean()), radius=r, method=method, k=bm.k_, bandwidth=bm.bandwidth_,
+        x=gx,
+        y=gy,
+        labels=labels2d.astype(np.int16),
+        confidence=conf.reshape(shape).astype(np.float32),
+        support=support.reshape(shape).astype(np.float32),
+        distance=dist.reshape(shape).astype(np.float32),
+        trusted=trusted.reshape(shape),
+        sample_painted=painted,
+        sample_heldout=heldout,
+        agreement=float((painted == pred).mean()),
+        heldout_agreement=float((heldout == pred).mean()),
+        trusted_share=float(trusted.mean()),
+        radius=r,
+        method=method,
+        k=bm.k_,
+        bandwidth=bm.bandwidth_,
         seconds=time.perf_counter() - t0,
-    )  # fmt: skip
+    )
     if progress is not None:
         progress(1.0, f"painted: {result.agreement:.1%} agreement at the samples")
     return result

@@ -3,7 +3,7 @@
 The distance to the decision boundary *inside* a subspace tells how much the model relies on the features in it:
 small margins along discriminative directions, large ones (invariance) along the others. The subspaces are K x K
 blocks of the orthonormal 2D DCT basis slid along the diagonal from low to high frequency, the same block in every
-colour channel (`geometry.dct.default_dct_blocks` gives the authors' block/stride per image size and a rule for
+colour channel (`geometry.data.dct.default_dct_blocks` gives the authors' block/stride per image size and a rule for
 others). Each margin is subspace-constrained DeepFool's ``||(1 + overshoot) r||_2`` (`subspace_deepfool`, max_iter
 100); a run that does not cross the boundary reports its accumulated norm (a lower bound) with ``converged=False``.
 A random subspace of the same dimension is the baseline.
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, scaled_progress
-from geometry.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, default_dct_blocks
-from geometry.deepfool import deepfool, subspace_deepfool
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
+from geometry.boundary.deepfool import deepfool, subspace_deepfool
+from geometry.data.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, default_dct_blocks
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, scaled_progress
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 __all__ = [
     "FrequencyBands",
@@ -90,8 +90,9 @@ def frequency_bands(
     block = default_block if block is None else block
     stride = default_stride if stride is None else stride
     blocks = dct_diagonal_blocks(size, block, stride)
-    return FrequencyBands(input_shape=shape, block=int(block), stride=int(stride),
-                          starts=tuple(r.start for r, _ in blocks))  # fmt: skip
+    return FrequencyBands(
+        input_shape=shape, block=int(block), stride=int(stride), starts=tuple(r.start for r, _ in blocks)
+    )
 
 
 def band_basis(input_shape: Sequence[int], start: int, block: int) -> torch.Tensor:
@@ -245,14 +246,28 @@ def frequency_margins(
     if m >= dim:
         raise ValueError(f"a band of {m} dimensions spans the whole input ({dim}); choose a smaller block")
     end_sub = 0.9 if full else 1.0
-    margins, conv, iters = _margins_of(handle, x, layout, [layout.starts[i] for i in chosen],
-                                       [seed + r for r in range(num_random)], overshoot=overshoot, max_iter=max_iter,
-                                       candidates=candidates, progress=scaled_progress(progress, 0.0, end_sub),
-                                       cancel=cancel)  # fmt: skip
+    margins, conv, iters = _margins_of(
+        handle,
+        x,
+        layout,
+        [layout.starts[i] for i in chosen],
+        [seed + r for r in range(num_random)],
+        overshoot=overshoot,
+        max_iter=max_iter,
+        candidates=candidates,
+        progress=scaled_progress(progress, 0.0, end_sub),
+        cancel=cancel,
+    )
     nb = len(chosen)
     if full and n:
-        res = deepfool(handle, x, overshoot=overshoot, candidates=candidates,
-                       progress=scaled_progress(progress, end_sub, 1.0), cancel=cancel)  # fmt: skip
+        res = deepfool(
+            handle,
+            x,
+            overshoot=overshoot,
+            candidates=candidates,
+            progress=scaled_progress(progress, end_sub, 1.0),
+            cancel=cancel,
+        )
         full_m, full_c = res.norm, res.converged
     else:
         full_m, full_c = torch.full((n,), math.nan), torch.zeros(n, dtype=torch.bool)
@@ -288,13 +303,16 @@ def band_image(input_shape: Sequence[int], start: int, block: int, *, seed: int 
     return (0.5 + 0.5 * v / scale).clamp(0, 1)
 
 
-def _layout_and_bands(handle: ModelHandle, block: int | None, stride: int | None, bands: Sequence[int] | None,
-                      num_random: int) -> tuple[FrequencyBands, list[int]]:  # fmt: skip
+def _layout_and_bands(
+    handle: ModelHandle, block: int | None, stride: int | None, bands: Sequence[int] | None, num_random: int
+) -> tuple[FrequencyBands, list[int]]:
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
     if len(handle.input_shape) != 3:
-        raise ValueError(f"frequency margins need image inputs (C, H, W), but {handle.name} takes inputs of shape "
-                         f"{handle.input_shape}")  # fmt: skip
+        raise ValueError(
+            f"frequency margins need image inputs (C, H, W), but {handle.name} takes inputs of shape "
+            f"{handle.input_shape}"
+        )
     if isinstance(num_random, bool) or not isinstance(num_random, int) or num_random < 0:
         raise ValueError(f"expected num_random as an int >= 0, got {num_random!r}")
     layout = frequency_bands(handle.input_shape, block=block, stride=stride)
@@ -343,8 +361,9 @@ def cached_frequency_margins(
     m = layout.subspace_dim
 
     def key(kind: str, **params: object) -> str:
-        return cache_key(f"margins.{kind}", MARGINS_VERSION, model=handle.fingerprint, inputs=inputs,
-                         params={**common, **params})  # fmt: skip
+        return cache_key(
+            f"margins.{kind}", MARGINS_VERSION, model=handle.fingerprint, inputs=inputs, params={**common, **params}
+        )
 
     band_keys = [key("band", start=layout.starts[i], block=layout.block) for i in chosen]
     rand_keys = [key("random", dim=m, seed=seed + r) for r in range(num_random)]
@@ -354,18 +373,31 @@ def cached_frequency_margins(
         starts = [layout.starts[chosen[i]] for i in missing if i < len(chosen)]
         seeds = [seed + i - len(chosen) for i in missing if i >= len(chosen)]
         end = 0.9 if full else 1.0
-        mg, cv, it = _margins_of(handle, x, layout, starts, seeds, overshoot=overshoot, max_iter=max_iter,
-                                 candidates=candidates, progress=scaled_progress(progress, 0.0, end),
-                                 cancel=cancel)  # fmt: skip
+        mg, cv, it = _margins_of(
+            handle,
+            x,
+            layout,
+            starts,
+            seeds,
+            overshoot=overshoot,
+            max_iter=max_iter,
+            candidates=candidates,
+            progress=scaled_progress(progress, 0.0, end),
+            cancel=cancel,
+        )
         for col, i in enumerate(missing):
-            entry = {"margins": mg[:, col].contiguous(), "converged": cv[:, col].contiguous(),
-                     "iterations": it[:, col].contiguous()}  # fmt: skip
+            entry = {
+                "margins": mg[:, col].contiguous(),
+                "converged": cv[:, col].contiguous(),
+                "iterations": it[:, col].contiguous(),
+            }
             store.put((band_keys + rand_keys)[i], entry)
             entries[i] = entry
     n = len(x)
     if full:
-        full_entry = store.get_or_compute(key("full"), lambda: _full_entry(handle, x, overshoot, candidates, progress,
-                                                                          cancel))  # fmt: skip
+        full_entry = store.get_or_compute(
+            key("full"), lambda: _full_entry(handle, x, overshoot, candidates, progress, cancel)
+        )
         full_m, full_c = full_entry["margins"], full_entry["converged"]
     else:
         full_m, full_c = torch.full((n,), math.nan), torch.zeros(n, dtype=torch.bool)
@@ -463,8 +495,13 @@ class _Synthesis(torch.autograd.Function):
     whose projected gradient is below 1e-5 of its full gradient gets 0 (it cannot move the point)."""
 
     @staticmethod
-    def forward(ctx, c: torch.Tensor, which: torch.Tensor, groups: list[_Subspaces], dim: int  # type: ignore[override]
-                ) -> torch.Tensor:  # fmt: skip
+    def forward(
+        ctx,
+        c: torch.Tensor,
+        which: torch.Tensor,
+        groups: list[_Subspaces],
+        dim: int,  # type: ignore[override]
+    ) -> torch.Tensor:
         ctx.which, ctx.groups = which, groups
         out = c.new_zeros(len(c), dim)
         for rows, k, group in _group_rows(which, groups):
@@ -509,9 +546,19 @@ class _InSubspaces(nn.Module):
         return self.module((x + _Synthesis.apply(c, which, self.groups, self.dim)).reshape(len(z), *self.shape))
 
 
-def _margins_of(handle: ModelHandle, x: torch.Tensor, layout: FrequencyBands, starts: Sequence[int],
-                seeds: Sequence[int], *, overshoot: float, max_iter: int, candidates: int, progress: Progress | None,
-                cancel: CancelToken | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def _margins_of(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    layout: FrequencyBands,
+    starts: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    overshoot: float,
+    max_iter: int,
+    candidates: int,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Subspace-DeepFool margins of images ``x`` in the DCT bands starting at ``starts`` and then in the random
     subspaces of ``seeds``: (N, S) margins, converged, iterations (S = bands + random subspaces).
 
@@ -528,9 +575,16 @@ def _margins_of(handle: ModelHandle, x: torch.Tensor, layout: FrequencyBands, st
     groups: list[_Subspaces] = [_DctBlocks(layout.input_shape, starts, layout.block)] if starts else []
     groups += [_Dense(random_subspace(dim, m, seed=s)) for s in seeds]
     model = _InSubspaces(handle.module, tuple(handle.input_shape), [g.to(handle.device) for g in groups])
-    inner = ModelHandle(module=model, name=f"{handle.name} in a subspace", input_shape=(m + dim + 1,),
-                        class_names=handle.class_names, fingerprint=f"{handle.fingerprint}|subspaces",
-                        device=handle.device, input_range=None, smooth=handle.smooth)  # fmt: skip
+    inner = ModelHandle(
+        module=model,
+        name=f"{handle.name} in a subspace",
+        input_shape=(m + dim + 1,),
+        class_names=handle.class_names,
+        fingerprint=f"{handle.fingerprint}|subspaces",
+        device=handle.device,
+        input_range=None,
+        smooth=handle.smooth,
+    )
     flat = x.reshape(n, dim)
     total = n * count
     rows_per_call = max(1, _ROW_BUDGET // (m + dim + 1))
@@ -539,17 +593,36 @@ def _margins_of(handle: ModelHandle, x: torch.Tensor, layout: FrequencyBands, st
         idx = torch.arange(start, stop)
         k, image = idx // n, idx % n
         z = torch.cat([torch.zeros(len(idx), m), flat[image], k[:, None].float()], dim=1)
-        res = deepfool(inner, z, overshoot=overshoot, max_iter=max_iter, candidates=candidates,
-                       tol=1e-2,  # the margin is ||r||; the boundary point is not used, a coarse one is enough
-                       progress=scaled_progress(progress, start / total, stop / total), cancel=cancel)  # fmt: skip
+        res = deepfool(
+            inner,
+            z,
+            overshoot=overshoot,
+            max_iter=max_iter,
+            candidates=candidates,
+            tol=1e-2,  # the margin is ||r||; the boundary point is not used, a coarse one is enough
+            progress=scaled_progress(progress, start / total, stop / total),
+            cancel=cancel,
+        )
         margins[image, k] = res.norm
         converged[image, k] = res.converged
         iterations[image, k] = res.iterations
     return margins, converged, iterations
 
 
-def _full_entry(handle: ModelHandle, x: torch.Tensor, overshoot: float, candidates: int, progress: Progress | None,
-                cancel: CancelToken | None) -> dict[str, torch.Tensor]:  # fmt: skip
-    res = deepfool(handle, x, overshoot=overshoot, candidates=candidates, progress=scaled_progress(progress, 0.9, 1.0),
-                   cancel=cancel)  # fmt: skip
+def _full_entry(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    overshoot: float,
+    candidates: int,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> dict[str, torch.Tensor]:
+    res = deepfool(
+        handle,
+        x,
+        overshoot=overshoot,
+        candidates=candidates,
+        progress=scaled_progress(progress, 0.9, 1.0),
+        cancel=cancel,
+    )
     return {"margins": res.norm, "converged": res.converged}

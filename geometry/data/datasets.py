@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from geometry.shapes import SHAPE_NAMES, render_shapes, sample_factors
-from geometry.toy2d import TOY2D_DEFAULT_CLASSES, TOY2D_NAMES, make_toy2d
+from geometry.data.shapes import SHAPE_NAMES, render_shapes, sample_factors
+from geometry.data.toy2d import TOY2D_DEFAULT_CLASSES, TOY2D_NAMES, make_toy2d
 
 __all__ = [
     "DATASET_DESCRIPTIONS",

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from geometry.architectures import ARCHITECTURES, build_architecture
-from geometry.handle import ModelHandle
+from geometry.models.architectures import ARCHITECTURES, build_architecture
+from geometry.models.handle import ModelHandle
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 """Where the built-in models live: ``<name>.safetensors`` + ``<name>.json`` (the model card)."""
 
 
@@ -43,7 +43,7 @@ def user_models_dir() -> Path:
 
 
 def user_models() -> list[str]:
-    """Names of the models trained on this machine (`python -m geometry.train` or the Train view) that are not
+    """Names of the models trained on this machine (`python -m geometry.models.training` or the Train view) that are not
     shadowed by a built-in model of the same name."""
     builtin = set(builtin_models())
     return [n for n in _models_in(user_models_dir()) if n not in builtin]

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from geometry.compute import CancelToken
+from geometry.runtime.compute import CancelToken
 
 __all__ = ["EigenResult", "assembled_eigs", "dense_operator", "lanczos", "scipy_lanczos"]
 

@@ -78,7 +78,7 @@ def _canonical(value: Any, path: str) -> Any:
     if isinstance(value, np.ndarray) or _is_tensor(value):
         raise TypeError(
             f"cache key params[{path}] is a {type(value).__name__}; pass a fingerprint string "
-            f"(geometry.fingerprint.tensor_fingerprint) instead of tensors or arrays"
+            f"(geometry.runtime.fingerprint.tensor_fingerprint) instead of tensors or arrays"
         )
     if isinstance(value, np.generic):
         item = value.item()

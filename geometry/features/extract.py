@@ -2,7 +2,7 @@
 
 The default layer is the *input* of the model's final ``nn.Linear``: there the classifier is exactly
 ``logits = W z + b``, so class regions in feature space are convex polyhedra that
-`geometry.feature_regions` computes from the head alone (PAPERS.md §4). Features are read by forward
+`geometry.features.regions` computes from the head alone (PAPERS.md §4). Features are read by forward
 hooks that are always removed (also when the model raises), batched through `map_batches` on the
 handle's device, and cached on disk by (model fingerprint, data set fingerprint, layer, sample).
 
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, Progress, map_batches
-from geometry.data import Dataset
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle, _check_finite
+from geometry.data.datasets import Dataset
+from geometry.models.handle import ModelHandle, _check_finite
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, Progress, map_batches
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 __all__ = [
     "FEATURES_VERSION",
@@ -200,8 +200,11 @@ def _lock_of(handle: ModelHandle) -> threading.RLock:
 def candidate_layers(handle: ModelHandle) -> list[str]:
     """Qualified names of the network's submodules (in ``handle.module``), in registration order."""
     _check_handle(handle)
-    return [name for name, _ in handle.module.named_modules() if name and name != "preprocess"
-            and not name.startswith("preprocess.")]  # fmt: skip
+    return [
+        name
+        for name, _ in handle.module.named_modules()
+        if name and name != "preprocess" and not name.startswith("preprocess.")
+    ]
 
 
 def _check_handle(handle: ModelHandle) -> None:
@@ -283,8 +286,7 @@ def find_head(handle: ModelHandle) -> Head:
             f"the logits), so the model has no affine head: exact feature-space region maps are not available"
         )
     weight = module.weight.detach().cpu().double().numpy().copy()
-    bias = (module.bias.detach().cpu().double().numpy().copy() if module.bias is not None
-            else np.zeros(weight.shape[0]))  # fmt: skip
+    bias = module.bias.detach().cpu().double().numpy().copy() if module.bias is not None else np.zeros(weight.shape[0])
     return Head(weight, bias, name, "input")
 
 
@@ -298,8 +300,9 @@ def _head_at(handle: ModelHandle, layer: str, position: Position) -> tuple[Head 
         return head, ""
     x = _probe_inputs(handle)
     feats, logits = _forward_capture(handle, x, layer, position)
-    if feats.shape[1] == head.dim and np.allclose(head.logits(feats), logits.double().numpy(), rtol=1e-4,
-                                                  atol=1e-5 * max(1.0, float(logits.abs().max()))):  # fmt: skip
+    if feats.shape[1] == head.dim and np.allclose(
+        head.logits(feats), logits.double().numpy(), rtol=1e-4, atol=1e-5 * max(1.0, float(logits.abs().max()))
+    ):
         return Head(head.weight, head.bias, layer, position), ""
     return None, (
         f"the {position} of {layer!r} is not the input of the final affine layer {head.layer!r} (layers follow "
@@ -407,9 +410,16 @@ def extract_features(
     with _lock_of(handle):
         hook = _register(module, _capture_hook(store, position), position)
         try:
-            feats, logits = map_batches(forward, x, batch_size=batch_size, device=handle.device, progress=progress,
-                                        cancel=cancel, desc="extracting features",
-                                        key=("features", handle.fingerprint))  # fmt: skip
+            feats, logits = map_batches(
+                forward,
+                x,
+                batch_size=batch_size,
+                device=handle.device,
+                progress=progress,
+                cancel=cancel,
+                desc="extracting features",
+                key=("features", handle.fingerprint),
+            )
         finally:
             hook.remove()
             store.clear()
@@ -451,10 +461,12 @@ def compute_features(
     """
     _check_handle(handle)
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"expected a geometry.data.Dataset, got {type(dataset).__name__}")
+        raise TypeError(f"expected a geometry.data.datasets.Dataset, got {type(dataset).__name__}")
     if tuple(dataset.input_shape) != tuple(handle.input_shape):
-        raise ValueError(f"expected a data set of inputs {handle.input_shape} for {handle.name!r}, "
-                         f"got {dataset.name!r} with inputs {dataset.input_shape}")  # fmt: skip
+        raise ValueError(
+            f"expected a data set of inputs {handle.input_shape} for {handle.name!r}, "
+            f"got {dataset.name!r} with inputs {dataset.input_shape}"
+        )
     if len(dataset) == 0:
         raise ValueError(f"data set {dataset.name!r} is empty")
     if indices is not None and sample is not None:
@@ -475,16 +487,25 @@ def compute_features(
         if not isinstance(layer, str):
             raise TypeError(f"expected layer as a module name (str) or None, got {type(layer).__name__}")
         key_layer, position = _resolve(handle, layer)[0], "output"
-    key = cache_key("features.compute_features", FEATURES_VERSION, model=handle.fingerprint, inputs=dataset.fingerprint,
-                    params={"layer": key_layer, "position": position,
-                            "indices": tensor_fingerprint(torch.from_numpy(idx))})  # fmt: skip
+    key = cache_key(
+        "features.compute_features",
+        FEATURES_VERSION,
+        model=handle.fingerprint,
+        inputs=dataset.fingerprint,
+        params={"layer": key_layer, "position": position, "indices": tensor_fingerprint(torch.from_numpy(idx))},
+    )
 
     def compute() -> FeatureSet:
         name = find_head(handle).layer if key_layer == HEAD_INPUT else key_layer
         head, note = _head_at(handle, name, position)
-        feats, logits = extract_features(handle, dataset.images[torch.from_numpy(idx)],
-                                         layer=name if position == "output" else None, batch_size=batch_size,
-                                         progress=progress, cancel=cancel)  # fmt: skip
+        feats, logits = extract_features(
+            handle,
+            dataset.images[torch.from_numpy(idx)],
+            layer=name if position == "output" else None,
+            batch_size=batch_size,
+            progress=progress,
+            cancel=cancel,
+        )
         return FeatureSet(
             features=feats.numpy(),
             logits=logits.numpy(),

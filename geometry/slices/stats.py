@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from geometry.slices import SliceResult
+from geometry.slices.evaluate import SliceResult
 
 __all__ = [
     "RegionIoU",

@@ -1,8 +1,8 @@
 """The reproducible training command that produced the built-in models.
 
-    python -m geometry.train --preset digits-cnn-silu          # re-train one shipped model
-    python -m geometry.train --all-presets                     # re-train every shipped model
-    python -m geometry.train --name my-cnn --arch cnn --dataset digits --activation gelu --epochs 20 \
+    python -m geometry.models.training --preset digits-cnn-silu          # re-train one shipped model
+    python -m geometry.models.training --all-presets                     # re-train every shipped model
+    python -m geometry.models.training --name my-cnn --arch cnn --dataset digits --activation gelu --epochs 20 \
         --grad-activation arctan --ga-alpha 0.3 --ga-beta 4.5  # your own, with activated gradients
 
 Each run writes ``<out>/<name>.safetensors`` (weights of the network, without preprocessing) and
@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geometry.architectures import ARCHITECTURES, SMOOTH_ACTIVATIONS, build_architecture
-from geometry.cache import cache_key
-from geometry.compute import CancelToken
-from geometry.data import load_dataset
-from geometry.handle import ModelHandle, parameter_count
-from geometry.loading import ASSETS, user_models_dir
-from geometry.validate import check_int, check_positive
+from geometry.data.datasets import load_dataset
+from geometry.models.architectures import ARCHITECTURES, SMOOTH_ACTIVATIONS, build_architecture
+from geometry.models.handle import ModelHandle, parameter_count
+from geometry.models.loading import ASSETS, user_models_dir
+from geometry.runtime.cache import cache_key
+from geometry.runtime.compute import CancelToken
+from geometry.runtime.validate import check_int, check_positive
 
 OPTIMIZERS = ("adam", "sgd")
 GRAD_ACTIVATIONS = ("none", "arctan")
@@ -51,7 +51,7 @@ class TrainConfig:
 
     name: str
     arch: str  # "mlp" | "cnn" | "resnet-small"
-    dataset: str  # a built-in dataset name (see geometry.data.builtin_datasets)
+    dataset: str  # a built-in dataset name (see geometry.data.datasets.builtin_datasets)
     activation: str = "relu"
     architecture_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 20
@@ -111,7 +111,7 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """A short hash of the training options: same options, same seed, same model (training is deterministic)."""
-        return cache_key("geometry.train", TRAIN_VERSION, params=self.training_options())[:10]
+        return cache_key("geometry.models.training", TRAIN_VERSION, params=self.training_options())[:10]
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -290,7 +290,7 @@ def train(
     and nothing is written: weights and card are only written, atomically, once training has finished).
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+        raise TypeError(f"config: expected a geometry.models.training.TrainConfig, got {type(config).__name__}")
     config.check()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -401,7 +401,7 @@ def train(
         "std": std,
         "seed": config.seed,
         "training": config.training_options(),
-        "training_command": command or f"python -m geometry.train --preset {config.name}",
+        "training_command": command or f"python -m geometry.models.training --preset {config.name}",
         "training_seconds": round(time.perf_counter() - started, 1),
         "train_size": len(train_set),
         "test_size": len(test_set),
@@ -430,7 +430,7 @@ def trained_model(config: TrainConfig, *, out_dir: str | os.PathLike | None = No
     """The model ``config.name`` in ``out_dir`` (default `user_models_dir()`) if it was trained with exactly the options
     of ``config`` by this version of the training code; else None (nothing there, other options, a damaged card)."""
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+        raise TypeError(f"config: expected a geometry.models.training.TrainConfig, got {type(config).__name__}")
     folder = Path(out_dir) if out_dir is not None else user_models_dir()
     card_path, weights_path = folder / f"{config.name}.json", folder / f"{config.name}.safetensors"
     if not (card_path.is_file() and weights_path.is_file()):
@@ -459,7 +459,7 @@ def train_cached(
     """`train` unless ``out_dir`` (default `user_models_dir()`) already holds ``config.name`` trained with the same
     options (`trained_model`), which is then returned at once: training is deterministic for a given seed."""
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config: expected a geometry.train.TrainConfig, got {type(config).__name__}")
+        raise TypeError(f"config: expected a geometry.models.training.TrainConfig, got {type(config).__name__}")
     config.check()
     folder = Path(out_dir) if out_dir is not None else user_models_dir()
     found = trained_model(config, out_dir=folder)
@@ -467,7 +467,7 @@ def train_cached(
         if progress is not None:
             progress(1.0, f"{config.name}: trained before, loaded")
         return found
-    command = "python -m geometry.train " + shlex.join(config_to_argv(config))
+    command = "python -m geometry.models.training " + shlex.join(config_to_argv(config))
     return train(config, out_dir=folder, progress=progress, command=command, cancel=cancel)
 
 
@@ -535,7 +535,9 @@ def _write_atomically(out_dir: Path, name: str, network: nn.Module, card: dict[s
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m geometry.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m geometry.models.training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", choices=sorted(PRESETS), help="re-train one of the shipped models")
     p.add_argument("--all-presets", action="store_true", help="re-train every shipped model")
@@ -611,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     preset = bool(args.preset or args.all_presets)
     out = args.out or (str(ASSETS) if preset else str(user_models_dir()))
     for config in configs:
-        command = "python -m geometry.train " + (f"--preset {config.name}" if preset else shlex.join(argv))
+        command = "python -m geometry.models.training " + (f"--preset {config.name}" if preset else shlex.join(argv))
         try:
             result = train(
                 config, out_dir=out, command=command, progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True)

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geometry.deepfool import evaluation_mode
-from geometry.handle import ModelHandle
-from geometry.validate import check_positive
+from geometry.boundary.deepfool import evaluation_mode
+from geometry.models.handle import ModelHandle
+from geometry.runtime.validate import check_positive
 
 __all__ = [
     "HVPCheck",

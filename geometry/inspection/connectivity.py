@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken
-from geometry.deepfool import deepfool
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
-from geometry.validate import check_int
+from geometry.boundary.deepfool import deepfool
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken
+from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.validate import check_int
 
 __all__ = [
     "PathResult",
@@ -106,8 +106,19 @@ def find_path(
     b = handle.check_inputs(x2)
     if len(a) != 1 or len(b) != 1:
         raise ValueError(f"expected one input each for x1 and x2, got {len(a)} and {len(b)}")
-    return find_paths(handle, a, b, resolution=resolution, max_depth=max_depth, max_anchors=max_anchors,
-                      overshoot=overshoot, samples=samples, strip=strip, progress=progress, cancel=cancel)  # fmt: skip
+    return find_paths(
+        handle,
+        a,
+        b,
+        resolution=resolution,
+        max_depth=max_depth,
+        max_anchors=max_anchors,
+        overshoot=overshoot,
+        samples=samples,
+        strip=strip,
+        progress=progress,
+        cancel=cancel,
+    )
 
 
 def find_paths(
@@ -205,8 +216,14 @@ def find_paths(
         new_points = {s: mids[s] for s in push_rows if int(pred[s, mid]) == int(target[s])}
         to_push = [s for s in push_rows if s not in new_points and not failed[todo[s][0]]]
         if to_push:
-            res = deepfool(handle, mids[to_push].reshape(len(to_push), *shape), target=target[to_push],
-                           overshoot=overshoot, clip=clip, cancel=cancel)  # fmt: skip
+            res = deepfool(
+                handle,
+                mids[to_push].reshape(len(to_push), *shape),
+                target=target[to_push],
+                overshoot=overshoot,
+                clip=clip,
+                cancel=cancel,
+            )
             for r, s in enumerate(to_push):
                 if bool(res.converged[r]):
                     new_points[s] = (mids[s] + res.perturbation[r].reshape(dim)).detach()
@@ -356,21 +373,50 @@ def connectivity_batch(
             raise ValueError(f"expected one label per image ({len(x)}), got {len(lab)}")
         eligible = pred == lab
     pairs = sample_same_class_pairs(pred, num_pairs, seed=seed, eligible=eligible)
-    return find_paths(handle, x[pairs[:, 0]], x[pairs[:, 1]], resolution=resolution, max_depth=max_depth,
-                      max_anchors=max_anchors, overshoot=overshoot, samples=samples, strip=strip, pair_index=pairs,
-                      progress=progress, cancel=cancel)  # fmt: skip
+    return find_paths(
+        handle,
+        x[pairs[:, 0]],
+        x[pairs[:, 1]],
+        resolution=resolution,
+        max_depth=max_depth,
+        max_anchors=max_anchors,
+        overshoot=overshoot,
+        samples=samples,
+        strip=strip,
+        pair_index=pairs,
+        progress=progress,
+        cancel=cancel,
+    )
 
 
-def _cached_paths(name: str, handle: ModelHandle, tensors: tuple[torch.Tensor, ...], params: dict,
-                  compute: Callable[[], PathResult], cache: DiskCache | None) -> PathResult:  # fmt: skip
-    key = cache_key(f"connectivity.{name}", CONNECTIVITY_VERSION, model=handle.fingerprint,
-                    inputs=tensor_fingerprint(*tensors), params=params)  # fmt: skip
+def _cached_paths(
+    name: str,
+    handle: ModelHandle,
+    tensors: tuple[torch.Tensor, ...],
+    params: dict,
+    compute: Callable[[], PathResult],
+    cache: DiskCache | None,
+) -> PathResult:
+    key = cache_key(
+        f"connectivity.{name}",
+        CONNECTIVITY_VERSION,
+        model=handle.fingerprint,
+        inputs=tensor_fingerprint(*tensors),
+        params=params,
+    )
     return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=PathResult)
 
 
-def cached_find_path(handle: ModelHandle, x1: torch.Tensor, x2: torch.Tensor, *, cache: DiskCache | None = None,
-                     progress: Progress | None = None, cancel: CancelToken | None = None, **options: object
-                     ) -> PathResult:  # fmt: skip
+def cached_find_path(
+    handle: ModelHandle,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    *,
+    cache: DiskCache | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    **options: object,
+) -> PathResult:
     """`find_path` through the disk cache; ``options`` as in `find_paths`."""
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
@@ -385,9 +431,16 @@ def cached_find_path(handle: ModelHandle, x1: torch.Tensor, x2: torch.Tensor, *,
     )  # type: ignore[arg-type]
 
 
-def cached_connectivity_batch(handle: ModelHandle, images: torch.Tensor, labels: torch.Tensor | None = None, *,
-                              cache: DiskCache | None = None, progress: Progress | None = None,
-                              cancel: CancelToken | None = None, **options: object) -> PathResult:  # fmt: skip
+def cached_connectivity_batch(
+    handle: ModelHandle,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    cache: DiskCache | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    **options: object,
+) -> PathResult:
     """`connectivity_batch` through the disk cache; ``options`` as there."""
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, map_batches, scaled_progress
-from geometry.deepfool import deepfool
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
+from geometry.boundary.deepfool import deepfool
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, map_batches, scaled_progress
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 __all__ = [
     "CurvatureStatistic",
@@ -192,8 +192,15 @@ def curvature_statistic(
         rho.scatter_(1, j[:, None], math.nan)
         return torch.cat([rho.float(), j[:, None].float()], dim=1)
 
-    out = map_batches(run, x, batch_size=images_per_batch, device=handle.device, progress=progress, cancel=cancel,
-                      desc="curvature statistic")  # fmt: skip
+    out = map_batches(
+        run,
+        x,
+        batch_size=images_per_batch,
+        device=handle.device,
+        progress=progress,
+        cancel=cancel,
+        desc="curvature statistic",
+    )
     if not torch.isfinite(out[:, :k].nan_to_num(0.0)).all():
         raise ValueError(f"model {handle.name!r} returned NaN or infinite logits near the inputs")
     rho = out[:, :k].contiguous()
@@ -203,8 +210,15 @@ def curvature_statistic(
         recovered = torch.full((n,), -1, dtype=torch.int64)
     else:
         score, recovered = (-rho).nan_to_num(-math.inf).max(dim=1)
-    return CurvatureStatistic(rho=rho, predicted=predicted, score=score.float(), recovered=recovered,
-                              h=h, num_directions=int(num_directions), seed=int(seed))  # fmt: skip
+    return CurvatureStatistic(
+        rho=rho,
+        predicted=predicted,
+        score=score.float(),
+        recovered=recovered,
+        h=h,
+        num_directions=int(num_directions),
+        seed=int(seed),
+    )
 
 
 def threshold_for_fpr(clean_scores: torch.Tensor | np.ndarray, fpr: float) -> float:
@@ -237,10 +251,17 @@ def detect(
     """The verdict for inputs ``x`` (one input or a batch): flagged as perturbed when ``max_i (-rho_i) > threshold``."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or math.isnan(threshold):
         raise ValueError(f"expected threshold as a number, got {threshold!r}")
-    stat = curvature_statistic(handle, x, num_directions=num_directions, h=h, seed=seed, progress=progress,
-                               cancel=cancel)  # fmt: skip
-    return DetectionVerdict(score=stat.score, flagged=stat.score > float(threshold), predicted=stat.predicted,
-                            recovered=stat.recovered, threshold=float(threshold), rho=stat.rho)  # fmt: skip
+    stat = curvature_statistic(
+        handle, x, num_directions=num_directions, h=h, seed=seed, progress=progress, cancel=cancel
+    )
+    return DetectionVerdict(
+        score=stat.score,
+        flagged=stat.score > float(threshold),
+        predicted=stat.predicted,
+        recovered=stat.recovered,
+        threshold=float(threshold),
+        rho=stat.rho,
+    )
 
 
 def evaluate_detection(
@@ -270,8 +291,9 @@ def evaluate_detection(
     if len(x) == 0:
         raise ValueError("expected at least one clean input, got an empty batch")
     clip = handle.input_range is not None if clip is None else clip
-    attack = deepfool(handle, x, overshoot=overshoot, clip=clip, progress=scaled_progress(progress, 0.0, 0.3),
-                      cancel=cancel)  # fmt: skip
+    attack = deepfool(
+        handle, x, overshoot=overshoot, clip=clip, progress=scaled_progress(progress, 0.0, 0.3), cancel=cancel
+    )
     xp = x + attack.perturbation
     stat_opts = {"num_directions": num_directions, "h": h, "seed": seed, "cancel": cancel}
     clean = curvature_statistic(handle, x, progress=scaled_progress(progress, 0.3, 0.65), **stat_opts)
@@ -340,10 +362,15 @@ def cached_evaluate_detection(
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
-    params = {"fpr": fpr, "num_directions": num_directions, "h": h, "seed": seed, "overshoot": overshoot,
-              "clip": clip}  # fmt: skip
-    key = cache_key("detection.evaluate_detection", DETECTION_VERSION, model=handle.fingerprint,
-                    inputs=tensor_fingerprint(x), params=params)  # fmt: skip
+    params = {"fpr": fpr, "num_directions": num_directions, "h": h, "seed": seed, "overshoot": overshoot, "clip": clip}
+    key = cache_key(
+        "detection.evaluate_detection",
+        DETECTION_VERSION,
+        model=handle.fingerprint,
+        inputs=tensor_fingerprint(x),
+        params=params,
+    )
     store = cache if cache is not None else default_cache()
-    return store.get_or_compute(key, lambda: evaluate_detection(handle, x, progress=progress, cancel=cancel, **params),
-                                cls=DetectionResult)  # fmt: skip
+    return store.get_or_compute(
+        key, lambda: evaluate_detection(handle, x, progress=progress, cancel=cancel, **params), cls=DetectionResult
+    )

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken
-from geometry.fingerprint import tensor_fingerprint
-from geometry.handle import ModelHandle
-from geometry.shapes import SHAPE_NAMES, ShapeFactors, render_shapes, sample_factors, with_factor
+from geometry.data.shapes import SHAPE_NAMES, ShapeFactors, render_shapes, sample_factors, with_factor
+from geometry.models.handle import ModelHandle
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 __all__ = [
     "IMAGE_TRANSFORMS",
@@ -146,8 +146,9 @@ def _is_identity(kind: str, value: float | Sequence[float]) -> bool:
     return v % 360.0 == 0.0 if kind == "rotate" else v == 1.0
 
 
-def transform_images(x: torch.Tensor, kind: str, value: float | Sequence[float], *, fill: float | str = "border"
-                     ) -> torch.Tensor:  # fmt: skip
+def transform_images(
+    x: torch.Tensor, kind: str, value: float | Sequence[float], *, fill: float | str = "border"
+) -> torch.Tensor:
     """Images ``x`` (N, C, H, W) in [0, 1] transformed by one factor value; the identity returns an exact copy.
 
     ``"scale"`` s > 0: the content shrinks (s < 1, the margin filled with ``fill``) or zooms in (s > 1) about the
@@ -198,9 +199,16 @@ def transform_images(x: torch.Tensor, kind: str, value: float | Sequence[float],
     return out.clamp(0, 1)
 
 
-def _evaluate(handle: ModelHandle, batches: Callable[[int], torch.Tensor], n_values: int, reference: torch.Tensor,
-              labels: torch.Tensor, progress: Progress | None, cancel: CancelToken | None, what: str
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _evaluate(
+    handle: ModelHandle,
+    batches: Callable[[int], torch.Tensor],
+    n_values: int,
+    reference: torch.Tensor,
+    labels: torch.Tensor,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     kept, acc, margin, preds = [], [], [], []
     known = labels >= 0
     for v in range(n_values):
@@ -250,19 +258,39 @@ def image_sweep(
     kept, acc, margin, preds = _evaluate(
         handle,
         lambda v: transform_images(x, kind, vals[v] if vals.ndim == 2 else float(vals[v]), fill=fill),
-        len(vals), reference, lab, progress, cancel, f"{kind} sweep",
-    )  # fmt: skip
+        len(vals),
+        reference,
+        lab,
+        progress,
+        cancel,
+        f"{kind} sweep",
+    )
     grid_shape = (grid, grid) if kind == "shift" and values is None else ()
-    return SweepResult(factor=kind, values=vals, kept=kept, accuracy=acc, margin=margin, predictions=preds,
-                       reference=reference.numpy(), labels=lab.numpy(), reference_kind="prediction",
-                       grid_shape=grid_shape, unit=_UNITS[kind])  # fmt: skip
+    return SweepResult(
+        factor=kind,
+        values=vals,
+        kept=kept,
+        accuracy=acc,
+        margin=margin,
+        predictions=preds,
+        reference=reference.numpy(),
+        labels=lab.numpy(),
+        reference_kind="prediction",
+        grid_shape=grid_shape,
+        unit=_UNITS[kind],
+    )
 
 
 def is_shapes_model(handle: ModelHandle) -> bool:
     """True when the model takes square RGB images (>= 8 px) and has one output per shape class."""
     shape = handle.input_shape
-    return (len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2] and shape[1] >= 8
-            and handle.num_classes == len(SHAPE_NAMES))  # fmt: skip
+    return (
+        len(shape) == 3
+        and shape[0] == 3
+        and shape[1] == shape[2]
+        and shape[1] >= 8
+        and handle.num_classes == len(SHAPE_NAMES)
+    )
 
 
 def shapes_sweep(
@@ -313,12 +341,21 @@ def shapes_sweep(
             changed = with_factor(base, rotation=float(vals[v]), center=(0.5, 0.5))
         return render_shapes(changed, size=size)
 
-    kept, acc, margin, preds = _evaluate(handle, batch, len(vals), labels, labels, progress, cancel,
-                                         f"{factor} sweep")  # fmt: skip
+    kept, acc, margin, preds = _evaluate(handle, batch, len(vals), labels, labels, progress, cancel, f"{factor} sweep")
     grid_shape = (grid, grid) if factor == "position" and values is None else ()
-    return SweepResult(factor=factor, values=vals, kept=kept, accuracy=acc, margin=margin, predictions=preds,
-                       reference=labels.numpy(), labels=labels.numpy(), reference_kind="label",
-                       grid_shape=grid_shape, unit=_UNITS[factor])  # fmt: skip
+    return SweepResult(
+        factor=factor,
+        values=vals,
+        kept=kept,
+        accuracy=acc,
+        margin=margin,
+        predictions=preds,
+        reference=labels.numpy(),
+        labels=labels.numpy(),
+        reference_kind="label",
+        grid_shape=grid_shape,
+        unit=_UNITS[factor],
+    )
 
 
 def shapes_rotation_sweeps(
@@ -346,8 +383,14 @@ def shapes_rotation_sweeps(
     base = list(base)
     out: dict[float, SweepResult] = {}
     for i, a in enumerate(areas):
-        out[a] = shapes_sweep(handle, "rotation", values, base=with_factor(base, area=a), cancel=cancel,
-                              progress=_part(progress, i, len(areas), f"area {a:g}"))  # fmt: skip
+        out[a] = shapes_sweep(
+            handle,
+            "rotation",
+            values,
+            base=with_factor(base, area=a),
+            cancel=cancel,
+            progress=_part(progress, i, len(areas), f"area {a:g}"),
+        )
     return out
 
 
@@ -399,18 +442,32 @@ def _params(values: Sequence[float] | np.ndarray | None, **rest: object) -> dict
     return {"values": None if values is None else np.asarray(values, dtype=np.float64).tolist(), **rest}
 
 
-def cached_image_sweep(handle: ModelHandle, images: torch.Tensor, kind: str,
-                       values: Sequence[float] | np.ndarray | None = None, *, labels: torch.Tensor | None = None,
-                       fill: float | str = "border", grid: int = 7, progress: Progress | None = None,
-                       cancel: CancelToken | None = None, cache: DiskCache | None = None) -> SweepResult:  # fmt: skip
+def cached_image_sweep(
+    handle: ModelHandle,
+    images: torch.Tensor,
+    kind: str,
+    values: Sequence[float] | np.ndarray | None = None,
+    *,
+    labels: torch.Tensor | None = None,
+    fill: float | str = "border",
+    grid: int = 7,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    cache: DiskCache | None = None,
+) -> SweepResult:
     """`image_sweep` through the disk cache."""
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
     x = handle.check_inputs(images.detach() if isinstance(images, torch.Tensor) else images)
     lab = _labels(labels, len(x))
     params = _params(values, kind=kind, fill=fill, grid=grid)
-    key = cache_key("robustness.image_sweep", ROBUSTNESS_VERSION, model=handle.fingerprint,
-                    inputs=tensor_fingerprint(x, lab), params=params)  # fmt: skip
+    key = cache_key(
+        "robustness.image_sweep",
+        ROBUSTNESS_VERSION,
+        model=handle.fingerprint,
+        inputs=tensor_fingerprint(x, lab),
+        params=params,
+    )
 
     def compute() -> SweepResult:
         return image_sweep(handle, x, kind, values, labels=lab, fill=fill, grid=grid, progress=progress, cancel=cancel)
@@ -418,14 +475,28 @@ def cached_image_sweep(handle: ModelHandle, images: torch.Tensor, kind: str,
     return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=SweepResult)
 
 
-def cached_shapes_sweep(handle: ModelHandle, factor: str, values: Sequence[float] | np.ndarray | None = None, *,
-                        n: int = 60, seed: int = 0, grid: int = 7, area: float = 0.2, progress: Progress | None = None,
-                        cancel: CancelToken | None = None, cache: DiskCache | None = None) -> SweepResult:  # fmt: skip
+def cached_shapes_sweep(
+    handle: ModelHandle,
+    factor: str,
+    values: Sequence[float] | np.ndarray | None = None,
+    *,
+    n: int = 60,
+    seed: int = 0,
+    grid: int = 7,
+    area: float = 0.2,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    cache: DiskCache | None = None,
+) -> SweepResult:
     """`shapes_sweep` (generated base images) through the disk cache."""
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    key = cache_key("robustness.shapes_sweep", ROBUSTNESS_VERSION, model=handle.fingerprint,
-                    params=_params(values, factor=factor, n=n, seed=seed, grid=grid, area=area))  # fmt: skip
+    key = cache_key(
+        "robustness.shapes_sweep",
+        ROBUSTNESS_VERSION,
+        model=handle.fingerprint,
+        params=_params(values, factor=factor, n=n, seed=seed, grid=grid, area=area),
+    )
 
     def compute() -> SweepResult:
         return shapes_sweep(
@@ -435,13 +506,31 @@ def cached_shapes_sweep(handle: ModelHandle, factor: str, values: Sequence[float
     return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=SweepResult)
 
 
-def cached_shapes_rotation_sweeps(handle: ModelHandle, values: Sequence[float] | np.ndarray | None = None, *,
-                                  sizes: Sequence[float] = ROTATION_SIZES, n: int = 60, seed: int = 0,
-                                  progress: Progress | None = None, cancel: CancelToken | None = None,
-                                  cache: DiskCache | None = None) -> dict[float, SweepResult]:  # fmt: skip
+def cached_shapes_rotation_sweeps(
+    handle: ModelHandle,
+    values: Sequence[float] | np.ndarray | None = None,
+    *,
+    sizes: Sequence[float] = ROTATION_SIZES,
+    n: int = 60,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    cache: DiskCache | None = None,
+) -> dict[float, SweepResult]:
     """`shapes_rotation_sweeps` (generated base images) through the disk cache: one `cached_shapes_sweep` entry per
     size (the same base images as `shapes_rotation_sweeps`, since only the seeded area differs)."""
     areas = _sizes(sizes)
-    return {a: cached_shapes_sweep(handle, "rotation", values, n=n, seed=seed, area=a, cancel=cancel, cache=cache,
-                                   progress=_part(progress, i, len(areas), f"area {a:g}"))
-            for i, a in enumerate(areas)}  # fmt: skip
+    return {
+        a: cached_shapes_sweep(
+            handle,
+            "rotation",
+            values,
+            n=n,
+            seed=seed,
+            area=a,
+            cancel=cancel,
+            cache=cache,
+            progress=_part(progress, i, len(areas), f"area {a:g}"),
+        )
+        for i, a in enumerate(areas)
+    }

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from geometry.cache import DiskCache, cache_key, default_cache
-from geometry.compute import CancelToken, Progress
+from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.compute import CancelToken, Progress
 
 __all__ = ["HullDistance", "HullReport", "hull_distance", "hull_membership_lp", "hull_report", "min_norm_point"]
 
@@ -212,12 +212,19 @@ def hull_report(
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.where(count > 0, outside_c / np.maximum(count, 1), np.nan)
         return HullReport(
-            inside=inside, distance=dist, inside_class=inside_c, distance_class=dist_c, classes=yc,
-            share_outside=float((~inside).mean()), share_outside_class=float((~inside_c).mean()),
-            per_class_outside=per_class, per_class_count=count.astype(np.int64),
-            train_count=np.bincount(yt, minlength=k).astype(np.int64), scale=scale,
+            inside=inside,
+            distance=dist,
+            inside_class=inside_c,
+            distance_class=dist_c,
+            classes=yc,
+            share_outside=float((~inside).mean()),
+            share_outside_class=float((~inside_c).mean()),
+            per_class_outside=per_class,
+            per_class_count=count.astype(np.int64),
+            train_count=np.bincount(yt, minlength=k).astype(np.int64),
+            scale=scale,
             seconds=time.perf_counter() - t0,
-        )  # fmt: skip
+        )
 
     if fingerprint is None:
         if cached_only:
