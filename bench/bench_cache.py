@@ -11,7 +11,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,10 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from geometry.runtime.cache import DiskCache, cache_key  # noqa: E402
-from geometry.runtime.fingerprint import tensor_fingerprint  # noqa: E402
+from geometry.runtime.cache import DiskCache, cache_key
+from geometry.runtime.fingerprint import tensor_fingerprint
 
 SIZE = 512
 

@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-import geometry  # noqa: E402
-from geometry.boundary.deepfool import deepfool  # noqa: E402
+import geometry
+from geometry.boundary.deepfool import deepfool
 
 TARGETED_GRADIENTS_PER_STEP = 1  # backward passes per targeted step (tests/geometry/test_deepfool.py counts them)
 

@@ -23,17 +23,15 @@ import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import geometry  # noqa: E402
-from geometry.features import embedding as emb  # noqa: E402
-from geometry.features.extract import compute_features, extract_features, find_head  # noqa: E402
-from geometry.features.hull import hull_report  # noqa: E402
-from geometry.features.regions import exact_region_map, paint_regions, plane_through_features  # noqa: E402
-from geometry.runtime.cache import DiskCache  # noqa: E402
+import geometry
+from geometry.features import embedding as emb
+from geometry.features.extract import compute_features, extract_features, find_head
+from geometry.features.hull import hull_report
+from geometry.features.regions import exact_region_map, paint_regions, plane_through_features
+from geometry.runtime.cache import DiskCache
 
 
 def _timed(fn: object) -> tuple[float, object]:
@@ -146,7 +144,7 @@ def bench_umap_cold(feats: np.ndarray, n: int) -> None:
         for mode in ("warm", "small", "none"):  # each with its own numba cache: empty, then as the first run left it
             numba_dir = os.path.join(tmp, f"numba-{mode}")
             for cache_state in ("empty", "filled"):
-                env = {**os.environ, "NUMBA_CACHE_DIR": numba_dir, "PYTHONPATH": str(root)}
+                env = {**os.environ, "NUMBA_CACHE_DIR": numba_dir}  # `-c` in cwd=root imports this checkout
                 proc = subprocess.run(
                     [sys.executable, "-c", _COLD_UMAP, path, mode],
                     env=env,

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import geometry  # noqa: E402
+import geometry
 
 
 def main() -> None:

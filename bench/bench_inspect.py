@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-import geometry  # noqa: E402
-from geometry.inspection import margins as M  # noqa: E402
-from geometry.inspection.detection import curvature_statistic  # noqa: E402
-from geometry.inspection.margins import frequency_bands, frequency_margins  # noqa: E402
-from geometry.report.build import ReportConfig, build_report  # noqa: E402
+import geometry
+from geometry.inspection import margins as M
+from geometry.inspection.detection import curvature_statistic
+from geometry.inspection.margins import frequency_bands, frequency_margins
+from geometry.report.build import ReportConfig, build_report
 
 
 def _image_models() -> list[str]:

@@ -8,13 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from geometry.data.shapes import render_shapes, sample_factors  # noqa: E402
+from geometry.data.shapes import render_shapes, sample_factors
 
 CASES = ((10_000, 32), (1_000, 224))
 

@@ -21,19 +21,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from geometry.data.datasets import load_dataset  # noqa: E402
-from geometry.models.loading import builtin_models, load_model  # noqa: E402
-from geometry.slices.evaluate import default_batch_size, evaluate_slice  # noqa: E402
-from geometry.slices.planes import input_space_plane, normal_plane, three_image_plane  # noqa: E402
+from geometry.data.datasets import load_dataset
+from geometry.models.loading import builtin_models, load_model
+from geometry.slices.boundary_planes import normal_plane
+from geometry.slices.evaluate import default_batch_size, evaluate_slice
+from geometry.slices.planes import input_space_plane, three_image_plane
 
 _clock = time.perf_counter
 

@@ -2,7 +2,7 @@
 
 Works from a script, a notebook or the batch command line (``python -m geometry ...``);
 never imports Streamlit. Images are float tensors ``(N, C, H, W)`` in [0, 1] pixel space and every
-distance is L2 in that space (see DESIGN.md).
+distance is L2 in that space (see docs/DESIGN.md §3).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from geometry.boundary.curvature import (
     PrincipalDirections,
     VulnerabilityResult,
     boundary_curvature,
+    cached_curvature,
     curvature_profiles,
     curvature_vulnerability,
     principal_directions,
 )
-from geometry.boundary.deepfool import DeepFoolResult, deepfool, subspace_deepfool
+from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool, deepfool, subspace_deepfool
 from geometry.boundary.hessian import HessianOperator, hvp_check, resolve_method, smooth_handle
 from geometry.boundary.lanczos import EigenResult, lanczos
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
 from geometry.data.datasets import Dataset, builtin_datasets, load_dataset, load_image_folder, load_uploaded_images
 from geometry.data.dct import (
     dct2,
@@ -69,6 +71,7 @@ from geometry.inspection.margins import (
     random_subspace,
     subspace_margins,
 )
+from geometry.inspection.options import DetectionOptions, MarginOptions, PathOptions
 from geometry.inspection.robustness import (
     ROTATION_SIZES,
     SweepResult,
@@ -95,17 +98,17 @@ from geometry.models.training import TrainConfig, TrainResult, train_cached, tra
 from geometry.report.build import Report, ReportConfig, build_report, report_html, write_report
 from geometry.runtime.cache import DiskCache, cache_key, default_cache
 from geometry.runtime.compute import Cancelled, CancelToken, default_device, map_batches
+from geometry.slices.boundary_planes import curvature_plane, normal_plane, two_class_plane
 from geometry.slices.evaluate import SliceResult, cached_slice, evaluate_slice
+from geometry.slices.options import SliceOptions
 from geometry.slices.planes import (
     Plane,
     custom_plane,
     dct_plane,
     input_space_plane,
-    normal_plane,
     plane_from_directions,
     random_plane,
     three_image_plane,
-    two_class_plane,
 )
 from geometry.slices.stats import RegionIoU, SliceStats, region_iou, slice_statistics
 
@@ -117,6 +120,8 @@ __all__ = [
     "builtin_models",
     "cache_key",
     "cached_connectivity_batch",
+    "cached_curvature",
+    "cached_deepfool",
     "cached_evaluate_detection",
     "cached_frequency_margins",
     "cached_image_sweep",
@@ -132,8 +137,10 @@ __all__ = [
     "curvature_statistic",
     "curvature_vulnerability",
     "CurvatureProfile",
+    "CurvatureOptions",
     "CurvatureResult",
     "CurvatureStatistic",
+    "curvature_plane",
     "custom_plane",
     "Dataset",
     "dct2",
@@ -142,11 +149,13 @@ __all__ = [
     "dct_flip",
     "dct_plane",
     "deepfool",
+    "DeepFoolOptions",
     "DeepFoolResult",
     "default_cache",
     "default_dct_blocks",
     "default_device",
     "detect",
+    "DetectionOptions",
     "DetectionResult",
     "DetectionVerdict",
     "DiskCache",
@@ -166,6 +175,7 @@ __all__ = [
     "frequency_bands",
     "frequency_margins",
     "FrequencyBands",
+    "MarginOptions",
     "FrequencyMargins",
     "Head",
     "HessianOperator",
@@ -192,6 +202,7 @@ __all__ = [
     "normal_plane",
     "paint_regions",
     "PaintedRegions",
+    "PathOptions",
     "PathResult",
     "pca_plane",
     "PCAEmbedding",
@@ -213,6 +224,7 @@ __all__ = [
     "shapes_rotation_sweeps",
     "shapes_sweep",
     "slice_statistics",
+    "SliceOptions",
     "SliceResult",
     "SliceStats",
     "smooth_handle",

@@ -1,15 +1,14 @@
 """Streamlit glue of the Curvature page: the settings, and every computation through geometry's disk cache.
 
-Keys: the model fingerprint, the image's fingerprint and every parameter, so a repeated view (or the same view after
-a restart, or by another user) comes back from disk at once. Progress goes to one `st.progress` bar per step.
+Each computation is a memoized library function (`geometry.runtime.memo`) run through `ui.progress.run_cached`: its
+key is the model's fingerprint, the image's bytes and the whole options object, so a repeated view (or the same view
+after a restart, by another user, in the Train view or in a report with the same options) comes back from disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -19,20 +18,19 @@ from geometry.boundary.curvature import (
     CurvatureProfile,
     CurvatureResult,
     VulnerabilityResult,
-    boundary_curvature,
-    curvature_profiles,
-    curvature_vulnerability,
+    cached_curvature,
+    cached_curvature_profiles,
+    cached_curvature_vulnerability,
 )
-from geometry.boundary.deepfool import DeepFoolResult, deepfool
-from geometry.boundary.hessian import default_step, resolve_method, smooth_handle
+from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool
+from geometry.boundary.hessian import smooth_handle
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
 from geometry.models.handle import ModelHandle
-from geometry.runtime.fingerprint import tensor_fingerprint
 from geometry.slices.evaluate import SliceResult, cached_slice
 from geometry.slices.planes import plane_from_directions
-from ui.progress import cached_with_progress, progress_bar
+from ui.progress import progress_bar, run_cached
 
-VERSION = "2"  # 2: softplus boundary_distance is ||z - x|| for the moved z; Lanczos tol 1e-4
-NEAREST = -1
+NEAREST = -1  # the target selector's "nearest class" (DeepFoolOptions.target None)
 METHODS: dict[str, str] = {
     "auto": "Automatic (exact for smooth models, softplus-smoothed for ReLU ones)",
     "exact": "Exact Hessian (double backprop)",
@@ -43,84 +41,43 @@ VULNERABILITY_DIMS = (1, 2, 3, 5, 10, 20, 50)
 FLAT_FRACTION = 0.1  # a random direction counts as flat when |κ| < this fraction of the largest principal |κ|
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The page's choices that define the computation."""
-
-    target: int = NEAREST  # class to aim at, NEAREST for the nearest
-    clip: bool = False  # keep DeepFool's path in [0, 1]
-    k: int = 10  # principal curvatures from each end
-    method: str = "auto"
-    h: float | None = None  # finite-difference step (None: the default for the model)
-    beta: float = 10.0  # softplus sharpness
-    num_random: int = 300  # random tangent directions
-    seed: int = 0
-
-
-def _cached(
-    function: str,
-    handle: ModelHandle,
-    x: torch.Tensor,
-    params: dict[str, Any],
-    cls: type,
-    compute: Callable[[Callable[[float, str], None]], Any],
-    label: str,
-) -> Any:
-    return cached_with_progress(function, VERSION, handle, x, params, cls, compute, label)
-
-
 def effective_k(handle: ModelHandle, k: int) -> int:
     """k clipped to what the tangent space holds (D - 1 directions)."""
     return max(1, min(int(k), math.prod(handle.input_shape) - 1))
 
 
-def run_deepfool(handle: ModelHandle, x: torch.Tensor, settings: Settings) -> DeepFoolResult:
-    """DeepFool on one image ``x`` (1, *input_shape), through the cache."""
-    target = None if settings.target == NEAREST else int(settings.target)
-    params = {"target": settings.target, "clip": settings.clip, "overshoot": 0.02, "max_iter": 50}
-    return _cached(
-        "curvature-page.deepfool",
-        handle,
-        x,
-        params,
-        DeepFoolResult,
-        lambda p: deepfool(handle, x, target=target, clip=settings.clip, progress=p),
-        "DeepFool",
+def page_options(handle: ModelHandle, options: CurvatureOptions) -> CurvatureOptions:
+    """``options`` with k clipped to the model's tangent space (`effective_k`), as the page computes them."""
+    k = effective_k(handle, options.k)
+    return options if k == options.k else dataclasses.replace(options, k=k)
+
+
+def run_deepfool(handle: ModelHandle, x: torch.Tensor, options: DeepFoolOptions) -> DeepFoolResult:
+    """DeepFool on one image ``x`` (1, *input_shape), through the cache (`cached_deepfool`)."""
+    return run_cached(cached_deepfool, handle, x, options, label="DeepFool")
+
+
+def target_note(result: DeepFoolResult, names: list[str], image: int = 0) -> str:
+    """A sentence for a targeted run whose boundary point is not on the boundary with the target (empty otherwise).
+
+    z is where the way from x to the target leaves x's region (`deepfool`); when it first enters a third class's
+    region, the distance and the curvature are those of the boundary with that class, and the page says so.
+    """
+    target = int(result.target[image])
+    if target < 0 or not bool(result.converged[image]) or bool(result.boundary_is_target[image]):
+        return ""
+    j, k = int(result.original_label[image]), int(result.boundary_class[image])
+    return (
+        f"The way from x to class {names[target]} leaves the region of {names[j]} into class {names[k]} first, so z is "
+        f"on the boundary between {names[j]} and {names[k]}, not on one with {names[target]}: the distance and the "
+        f"curvature below are those of the {names[j]} | {names[k]} boundary (F = f({names[k]}) − f({names[j]}))."
     )
 
 
-def run_curvature(handle: ModelHandle, x: torch.Tensor, settings: Settings, df: DeepFoolResult) -> CurvatureResult:
-    """Principal curvatures and random-direction curvatures at DeepFool's boundary point, through the cache."""
-    k = effective_k(handle, settings.k)
-    method, _ = resolve_method(handle, settings.method)
-    h = settings.h if settings.h is not None else default_step(handle)
-    params = {
-        **asdict(settings),
-        "k": k,
-        "resolved": method,
-        "h": h if method == "finite-difference" else None,
-        "beta": settings.beta if method == "softplus" else None,
-    }
-    return _cached(
-        "curvature-page.curvature",
-        handle,
-        x,
-        params,
-        CurvatureResult,
-        lambda p: boundary_curvature(
-            handle,
-            x,
-            k=k,
-            method=settings.method,
-            h=h,
-            beta=settings.beta,
-            num_random=settings.num_random,
-            seed=settings.seed,
-            deepfool_result=df,
-            progress=p,
-        ),
-        "Curvature",
-    )
+def run_curvature(handle: ModelHandle, x: torch.Tensor, options: CurvatureOptions) -> CurvatureResult:
+    """Principal curvatures and random-direction curvatures at DeepFool's boundary point, through the cache
+    (`cached_curvature`; its DeepFool step is the entry `run_deepfool` made with ``options.deepfool``)."""
+    return run_cached(cached_curvature, handle, x, page_options(handle, options), label="Curvature")
 
 
 def profile_model(handle: ModelHandle, curvature: CurvatureResult) -> ModelHandle:
@@ -139,7 +96,6 @@ def _smooth(_handle: ModelHandle, fingerprint: str, beta: float) -> ModelHandle:
 
 def run_profiles(
     handle: ModelHandle,
-    x: torch.Tensor,
     curvature: CurvatureResult,
     *,
     zoom: float = 1.0,
@@ -150,20 +106,14 @@ def run_profiles(
     if resolution is None:  # fewer points for large inputs: each costs ~45 forward passes
         resolution = 61 if math.prod(handle.input_shape) <= 1024 else 41
     extent = zoom * 1.2 * float(curvature.boundary_distance[0])  # x (at about -distance) stays in view
-    params = {
-        "zoom": zoom,
-        "resolution": resolution,
-        "curvature": tensor_fingerprint(curvature.directions, curvature.boundary_point),
-        "model": model.fingerprint,
-    }
-    return _cached(
-        "curvature-page.profiles",
+    return run_cached(
+        cached_curvature_profiles,
         handle,
-        x,
-        params,
-        CurvatureProfile,
-        lambda p: curvature_profiles(handle, curvature, extent=extent, resolution=resolution, model=model, progress=p),
-        "Cross-sections",
+        curvature,
+        extent=extent,
+        resolution=resolution,
+        model=model,
+        label="Cross-sections",
     )
 
 
@@ -209,23 +159,16 @@ def run_vulnerability(
 ) -> VulnerabilityResult:
     """DeepFool in the span of the most curved directions vs random subspaces, through the cache."""
     dims = vulnerability_dims(handle, curvature)
-    params = {
-        "dims": dims,
-        "num_random": num_random,
-        "order": order,
-        "seed": curvature.seed,
-        "curvature": tensor_fingerprint(curvature.directions, curvature.curvatures),
-    }
-    return _cached(
-        "curvature-page.vulnerability",
+    return run_cached(
+        cached_curvature_vulnerability,
         handle,
         x,
-        params,
-        VulnerabilityResult,
-        lambda p: curvature_vulnerability(
-            handle, x, curvature, dims=dims, num_random=num_random, order=order, seed=curvature.seed, progress=p
-        ),
-        "Vulnerability",
+        curvature,
+        dims=dims,
+        num_random=num_random,
+        order=order,
+        seed=curvature.seed,
+        label="Vulnerability",
     )
 
 

@@ -31,7 +31,7 @@ from geometry.features.regions import (
 )
 from geometry.runtime.fingerprint import tensor_fingerprint
 from ui.hover_images import SpriteSheet, sprite_sheet
-from ui.progress import Stopped, progress_bar
+from ui.progress import Stopped, progress_bar, run_cached
 
 SLICES_PAGE = "views/slices.py"
 SLICE_REQUEST_KEY = "slice_request"
@@ -125,8 +125,10 @@ def _umap_ready(*, large: bool) -> None:
 
 
 def painted(fs: FeatureSet, em: emb.Embedding2D, *, method: str, resolution: int) -> PaintedRegions:
+    """The regions painted behind the embedding, with the held-out agreement from folds seeded by the embedding's
+    seed (cached on disk)."""
     key = f"{fs.fingerprint}|{em.method}|{em.params}|{em.seed}"
-    kwargs = dict(predictions=fs.predictions, resolution=resolution, method=method, fingerprint=key)
+    kwargs = dict(predictions=fs.predictions, resolution=resolution, method=method, seed=em.seed, fingerprint=key)
     hit = paint_regions(em.coords, fs.features, fs.head, cached_only=True, **kwargs)  # type: ignore[arg-type]
     if hit is not None:
         return hit
@@ -163,17 +165,15 @@ def pixel_slice(
     handle: geometry.ModelHandle, data: Dataset, three: Sequence[int], resolution: int = 160
 ) -> tuple[Any, Any]:
     """(plane, slice) through the three images in pixel space, via geometry.slices.planes/slices (cached)."""
-    from geometry.runtime.cache import default_cache
-    from geometry.slices.evaluate import cached_slice, slice_cache_key
+    from geometry.slices.evaluate import cached_slice
+    from geometry.slices.options import SliceOptions
     from geometry.slices.planes import three_image_plane
 
     x = data.images[list(three)]
     plane = three_image_plane(x[0], x[1], x[2], names=tuple(f"#{i}" for i in three))
-    kwargs = dict(extent=plane.default_extent(), resolution=resolution, adaptive=True)
-    if slice_cache_key(handle, plane, **kwargs) in default_cache():  # type: ignore[arg-type]
-        return plane, cached_slice(handle, plane, **kwargs)  # type: ignore[arg-type]
-    with progress_bar("Evaluating the pixel-space slice through the three images…", "feat_stop_slice") as cb:
-        return plane, cached_slice(handle, plane, progress=cb, **kwargs)  # type: ignore[arg-type]
+    options = SliceOptions(extent=plane.default_extent(), resolution=resolution, adaptive=True)
+    label = "Evaluating the pixel-space slice through the three images…"
+    return plane, run_cached(cached_slice, handle, plane, options=options, label=label, stop_key="feat_stop_slice")
 
 
 def hull(

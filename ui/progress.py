@@ -1,4 +1,4 @@
-"""Progress bars with a Stop button around geometry's long computations (DESIGN: st.progress + Stop).
+"""Progress bars with a Stop button around geometry's long computations (docs/DESIGN.md §7).
 
 geometry reports through a ``progress(fraction, text)`` callback; `progress_bar` turns that into an
 ``st.progress`` bar. Stop works the Streamlit way: the click reruns the page, Streamlit interrupts the running
@@ -14,11 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
-import torch
 
-from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import cache_key, default_cache
-from geometry.runtime.fingerprint import tensor_fingerprint
 from geometry.runtime.memo import Memoized
 
 
@@ -52,28 +48,6 @@ def progress_bar(text: str, stop_key: str | None = "") -> Iterator[Callable[[flo
         bar.empty()
         if stop is not None:
             stop.empty()
-
-
-def cached_with_progress(
-    function: str,
-    version: str,
-    handle: ModelHandle,
-    x: torch.Tensor,
-    params: dict[str, Any],
-    cls: type,
-    compute: Callable[[Callable[[float, str], None]], Any],
-    label: str,
-    stop_key: str | None = "",
-) -> Any:
-    """``compute(progress)`` through the disk cache (key: function, version, model and input fingerprints, params);
-    a hit returns at once without a bar, a miss runs under `progress_bar` (``label``, ``stop_key``)."""
-    key = cache_key(function, version, model=handle.fingerprint, inputs=tensor_fingerprint(x), params=params)
-    cache = default_cache()
-    hit = cache.get(key, cls)
-    if hit is not None:
-        return hit
-    with progress_bar(label, stop_key=stop_key) as progress:
-        return cache.get_or_compute(key, lambda: compute(progress), cls=cls)
 
 
 def run_cached(function: Memoized, *args: Any, label: str, stop_key: str | None = "", **kwargs: Any) -> Any:

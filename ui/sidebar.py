@@ -1,6 +1,7 @@
 """The sidebar every page shares: model picker, data set and image picker, device and cache settings.
 
-It lives in app.py's run (not in a page), so its widgets and their values survive page switches.
+It lives in app.py's run (not in a page), so its widgets and their values survive page switches. Its widget keys
+are in `ui.keys`.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ import os
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 import geometry
 from geometry.data.datasets import DATASET_DESCRIPTIONS
 from geometry.figures import image_to_uint8
-from geometry.runtime.cache import default_cache, set_cache_root
-from ui import state
+from geometry.models.architectures import ARCHITECTURES, FUNCTION_OPTIONS, option_choices
+from geometry.runtime.cache import CACHE_ENV, default_cache
+from geometry.runtime.paths import check_allowed_path, code_uploads_allowed
+from ui import keys, state
 
 MAX_PICKED = 12
 UPLOAD_IMAGES = "Upload images…"
@@ -28,8 +32,26 @@ def render_sidebar() -> state.Selection:
         handle = _model_picker(device)
         sel = _image_picker(handle)
         _settings(handle)
-    st.session_state[state.SELECTION_KEY] = sel
+    st.session_state[keys.SELECTION] = sel
     return sel
+
+
+def apply_link() -> None:
+    """On a session's first run, set the sidebar's model and data set from a shared link (``?model=...&data=...``).
+
+    app.py calls it before drawing the sidebar; a page that can start a session by itself (Streamlit's pages-folder
+    mode, AppTest after ``switch_page``) calls it too. Does nothing once applied, or when the sidebar's widgets
+    already exist in this run.
+    """
+    if keys.LINK_APPLIED in st.session_state:
+        return
+    st.session_state[keys.LINK_APPLIED] = True
+    for param, key in (("model", keys.BUILTIN_MODEL), ("data", keys.DATASET)):
+        if param in st.query_params:
+            try:
+                st.session_state[key] = st.query_params[param]
+            except StreamlitAPIException:  # the sidebar was drawn already in this run
+                return
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -41,7 +63,7 @@ def _model_picker(device: str) -> geometry.ModelHandle:
         "Source",
         ["Built-in", "Upload", "Path"],
         horizontal=True,
-        key="model_source",
+        key=keys.MODEL_SOURCE,
         help="A shipped model, a weights/TorchScript file you upload, or a file on this machine.",
     )
     if source == "Built-in":
@@ -57,6 +79,7 @@ def _model_picker(device: str) -> geometry.ModelHandle:
     st.success(
         f"Loaded **{handle.name}**: {handle.num_classes} classes, input {'×'.join(map(str, handle.input_shape))}"
     )
+    st.caption(f"What the network sees: {handle.pipeline}")
     return handle
 
 
@@ -76,15 +99,15 @@ def _builtin_picker(device: str) -> geometry.ModelHandle:
         except ValueError:  # a damaged card of a trained model is not offered
             continue
     names = [n for n in names if n in cards]
-    if st.session_state.get("builtin_model") not in names:
-        st.session_state["builtin_model"] = state.DEFAULT_MODEL if state.DEFAULT_MODEL in names else names[0]
+    if st.session_state.get(keys.BUILTIN_MODEL) not in names:
+        st.session_state[keys.BUILTIN_MODEL] = state.DEFAULT_MODEL if state.DEFAULT_MODEL in names else names[0]
 
     def describe(n: str) -> str:
         accuracy = cards[n].get("test_accuracy")
         text = f"{n}  ({accuracy:.1%})" if isinstance(accuracy, (int, float)) else n
         return text + ("  · trained here" if n in trained else "")
 
-    name = st.selectbox("Built-in model", names, key="builtin_model", format_func=describe)
+    name = st.selectbox("Built-in model", names, key=keys.BUILTIN_MODEL, format_func=describe)
     st.caption(cards[name].get("description", ""))
     return state.builtin_handle(name, device)
 
@@ -94,31 +117,54 @@ def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
         upload = st.file_uploader(
             "Weights (.safetensors, .pt, .pth) or TorchScript (.ts, .pt)",
             type=["safetensors", "pt", "pth", "ts", "ckpt"],
-            key="model_upload",
+            key=keys.MODEL_UPLOAD,
         )
         if upload is None:
             return None
         digest, path = state.save_upload(upload.getvalue(), upload.name)
     else:
-        path = st.text_input("Path to a weights or TorchScript file", key="model_path").strip()
+        path = st.text_input("Path to a weights or TorchScript file", key=keys.MODEL_PATH).strip()
         if not path:
             return None
-        path = os.path.expanduser(path)
+        path = str(check_allowed_path(path))  # before anything at the path is read
         digest = f"{path}:{os.path.getmtime(path) if os.path.exists(path) else 0}"
     arch = st.text_input(
         "Architecture",
-        key="model_arch",
+        key=keys.MODEL_ARCH,
         placeholder="resnet18 (torchvision), cnn, mlp; empty for TorchScript",
         help="The architecture the state dict belongs to. Not needed for TorchScript archives.",
     ).strip()
-    shape = st.text_input("Input shape (C, H, W)", value="3, 224, 224", key="model_shape")
-    classes = st.text_input("Class names (comma-separated, optional)", key="model_classes")
+    shape = st.text_input("Input shape (C, H, W)", value="3, 224, 224", key=keys.MODEL_SHAPE)
+    classes = st.text_input("Class names (comma-separated, optional)", key=keys.MODEL_CLASSES)
     norm = st.text_input(
-        "Normalisation mean | std (optional)", key="model_norm", placeholder="0.485,0.456,0.406 | 0.229,0.224,0.225"
+        "Normalisation mean | std (optional)", key=keys.MODEL_NORM, placeholder="0.485,0.456,0.406 | 0.229,0.224,0.225"
+    )
+    resize = st.text_input(
+        "Resize to H, W (optional)",
+        key=keys.MODEL_RESIZE,
+        help="Bilinearly resize inputs to this size before the network; nothing is resized unless you ask.",
     )
     options: dict[str, Any] = {"input_shape": _parse_floats(shape, "input shape", integer=True)}
+    if source == "Upload":
+        options["allow_code"] = code_uploads_allowed()  # loading TorchScript runs its code: the operator decides
+    if resize.strip():
+        options["resize"] = _parse_floats(resize, "resize", integer=True)
     if arch:
         options["arch"] = arch
+    if arch in ARCHITECTURES:
+        stated = {}
+        for option, key in (("activation", keys.MODEL_ACTIVATION), ("pool", keys.MODEL_POOL)):
+            if option in FUNCTION_OPTIONS[arch]:
+                value = st.selectbox(
+                    option.capitalize(),
+                    ["not stated", *option_choices(option)],
+                    key=key,
+                    help="What the weights cannot tell; needed unless the file records it (files saved here do).",
+                )
+                if value != "not stated":
+                    stated[option] = value
+        if stated:
+            options["arch_options"] = tuple(sorted(stated.items()))
     if classes.strip():
         options["class_names"] = tuple(c.strip() for c in classes.split(","))
     if norm.strip():
@@ -148,12 +194,12 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
     names = state.compatible_datasets(handle)
     is_image_model = len(handle.input_shape) == 3
     options = names + ([UPLOAD_IMAGES, IMAGE_FOLDER] if is_image_model else [])
-    if st.session_state.get("dataset") not in options:
-        st.session_state["dataset"] = options[0] if options else UPLOAD_IMAGES
+    if st.session_state.get(keys.DATASET) not in options:
+        st.session_state[keys.DATASET] = options[0] if options else UPLOAD_IMAGES
     choice = st.selectbox(
         "Data set",
         options,
-        key="dataset",
+        key=keys.DATASET,
         format_func=lambda n: f"{n} — {DATASET_DESCRIPTIONS[n]}" if n in DATASET_DESCRIPTIONS else n,
     )
     data = _dataset_for(choice, handle)
@@ -168,7 +214,7 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
 def _dataset_for(choice: str, handle: geometry.ModelHandle) -> geometry.Dataset | None:
     if choice == UPLOAD_IMAGES:
         files = st.file_uploader(
-            "PNG or JPEG images", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key="image_upload"
+            "PNG or JPEG images", type=["png", "jpg", "jpeg"], accept_multiple_files=True, key=keys.IMAGE_UPLOAD
         )
         if not files:
             st.info("Upload images to analyse; until then the model's own data set is used.")
@@ -181,22 +227,40 @@ def _dataset_for(choice: str, handle: geometry.ModelHandle) -> geometry.Dataset 
             st.error(str(err))
             return None
     if choice == IMAGE_FOLDER:
-        folder = st.text_input("Folder with one subfolder per class", key="image_folder").strip()
+        folder = st.text_input("Folder with one subfolder per class", key=keys.IMAGE_FOLDER).strip()
         if not folder:
             return None
+        mapping = st.text_input(
+            "Folder = model class (optional)",
+            key=keys.IMAGE_FOLDER_MAP,
+            placeholder="ring=circle, misc=",
+            help="Subfolders are matched to the model's classes by name; map the others here (empty: unlabelled).",
+        )
         try:
             data = geometry.load_image_folder(
-                os.path.expanduser(folder), image_size=handle.input_shape[-1], channels=handle.input_shape[0]
+                check_allowed_path(folder),  # before anything in the folder is read or listed
+                image_size=handle.input_shape[-1],
+                channels=handle.input_shape[0],
+                class_names=handle.class_names,
+                label_map=_parse_label_map(mapping),
             )
         except (ValueError, FileNotFoundError, OSError) as err:
             st.error(str(err))
             return None
+        for warning in data.warnings:
+            st.warning(warning)
         return data
     return state.dataset(choice)
 
 
+def _parse_label_map(text: str) -> dict[str, str | None] | None:
+    """``"ring=circle, misc="`` -> ``{"ring": "circle", "misc": None}`` (None: unlabelled); empty text -> None."""
+    pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+    return {folder.strip(): cls.strip() or None for folder, _, cls in pairs} if pairs else None
+
+
 def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selection:
-    key = f"picked::{data.name}::{data.split}::{len(data)}"
+    key = keys.picked(data)
     picked: list[int] = [i for i in st.session_state.get(key, []) if 0 <= i < len(data)]
     if not picked:
         picked = list(range(min(3, len(data))))
@@ -211,7 +275,7 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
     if is_image and len(data) > 1 and data.split != "upload":
         class_names = ["any class"] + list(data.class_names)
         cls = st.selectbox(
-            "Browse class", range(len(class_names)), format_func=lambda c: class_names[c], key="browse_class"
+            "Browse class", range(len(class_names)), format_func=lambda c: class_names[c], key=keys.BROWSE_CLASS
         )
         pool = range(len(data)) if cls == 0 else data.indices_of_class(cls - 1)
         shown = [int(i) for i in list(pool)[:8]]
@@ -234,11 +298,13 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
     with cols[1]:
         st.button("Add", key=f"add-index::{key}", on_click=add, args=(int(index),), width="stretch")
 
-    def label(i: int) -> str:
-        y = int(data.labels[i])
-        return f"#{i} · {data.class_names[y] if y >= 0 else 'unlabelled'}"
-
-    chosen = st.multiselect("Picked", list(range(len(data))), key=key, format_func=label, max_selections=MAX_PICKED)
+    chosen = st.multiselect(
+        "Picked",
+        list(range(len(data))),
+        key=key,
+        format_func=lambda i: state.image_label(data, i),
+        max_selections=MAX_PICKED,
+    )
     if not chosen:
         st.warning("Pick at least one image; using the first one meanwhile.")
         chosen = [0]
@@ -250,9 +316,9 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
 
 def _settings_device() -> str:
     devices = state.available_devices()
-    if st.session_state.get("device") not in devices:
-        st.session_state["device"] = devices[0]
-    return st.session_state["device"]
+    if st.session_state.get(keys.DEVICE) not in devices:
+        st.session_state[keys.DEVICE] = devices[0]
+    return st.session_state[keys.DEVICE]
 
 
 def _settings(handle: geometry.ModelHandle) -> None:
@@ -260,22 +326,23 @@ def _settings(handle: geometry.ModelHandle) -> None:
         st.selectbox(
             "Device",
             state.available_devices(),
-            key="device",
+            key=keys.DEVICE,
             help="Where models run. CUDA is offered when a GPU is present.",
         )
         cache = default_cache()
-        root = st.text_input(
+        st.text_input(
             "Cache folder",
             value=str(cache.root),
-            key="cache_root",
-            help="Results are cached on disk here, shared by every user of this machine.",
+            disabled=True,
+            help=f"Results are cached on disk here, shared by every user of this server; the operator sets it "
+            f"with {CACHE_ENV}.",
         )
-        if root and root != str(cache.root):
-            set_cache_root(root)
-            cache = default_cache()
         stats = cache.stats()
         st.caption(f"{stats.entries} cached results, {stats.bytes / 2**20:.1f} MiB")
-        if st.button("Clear the cache", key="clear_cache"):
-            cache.clear()
-            st.toast("Cache cleared")
+        if st.button("Clear the cache", key=keys.CLEAR_CACHE):
+            try:
+                cache.clear()
+                st.toast("Cache cleared")
+            except ValueError as err:  # a folder without the cache's marker: nothing is deleted there
+                st.error(str(err))
         st.caption(f"Model fingerprint `{handle.fingerprint[:12]}`")

@@ -1,31 +1,31 @@
 """Streamlit glue of the Slices page: plane kinds, cached planes and slices, progress, URL parameters.
 
-Planes and slices come from geometry's disk cache (keys: model and image fingerprints plus every
-parameter), so a repeated view, or the same view after a restart, is instant.
+Planes and slices come from geometry's memoized functions (`geometry.runtime.memo`: keys from the model and image
+fingerprints plus every option), so a repeated view, or the same view after a restart, is instant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import streamlit as st
 import torch
-from streamlit.errors import StreamlitAPIException
 
+from geometry.boundary.deepfool import cached_deepfool
 from geometry.data.datasets import Dataset
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import cache_key, default_cache
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.slices import boundary_planes as BP
 from geometry.slices import planes as P
-from geometry.slices.evaluate import SliceResult, cached_slice, normalize_extent, slice_cache_key
-from ui.progress import progress_bar
-
-PLANE_VERSION = "1"
+from geometry.slices.evaluate import SliceResult, cached_slice
+from geometry.slices.options import SliceOptions, normalize_extent
+from ui.page import ERRORS
+from ui.progress import run_cached
+from ui.sidebar import apply_link as apply_link_to_sidebar
 
 # UI kind key -> (label, one line)
 KINDS: dict[str, tuple[str, str]] = {
@@ -49,7 +49,6 @@ KINDS: dict[str, tuple[str, str]] = {
 RESOLUTIONS = [64, 128, 192, 256, 384, 512, 768, 1024]
 NEAREST = -1  # "nearest class" in the target selectbox
 MAX_SEED = 10_000  # the seed inputs' range is [0, MAX_SEED]
-ERRORS = (ValueError, TypeError, RuntimeError)  # what the page shows as st.error instead of a traceback
 
 
 @dataclass(frozen=True)
@@ -86,34 +85,20 @@ def default_kind(handle: ModelHandle) -> str:
     return "input" if "input" in kinds else ("normal" if "normal" in kinds else "random")
 
 
-def _cached_plane(
-    key_params: dict[str, Any], handle: ModelHandle, inputs: str, build: Callable[[], P.Plane]
-) -> P.Plane:
-    key = cache_key("ui.slices.plane", PLANE_VERSION, model=handle.fingerprint, inputs=inputs, params=key_params)
-    return default_cache().get_or_compute(key, build, cls=P.Plane)
-
-
-def _cached_deepfool_anchor(handle: ModelHandle, x: torch.Tensor) -> dict[str, tuple[float, float]]:
-    """``{"DeepFool point (class)": (x1, x2)}`` of a 2D input x (through the disk cache); {} where DeepFool fails."""
-    key = cache_key("ui.slices.deepfool_point", PLANE_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(x))
-
-    def run() -> dict[str, Any]:
-        from geometry.boundary.deepfool import deepfool
-
-        res = deepfool(handle, x.unsqueeze(0))
-        z = res.boundary_point[0].detach().cpu().double()
-        if not bool(torch.isfinite(z).all()):
-            z = x.double() + res.perturbation[0].detach().cpu().double()
-        k = int(getattr(res, "boundary_class", res.label_reached)[0])
-        k = k if 0 <= k < handle.num_classes else int(res.label_reached[0])
-        return {"name": f"DeepFool point ({handle.class_names[k]})", "z": [float(v) for v in z.flatten()]}
-
+def _deepfool_anchor(handle: ModelHandle, x: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """``{"DeepFool point (class)": (x1, x2)}`` of a 2D input x (DeepFool through the disk cache); {} where it
+    fails."""
     try:
-        found = default_cache().get_or_compute(key, run)
+        res = cached_deepfool(handle, x.unsqueeze(0))
     except ERRORS:
         return {}
-    z = found["z"]
-    return {found["name"]: (z[0], z[1])} if all(np.isfinite(z)) else {}
+    z = res.boundary_point[0].detach().cpu().double()
+    if not bool(torch.isfinite(z).all()):
+        z = x.double() + res.perturbation[0].detach().cpu().double()
+    k = int(getattr(res, "boundary_class", res.label_reached)[0])
+    k = k if 0 <= k < handle.num_classes else int(res.label_reached[0])
+    zs = [float(v) for v in z.flatten()]
+    return {f"DeepFool point ({handle.class_names[k]})": (zs[0], zs[1])} if all(np.isfinite(zs)) else {}
 
 
 def build_plane(handle: ModelHandle, data: Dataset, spec: PlaneSpec, upload: bytes | None = None) -> P.Plane:
@@ -123,22 +108,18 @@ def build_plane(handle: ModelHandle, data: Dataset, spec: PlaneSpec, upload: byt
         if not 0 <= i < n:
             raise ValueError(f"expected image indices in [0, {n}), got {i}")
     x0 = data.images[spec.x0]
-    inputs = tensor_fingerprint(x0)
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items() if k != "x0"}
     if spec.kind == "input":
         names = {"x0": (float(x0[0]), float(x0[1]))}
-        names.update(_cached_deepfool_anchor(handle, x0))
+        names.update(_deepfool_anchor(handle, x0))
         return P.input_space_plane(data.images, anchors=names)
     if spec.kind == "normal":
         target = None if spec.target == NEAREST else spec.target
-        return _cached_plane(params, handle, inputs, lambda: P.normal_plane(handle, x0, target=target, seed=spec.seed))
+        return BP.cached_normal_plane(handle, x0, target=target, seed=spec.seed)
     if spec.kind == "curvature":
-        return _cached_plane(
-            params, handle, inputs, lambda: P.curvature_plane(handle, x0, which=spec.which, seed=spec.seed)
-        )
+        return BP.cached_curvature_plane(handle, x0, which=spec.which, seed=spec.seed)
     if spec.kind == "two":
         a, b = spec.classes
-        return _cached_plane(params, handle, inputs, lambda: P.two_class_plane(handle, x0, a, b))
+        return BP.cached_two_class_plane(handle, x0, a, b)
     if spec.kind == "random":
         return P.random_plane(x0, seed=spec.seed)
     if spec.kind == "three":
@@ -167,18 +148,8 @@ def default_extent(plane: P.Plane, handle: ModelHandle) -> tuple[float, float, f
         return plane.extent_hint
     fallback = None
     if plane.kind != "input space":
-        key = cache_key(
-            "ui.slices.deepfool_distance", PLANE_VERSION, model=handle.fingerprint, inputs=plane.fingerprint
-        )
-
-        def run() -> dict[str, float]:
-            from geometry.boundary.deepfool import deepfool
-
-            res = deepfool(handle, plane.origin.unsqueeze(0))
-            return {"distance": float(res.norm[0])}
-
         try:
-            dist = default_cache().get_or_compute(key, run)["distance"]
+            dist = float(cached_deepfool(handle, plane.origin.unsqueeze(0)).norm[0])
             fallback = 2.0 * dist if np.isfinite(dist) and dist > 0 else None
         except (ValueError, RuntimeError):
             fallback = None
@@ -205,22 +176,8 @@ def compute_slice(
 ) -> SliceResult:
     """The slice through the disk cache; while it computes, a progress bar and a Stop button
     (`ui.progress.Stopped` after a Stop)."""
-    ext = normalize_extent(extent)
-    key = slice_cache_key(handle, plane, extent=ext, resolution=resolution, adaptive=adaptive, target_pair=target_pair)
-    if key in default_cache():
-        return cached_slice(
-            handle, plane, extent=ext, resolution=resolution, adaptive=adaptive, target_pair=target_pair
-        )
-    with progress_bar(f"Computing the slice{label}") as progress:
-        return cached_slice(
-            handle,
-            plane,
-            extent=ext,
-            resolution=resolution,
-            adaptive=adaptive,
-            target_pair=target_pair,
-            progress=progress,
-        )
+    options = SliceOptions(extent=extent, resolution=resolution, adaptive=adaptive, target_pair=target_pair)
+    return run_cached(cached_slice, handle, plane, options=options, label=f"Computing the slice{label}")
 
 
 def upload_digest(data: bytes | None) -> str:
@@ -422,21 +379,10 @@ def apply_page_request(data: Dataset) -> None:
 
 
 def link_to_sidebar() -> None:
-    """Apply a shared link's ``model`` and ``data`` to the sidebar's widgets on a session's first run.
-
-    app.py does this before drawing the sidebar; this covers runs where Streamlit starts with the page itself
-    (its pages-folder mode on a fresh server, AppTest after ``switch_page``), before ``state.selection()``
-    draws the sidebar. Does nothing once applied, or when the sidebar's widgets already exist in this run.
-    """
-    if "link_applied" in st.session_state:
-        return
-    st.session_state["link_applied"] = True
-    for param, key in (("model", "builtin_model"), ("data", "dataset")):
-        if param in st.query_params:
-            try:
-                st.session_state[key] = st.query_params[param]
-            except StreamlitAPIException:  # the sidebar was drawn already in this run
-                return
+    """Apply a shared link's ``model`` and ``data`` to the sidebar before this page draws it (`ui.sidebar.apply_link`):
+    for runs where Streamlit starts with the page itself (its pages-folder mode on a fresh server, AppTest after
+    ``switch_page``)."""
+    apply_link_to_sidebar()
 
 
 def apply_link(handle: ModelHandle, data: Dataset) -> None:

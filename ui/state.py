@@ -1,16 +1,15 @@
-"""Cached access to models and datasets, and the selection the sidebar makes for every page.
+"""Cached access to models and data sets, and the `Selection` the sidebar makes for every page.
 
 Streamlit never hashes tensors or weights here: model handles are cached by their source
 (a built-in name, or the sha256 of an uploaded file) and datasets by name, and results of long
 computations come from geometry's disk cache, keyed by fingerprints.
+
+Imports go one way: `ui.page` (what pages call) -> `ui.sidebar` (draws the selection) -> this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -18,9 +17,17 @@ import torch
 
 import geometry
 from geometry.data.datasets import Dataset
+from geometry.runtime import paths
+from ui import keys
 
 DEFAULT_MODEL = "digits-cnn-silu"
-SELECTION_KEY = "selection"
+
+
+def image_label(data: Dataset, i: int) -> str:
+    """How every page names a sample: ``"#17 · seven"`` (its index in ``data`` and its true class), or
+    ``"#3 · unlabelled"`` for uploads and other samples without a label."""
+    y = int(data.labels[i])
+    return f"#{i} · {data.class_names[y] if 0 <= y < len(data.class_names) else 'unlabelled'}"
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,8 @@ class Selection:
         return self.dataset.labels[list(self.indices)]
 
     def caption(self, position: int) -> str:
-        i = self.indices[position]
-        label = int(self.dataset.labels[i])
-        truth = self.dataset.class_names[label] if label >= 0 else "unlabelled"
-        return f"#{i} · {truth}"
+        """The `image_label` of the ``position``-th picked image."""
+        return image_label(self.dataset, self.indices[position])
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
@@ -60,16 +65,8 @@ def file_handle(digest: str, path: str, device: str, options: tuple[tuple[str, A
 
 
 def save_upload(data: bytes, filename: str) -> tuple[str, str]:
-    """Store an uploaded model file under a content-addressed temp name; returns (sha256, path)."""
-    digest = hashlib.sha256(data).hexdigest()
-    folder = Path(tempfile.gettempdir()) / "boundary-atlas-uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest[:16]}-{Path(filename).name}"
-    if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return digest, str(path)
+    """Store an uploaded model file in this process's private upload folder (mode 0700); returns (sha256, path)."""
+    return paths.save_upload(data, filename)
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=16)
@@ -109,22 +106,13 @@ def comparable_models(handle: geometry.ModelHandle) -> list[str]:
     return out
 
 
-def selection() -> Selection:
-    """The current selection; app.py's sidebar sets it on every run before the page runs.
-
-    A page run without app.py having run first (Streamlit's AppTest re-runs only the page after a
-    ``switch_page``) draws the sidebar itself, so a page never works on a missing selection.
-    """
-    sel = st.session_state.get(SELECTION_KEY)
-    if sel is None:
-        from ui.sidebar import render_sidebar
-
-        sel = render_sidebar()
-    return sel
-
-
 def available_devices() -> list[str]:
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices.insert(0, "cuda")
     return devices
+
+
+def current_device() -> str:
+    """The device the sidebar's setting names ("cpu" before the sidebar has run)."""
+    return st.session_state.get(keys.DEVICE, "cpu")

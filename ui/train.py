@@ -14,17 +14,19 @@ import numpy as np
 import streamlit as st
 import torch
 
-from geometry.boundary.curvature import CurvatureResult, boundary_curvature
-from geometry.boundary.deepfool import DeepFoolResult, deepfool
+from geometry.boundary.curvature import CurvatureResult, cached_curvature
+from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
 from geometry.models.handle import ModelHandle
 from geometry.models.training import TrainConfig, TrainResult, train_cached, trained_model
 from geometry.slices.evaluate import SliceResult, cached_slice
 from geometry.slices.planes import input_space_plane
-from ui import state
-from ui.progress import cached_with_progress, progress_bar
+from ui import keys, state
+from ui.progress import progress_bar, run_cached
 
-VERSION = "1"
-ERRORS = (ValueError, TypeError, RuntimeError)
+# the comparison's curvature: the most curved direction from each end, no random directions (the Curvature page with
+# these options reads the same cache entry)
+CURVATURE = CurvatureOptions(k=1, num_random=0)
 
 # data set -> (label, architectures offered, defaults). Small enough to train in a minute or two on a laptop CPU.
 DATASETS: dict[str, str] = {
@@ -129,44 +131,41 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def handle(name: str) -> ModelHandle:
-    return state.builtin_handle(name, st.session_state.get("device", "cpu"))
+    return state.builtin_handle(name, state.current_device())
 
 
 def use_in_sidebar(name: str) -> None:
     """on_click callback: make ``name`` the sidebar's model (callbacks run before the sidebar's widgets exist)."""
-    st.session_state["model_source"] = "Built-in"
-    st.session_state["builtin_model"] = name
+    st.session_state[keys.MODEL_SOURCE] = "Built-in"
+    st.session_state[keys.BUILTIN_MODEL] = name
 
 
-def _cached(function: str, model: ModelHandle, x: torch.Tensor, params: dict, cls: type, compute: Any, text: str):
-    return cached_with_progress(
-        function, VERSION, model, x, params, cls, compute, text, stop_key=f"stop-{function}-{model.name}"
-    )
+def deepfool_options(model: ModelHandle) -> DeepFoolOptions:
+    """Untargeted DeepFool, kept inside the input range when the model has one."""
+    return DeepFoolOptions(clip=model.input_range is not None)
 
 
 def deepfool_distances(model: ModelHandle, x: torch.Tensor) -> DeepFoolResult:
     """Untargeted DeepFool on ``x`` (the distance to the nearest boundary per input), cached."""
-    return _cached(
-        "ui.train.deepfool",
+    return run_cached(
+        cached_deepfool,
         model,
         x,
-        {"clip": model.input_range is not None},
-        DeepFoolResult,
-        lambda p: deepfool(model, x, clip=model.input_range is not None, progress=p),
-        f"DeepFool on {model.name}",
+        deepfool_options(model),
+        label=f"DeepFool on {model.name}",
+        stop_key=f"stop-deepfool-{model.name}",
     )
 
 
 def curvatures(model: ModelHandle, x: torch.Tensor) -> CurvatureResult:
     """The most curved principal directions (k=1 from each end) at each input's DeepFool point, cached."""
-    return _cached(
-        "ui.train.curvature",
+    return run_cached(
+        cached_curvature,
         model,
         x,
-        {"k": 1, "method": "auto", "num_random": 0},
-        CurvatureResult,
-        lambda p: boundary_curvature(model, x, k=1, num_random=0, progress=p),
-        f"Curvature on {model.name}",
+        CURVATURE,
+        label=f"Curvature on {model.name}",
+        stop_key=f"stop-curvature-{model.name}",
     )
 
 

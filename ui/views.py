@@ -1,6 +1,6 @@
-"""The app's views, in menu order: script, title, icon and one line each.
+"""The app's views, in menu order and grouped into the menu's sections: script, title, icon and one line each.
 
-app.py registers a page for each; Home links to each with its line.
+The one registry of views: app.py registers a page for each (`navigation`), Home links to each with its line.
 """
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ from typing import NamedTuple
 
 
 class View(NamedTuple):
-    script: str  # path relative to app.py
+    script: str  # path relative to app.py; tests switch pages by it (``at.switch_page("views/slices.py")``)
     title: str
     icon: str
     line: str
+    section: str  # the menu's heading above it: one of SECTIONS
+
+
+SECTIONS = ("Explore", "Inspect", "Train")  # in menu order
 
 
 VIEWS: list[View] = [
@@ -21,6 +25,7 @@ VIEWS: list[View] = [
         "Home",
         ":material/home:",
         "the model card, the picked images and the model's top-k predictions for each.",
+        "Explore",
     ),
     View(
         "views/slices.py",
@@ -28,6 +33,7 @@ VIEWS: list[View] = [
         ":material/view_in_ar:",
         "the decision regions on 2D planes through input space around an image (boundary normal, random, three "
         "images, DCT, curvature directions), adaptive and cached, with region statistics and a second model.",
+        "Explore",
     ),
     View(
         "views/curvature.py",
@@ -35,6 +41,7 @@ VIEWS: list[View] = [
         ":material/line_curve:",
         "DeepFool's boundary point for an image and the boundary's curvature there: principal curvatures and "
         "directions, cross-sections with osculating parabolas, random directions, and curvature vs vulnerability.",
+        "Explore",
     ),
     View(
         "views/features.py",
@@ -42,6 +49,7 @@ VIEWS: list[View] = [
         ":material/scatter_plot:",
         "samples embedded from the last hidden layer (PCA, UMAP, t-SNE) with the model's regions painted behind "
         "them, exact region maps on feature planes beside pixel-space slices, convex-hull tests, morphing.",
+        "Explore",
     ),
     View(
         "views/margins.py",
@@ -49,6 +57,7 @@ VIEWS: list[View] = [
         ":material/equalizer:",
         'distance to the boundary inside bands of DCT frequencies ("Hold me tight!") against a random subspace, '
         "the bands as images, dct_flip and low-pass previews, two models on one plot.",
+        "Inspect",
     ),
     View(
         "views/connectivity.py",
@@ -56,6 +65,7 @@ VIEWS: list[View] = [
         ":material/route:",
         "a path between two inputs of one class that never leaves the class, and the success rate over random "
         "same-class pairs.",
+        "Inspect",
     ),
     View(
         "views/detection.py",
@@ -63,6 +73,7 @@ VIEWS: list[View] = [
         ":material/gpp_maybe:",
         "the curvature statistic around an input: ROC and AUC on clean vs DeepFool-perturbed inputs, label "
         "recovery, and a verdict for one input.",
+        "Inspect",
     ),
     View(
         "views/robustness.py",
@@ -70,6 +81,14 @@ VIEWS: list[View] = [
         ":material/rotate_90_degrees_ccw:",
         "predictions and margins as objects shrink, move, rotate or the resolution changes: your own images, and "
         "generated shapes for shapes models (SI-Score style).",
+        "Inspect",
+    ),
+    View(
+        "views/report.py",
+        "Report",
+        ":material/summarize:",
+        "all of the above in one self-contained HTML file to download (also `python -m geometry report`).",
+        "Inspect",
     ),
     View(
         "views/train.py",
@@ -77,11 +96,11 @@ VIEWS: list[View] = [
         ":material/model_training:",
         "a small model trained with and without activated gradients (Liu et al.), its training curves, and the "
         "boundaries both draw: regions, distances to the boundary, curvature.",
-    ),
-    View(
-        "views/report.py",
-        "Report",
-        ":material/summarize:",
-        "all of the above in one self-contained HTML file to download (also `python -m geometry report`).",
+        "Train",
     ),
 ]
+
+
+def by_section() -> dict[str, list[View]]:
+    """The views under each of `SECTIONS`, in menu order (what ``st.navigation`` takes as a dict)."""
+    return {section: [v for v in VIEWS if v.section == section] for section in SECTIONS}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.figures.inspect import connectivity_figure, path_figure
-from ui import inspect as U
-from ui import state
+from geometry.figures.connectivity import connectivity_figure, path_figure
+from ui import connectivity as U
+from ui import page, samples
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 names = handle.class_names
 is_image = data.images.dim() == 4
@@ -44,11 +44,8 @@ options = {"resolution": resolution, "max_depth": max_depth, "max_anchors": max_
 # -- one path --------------------------------------------------------------------------------------------------------
 
 st.subheader("A path between two inputs")
-try:
+with page.guard(""):
     first_pred = int(handle.predict(sel.images[:1])[0])
-except U.ERRORS as err:
-    st.error(str(err))
-    st.stop()
 classes = list(range(handle.num_classes))
 if st.session_state.get("conn_class") not in classes:
     st.session_state["conn_class"] = first_pred
@@ -72,11 +69,9 @@ else:
     if a == b:
         st.info("Pick two different inputs.")
     else:
-        try:
+        res = None
+        with page.guard("Could not search the path", keep_going=True):
             res = U.path(handle, data.images[a], data.images[b], **options)
-        except U.ERRORS as err:
-            st.error(f"Could not search the path: {err}")
-            res = None
         if res is not None:
             mcols = st.columns(4)
             mcols[0].metric("Inside the class all along", "yes" if bool(res.success[0]) else "no")
@@ -115,7 +110,7 @@ pairs = cols[0].slider(
     help=f"Random pairs of correctly classified inputs of one class, from {pool_n} inputs of {data.name}.",
 )
 seed = int(cols[1].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="conn_seed"))
-pool = U.sample(data, pool_n, seed)
+pool = samples.sample(data, pool_n, seed)
 if not U.has_same_class_pair(handle, pool):
     st.info(
         f"No two of the {len(pool)} input{'s' if len(pool) != 1 else ''} of {data.name} are "
@@ -123,11 +118,8 @@ if not U.has_same_class_pair(handle, pool):
         "can be joined: upload or pick more inputs."
     )
     st.stop()
-try:
+with page.guard("Could not join the pairs"):
     batch = U.connectivity(handle, pool, num_pairs=pairs, seed=seed, **options)
-except U.ERRORS as err:
-    st.error(f"Could not join the pairs: {err}")
-    st.stop()
 bcols = st.columns(4)
 bcols[0].metric("Success rate", f"{batch.success_rate:.0%}", help="Pairs joined by a path inside their class.")
 bcols[1].metric(

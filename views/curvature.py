@@ -7,6 +7,8 @@ import math
 
 import streamlit as st
 
+from geometry.boundary.hessian import default_step, resolve_method
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
 from geometry.figures import image_to_uint8, toy_scatter
 from geometry.figures.curvature import (
     SIGN_CONVENTION,
@@ -18,9 +20,9 @@ from geometry.figures.curvature import (
     vulnerability_figure,
 )
 from ui import curvature as U
-from ui import state
+from ui import page
 
-sel = state.selection()
+sel = page.selection()
 handle = sel.handle
 names = handle.class_names
 is_toy = len(handle.input_shape) == 1
@@ -41,11 +43,8 @@ if st.session_state.get("curv_image") not in positions:
 cols = st.columns([2, 2, 1])
 pos = cols[0].selectbox("Image (from the sidebar's picks)", positions, format_func=sel.caption, key="curv_image")
 x = sel.images[pos : pos + 1]
-try:
+with page.guard(""):
     predicted = int(handle.predict(x)[0])
-except ValueError as err:
-    st.error(str(err))
-    st.stop()
 targets = [U.NEAREST] + [c for c in range(handle.num_classes) if c != predicted]
 if st.session_state.get("curv_target") not in targets:
     st.session_state["curv_target"] = U.NEAREST
@@ -74,7 +73,7 @@ with st.expander("Curvature settings: method, number of directions"):
         k = 1
         c2.caption("2D input: the boundary is a curve with a single curvature.")
     num_random = c3.select_slider("Random directions", [50, 100, 300, 1000], value=300, key="curv_random")
-    resolved, _ = U.resolve_method(handle, method)
+    resolved, _ = resolve_method(handle, method)
     h = None
     beta = 10.0
     if resolved == "finite-difference":
@@ -82,7 +81,7 @@ with st.expander("Curvature settings: method, number of directions"):
             "Finite-difference step h (L2, input units)",
             min_value=1e-4,
             max_value=1.0,
-            value=float(U.default_step(handle)),
+            value=float(default_step(handle)),
             format="%.4f",
             key="curv_h",
             help="Gradients are compared at z ± h·v: the curvature seen at scale h. Default: 1% of the input range.",
@@ -98,24 +97,20 @@ with st.expander("Curvature settings: method, number of directions"):
         )
     seed = c2.number_input("Seed", min_value=0, max_value=10_000, value=0, key="curv_seed")
 
-settings = U.Settings(
-    target=int(target),
-    clip=bool(clip),
+options = CurvatureOptions(
     k=int(k),
     method=method,
     h=h,
     beta=float(beta),
     num_random=int(num_random),
     seed=int(seed),
+    deepfool=DeepFoolOptions(target=None if target == U.NEAREST else int(target), clip=bool(clip)),
 )
 
 # -- DeepFool --------------------------------------------------------------------------------------------------------
 
-try:
-    df = U.run_deepfool(handle, x, settings)
-except (ValueError, TypeError) as err:
-    st.error(f"DeepFool could not run on this image: {err}")
-    st.stop()
+with page.guard("DeepFool could not run on this image"):
+    df = U.run_deepfool(handle, x, options.deepfool)
 
 st.subheader("DeepFool perturbation")
 j, reached = int(df.original_label[0]), int(df.label_reached[0])
@@ -164,11 +159,8 @@ else:
 
 # -- curvature -------------------------------------------------------------------------------------------------------
 
-try:
-    curv = U.run_curvature(handle, x, settings, df)
-except (ValueError, TypeError, RuntimeError) as err:
-    st.error(f"The curvature could not be computed: {err}")
-    st.stop()
+with page.guard("The curvature could not be computed"):
+    curv = U.run_curvature(handle, x, options)
 
 st.subheader("Curvature spectrum")
 kname = names[int(curv.boundary_class[0])]
@@ -255,11 +247,8 @@ st.subheader("Cross-sections with osculating parabolas")
 zoom = st.select_slider(
     "View size (1: x just inside the bottom edge)", [0.5, 1.0, 1.5, 2.0, 3.0], value=1.0, key="curv_zoom"
 )
-try:
-    prof = U.run_profiles(handle, x, curv, zoom=float(zoom))
-except ValueError as err:
-    st.error(f"The cross-sections could not be computed: {err}")
-    st.stop()
+with page.guard("The cross-sections could not be computed"):
+    prof = U.run_profiles(handle, curv, zoom=float(zoom))
 st.caption(
     "The plane through z spanned by a principal direction u (horizontal) and the boundary normal n (vertical, up = "
     f"towards {kname}): the black curve is the boundary F = 0, the dashed one its osculating parabola s = −κt²/2. "
@@ -311,11 +300,8 @@ if is_toy:
         "compare with random ones; this view needs image inputs."
     )
 elif st.toggle("Compute the vulnerability curve", value=True, key="curv_vulnerability"):
-    try:
+    with page.guard("The vulnerability curve could not be computed"):
         vul = U.run_vulnerability(handle, x, curv)
-    except (ValueError, RuntimeError) as err:
-        st.error(f"The vulnerability curve could not be computed: {err}")
-        st.stop()
     st.plotly_chart(vulnerability_figure(vul), key="curv_vulnerability_figure")
     st.caption(
         "DeepFool restricted to the span of the m most curved principal directions (largest |κ|) against "

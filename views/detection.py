@@ -8,11 +8,11 @@ import math
 import streamlit as st
 
 from geometry.figures import image_to_uint8
-from geometry.figures.inspect import detection_scores_figure, rho_figure, roc_figure
-from ui import inspect as U
-from ui import state
+from geometry.figures.detection import detection_scores_figure, rho_figure, roc_figure
+from ui import detection as U
+from ui import page, samples
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 names = handle.class_names
 is_image = data.images.dim() == 4
@@ -61,53 +61,64 @@ else:
             f"not on your {len(data)} upload{'s' if len(data) != 1 else ''}; the verdict below applies it to them."
         )
     n_max = min(200, len(ref))
-    n = U.count_slider(
+    n = samples.count_slider(
         cols[0],
         "Clean inputs",
         low=2,
         high=n_max,
         default=20,
         key="det_n",
-        help=f"A seeded random sample of {ref.name}; each also gets a DeepFool perturbation. The "
-        "threshold is set on them.",
+        help=f"A seeded random sample of {ref.name}, split in two (seeded): the threshold is set on half of them; "
+        "the other half and their DeepFool perturbations give every number below (held out).",
     )
     if n_max <= 2:
-        U.too_few(cols[0], ref, n, "the threshold and the ROC are computed")
-    x = U.sample(ref, n).images
-    try:
+        samples.too_few(cols[0], ref, n, "the threshold and the ROC are computed")
+    x = samples.sample(ref, n).images
+    with page.guard("Could not run the detection"):
         res = U.detection(handle, x, fpr=fpr, num_directions=int(m), h=float(h), seed=seed)
-    except U.ERRORS as err:
-        st.error(f"Could not run the detection: {err}")
-        st.stop()
 
 if res is not None:
-    ok = int(res.attack_converged.sum())
+    ok = res.n_perturbed
+    held = f"{res.n_held_out} held-out clean input{'s' if res.n_held_out != 1 else ''}"
     mcols = st.columns(5)
     mcols[0].metric(
         "AUC",
         f"{res.auc:.3f}" if math.isfinite(res.auc) else "—",
-        help="Area under the ROC curve: 0.5 = chance, 1 = perfect separation.",
+        help=f"Area under the ROC curve on the {held} and their {ok} perturbations: 0.5 = chance, 1 = perfect "
+        "separation, below 0.5 = perturbed inputs score lower than clean ones.",
     )
     mcols[1].metric(
         "Detected",
         f"{res.tpr_at_threshold:.0%}" if math.isfinite(res.tpr_at_threshold) else "—",
-        help="Share of perturbed inputs whose score exceeds the threshold (true-positive rate).",
+        help=f"Share of the {ok} perturbed held-out inputs whose score exceeds the threshold (true-positive rate).",
     )
     mcols[2].metric(
         "False alarms",
         f"{res.fpr_at_threshold:.0%}",
-        help="Share of clean inputs flagged at the threshold (the measured false-positive rate).",
+        help=f"Share of the {held} flagged at the threshold (the false-positive rate). On the "
+        f"{res.n_calibration} calibration inputs the threshold was set on it is {res.calibration_fpr:.0%}, at most "
+        f"the target {res.target_fpr:.0%} by construction, so that one says nothing.",
     )
     mcols[3].metric(
         "Recovered",
         f"{res.recovery_accuracy:.0%}" if math.isfinite(res.recovery_accuracy) else "—",
-        help="Share of perturbed inputs whose argmin ρ is the clean input's class.",
+        help="Share of perturbed held-out inputs whose argmin ρ is the clean input's class.",
     )
     mcols[4].metric(
         "Perturbations",
-        f"{ok} of {len(res)}",
-        help=f"DeepFool perturbations that flipped the prediction; median ‖r‖ "
+        f"{ok} of {res.n_held_out}",
+        help=f"DeepFool perturbations of the held-out inputs that flipped the prediction; median ‖r‖ "
         f"{float(res.attack_norm[res.attack_converged].median()) if ok else float('nan'):.3g}.",
+    )
+    reading = res.reading(handle.name)
+    if res.worse_than_chance:
+        st.warning(reading, icon=":material/report:")
+    else:
+        st.markdown(reading)
+    st.caption(
+        f"Threshold {res.threshold:.3g} set on {res.n_calibration} calibration inputs for a {res.target_fpr:.0%} "
+        f"false-positive rate; every number above is measured on the other {held} and their {ok} successful "
+        "DeepFool perturbations."
     )
     fcols = st.columns(2)
     fcols[0].plotly_chart(roc_figure(res), key="det_roc")
@@ -131,15 +142,12 @@ variant = vcols[1].radio(
 )
 xi = sel.images[pos : pos + 1]
 note = ""
-try:
+with page.guard("Could not check this input"):
     if variant == "DeepFool-perturbed":
         xi, flipped, norm = U.perturbed(handle, xi)
         note = f"perturbation ‖r‖ = {norm:.3g}" + ("" if flipped else " (DeepFool did not flip the prediction)")
     threshold = res.threshold if res is not None else math.inf
     v = U.verdict(handle, xi, threshold, num_directions=int(m), h=float(h), seed=seed)
-except U.ERRORS as err:
-    st.error(f"Could not check this input: {err}")
-    st.stop()
 flagged = bool(v.flagged[0])
 pred, rec = int(v.predicted[0]), int(v.recovered[0])
 score = float(v.score[0])

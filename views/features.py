@@ -15,14 +15,13 @@ from geometry.figures.features import (
     slice_label_figure,
 )
 from ui import features as ui
-from ui import state
+from ui import page
 from ui.hover_images import hover_images
-from ui.progress import Stopped
+from ui.state import image_label
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
-ERRORS = (ValueError, TypeError, RuntimeError)
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 class_names = list(handle.class_names)
 is_image = data.images.dim() == 4
@@ -38,8 +37,7 @@ st.markdown(
 
 def show_sample(i: int, *, width: int = 96, caption: str | None = None) -> None:
     """One data set sample: its image (or its 2D coordinates), with its true label."""
-    y = int(data.labels[i])
-    text = caption or f"#{i} · {class_names[y] if 0 <= y < len(class_names) else 'unlabelled'}"
+    text = caption or index_label(i)
     if is_image:
         st.image(image_to_uint8(data.images[i], min_size=width), caption=text, width=width)
     else:
@@ -47,8 +45,7 @@ def show_sample(i: int, *, width: int = 96, caption: str | None = None) -> None:
 
 
 def index_label(i: int) -> str:
-    y = int(data.labels[i])
-    return f"#{i} · {class_names[y] if 0 <= y < len(class_names) else 'unlabelled'}"
+    return image_label(data, i)
 
 
 # -- controls -------------------------------------------------------------------------------------
@@ -129,22 +126,17 @@ with st.expander("Options: layer, embedding parameters, painting"):
     )
     resolution = int(ocols[3].slider("Painting grid", 50, 400, 200, 10, key="feat_paint_res"))
 
-try:
+with page.guard(
+    "Could not compute the features or their embedding",
+    stopped="Stopped. Change a setting (fewer samples, PCA instead of UMAP or t-SNE) or let it run to the end.",
+):
     fs = ui.feature_set(handle, data, sample=n_sample, layer=layer)
     em = ui.embedding(fs, method, params, seed)
-except Stopped:
-    st.info("Stopped. Change a setting (fewer samples, PCA instead of UMAP or t-SNE) or let it run to the end.")
-    st.stop()
-except ERRORS as err:
-    st.error(f"Could not compute the features or their embedding: {err}")
-    st.stop()
 
 painted = None
 if paint and fs.has_head:
-    try:
+    with page.guard("Could not paint the regions", keep_going=True):
         painted = ui.painted(fs, em, method=backmap, resolution=resolution)
-    except ERRORS as err:
-        st.error(f"Could not paint the regions: {err}")
 elif paint:
     st.info(f"No regions to paint at this layer: {fs.head_note}")
 
@@ -156,17 +148,23 @@ mcols[2].metric("Accuracy", f"{acc:.1%}" if acc == acc else "—", help="The mod
 mcols[3].metric("Misclassified", int(fs.misclassified.sum()))
 if painted is not None:
     mcols[4].metric(
-        "Agreement",
-        f"{painted.agreement:.1%}",
-        help="Painting agreement: the share of samples whose painted class (at their own position) "
-        "equals the model's prediction from their real features.",
+        "Held-out agreement",
+        f"{painted.heldout_agreement:.1%}",
+        help=f"The share of the {len(fs):,} samples whose class on a map painted *without* them (from the other "
+        f"{painted.folds - 1} of {painted.folds} seeded folds) equals the model's prediction from their real "
+        f"features: how well the painting predicts the model between samples. Chance (the most common class "
+        f"everywhere): {painted.chance_agreement:.1%}.",
     )
     mcols[5].metric(
-        "Held-out",
-        f"{painted.heldout_agreement:.1%}",
-        help="Held-out agreement: the same with each sample left out of its own back-map, i.e. how "
-        "well the painting predicts the model between samples.",
+        "In-sample agreement",
+        f"{painted.agreement:.1%}",
+        help="The same at the samples the map was painted from (their own grid cell): optimistic, since the map "
+        "reproduces its own samples; a map of random positions scores well above chance this way.",
     )
+    if painted.heldout_better_than_chance:
+        st.caption(painted.reading())
+    else:
+        st.warning(painted.reading(), icon=":material/report:")
 
 # Nothing that the selection or the choices further down change may enter this figure: a figure that differs
 # between reruns is a new chart to Streamlit, and its selection would be lost.
@@ -183,68 +181,78 @@ fig = embedding_scatter(
     painted=painted,
     axis_names=axis_names,
 )
-event = st.plotly_chart(fig, key="feat_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
-sprite = ui.hover_sprite(data, fs)
-if sprite is not None:  # a thumbnail of the hovered sample follows the mouse (the points' customdata is its index)
-    hover_images("feat_scatter", sprite, fs.indices)
-note = (
-    f"{METHOD_LABELS[method]} of the {fs.description} ({fs.dim}-d), {len(fs):,} samples, seed {seed}. "
-    "✗ marks misclassified samples. "
-    + ("Hover over a point to see its image; click" if sprite is not None else "Click")
-    + ", box or lasso points to see their images."
-)
-if painted is not None:
-    note += (
-        f" **The painted background is an approximation**: each grid point is mapped back to feature space "
-        f"({'k nearest neighbours' if backmap == 'knn' else 'thin-plate RBF'} on the samples, k={painted.k}) and "
-        f"classified by the final layer; pale where it is not trustworthy (no sample within "
-        f"{painted.radius:.3g}, or the nearby samples' own predictions disagree): {painted.trusted_share:.0%} "
-        f"of the grid is trusted."
-    )
-st.caption(note)
-
-selected = [i for i in ui.selected_indices(event, fig) if 0 <= i < n_total]
 predicted = dict(zip(fs.indices.tolist(), fs.predictions.tolist(), strict=True))
-three_selected = ui.pick_three(selected, predicted)  # of three different predicted classes where possible
 
 
 def use_selected_for_plane() -> None:
     picked = [i for i in ui.selected_indices(st.session_state.get("feat_scatter"), fig) if 0 <= i < n_total]
     if len(picked) >= 3:
         st.session_state[three_key] = ui.pick_three(picked, predicted)
+        st.rerun()  # the whole page: the feature-plane map further down follows the new three
 
 
-if selected:
-    st.subheader(f"Selected samples ({len(selected)})")
-    shown = selected[:24]
-    per_row = 8
-    for start in range(0, len(shown), per_row):
-        row = st.columns(per_row)
-        for col, i in zip(row, shown[start : start + per_row], strict=False):
-            with col:
-                p = predicted.get(i)
-                show_sample(i, caption=f"{index_label(i)} → {class_names[p]}" if p is not None else None)
-    if len(selected) > len(shown):
-        st.caption(f"… and {len(selected) - len(shown)} more.")
-    bcols = st.columns([2, 2, 3])
-    bcols[0].button(
-        "Use three for the feature-plane map",
-        key="feat_use_selected",
-        on_click=use_selected_for_plane,
-        disabled=len(selected) < 3,
+@st.fragment
+def scatter_and_selection() -> None:
+    """The scatter and the samples selected on it: a click, box or lasso reruns this fragment alone, not the
+    features, the embedding or the sections below. It reads the page's values of the last full run (``fig``,
+    ``fs``...)."""
+    event = st.plotly_chart(fig, key="feat_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
+    sprite = ui.hover_sprite(data, fs)
+    if sprite is not None:  # a thumbnail of the hovered sample follows the mouse (the points' customdata is its index)
+        hover_images("feat_scatter", sprite, fs.indices)
+    note = (
+        f"{METHOD_LABELS[method]} of the {fs.description} ({fs.dim}-d), {len(fs):,} samples, seed {seed}. "
+        "✗ marks misclassified samples. "
+        + ("Hover over a point to see its image; click" if sprite is not None else "Click")
+        + ", box or lasso points to see their images."
     )
-    if ui.slices_page_exists():
-        if bcols[1].button("Send three to the Slices page", key="feat_send_slices", disabled=len(selected) < 3):
-            ui.send_to_slices(three_selected)
-    else:
-        bcols[1].caption("The Slices page is not installed here.")
-    if len(selected) >= 3:
-        bcols[2].caption(
-            f"Three of them, of different predicted classes where possible: "
-            f"{', '.join(f'#{i}' for i in three_selected)}."
+    if painted is not None:
+        note += (
+            f" **The painted background is an approximation**: each grid point is mapped back to feature space "
+            f"({'k nearest neighbours' if backmap == 'knn' else 'thin-plate RBF'} on the samples, k={painted.k}) and "
+            f"classified by the final layer; pale where it is not trustworthy (no sample within "
+            f"{painted.radius:.3g}, or too few nearby samples are predicted as the painted class and were classified "
+            f"so by a map painted without them): {painted.trusted_share:.0%} of the grid is trusted."
         )
-else:
-    st.caption("No points selected yet.")
+    st.caption(note)
+
+    selected = [i for i in ui.selected_indices(event, fig) if 0 <= i < n_total]
+    three_selected = ui.pick_three(selected, predicted)  # of three different predicted classes where possible
+
+    if selected:
+        st.subheader(f"Selected samples ({len(selected)})")
+        shown = selected[:24]
+        per_row = 8
+        for start in range(0, len(shown), per_row):
+            row = st.columns(per_row)
+            for col, i in zip(row, shown[start : start + per_row], strict=False):
+                with col:
+                    p = predicted.get(i)
+                    show_sample(i, caption=f"{index_label(i)} → {class_names[p]}" if p is not None else None)
+        if len(selected) > len(shown):
+            st.caption(f"… and {len(selected) - len(shown)} more.")
+        bcols = st.columns([2, 2, 3])
+        bcols[0].button(
+            "Use three for the feature-plane map",
+            key="feat_use_selected",
+            on_click=use_selected_for_plane,
+            disabled=len(selected) < 3,
+        )
+        if ui.slices_page_exists():
+            if bcols[1].button("Send three to the Slices page", key="feat_send_slices", disabled=len(selected) < 3):
+                ui.send_to_slices(three_selected)
+        else:
+            bcols[1].caption("The Slices page is not installed here.")
+        if len(selected) >= 3:
+            bcols[2].caption(
+                f"Three of them, of different predicted classes where possible: "
+                f"{', '.join(f'#{i}' for i in three_selected)}."
+            )
+    else:
+        st.caption("No points selected yet.")
+
+
+scatter_and_selection()
 
 # -- exact region map on a feature plane ------------------------------------------------------------
 
@@ -272,15 +280,10 @@ if not fs.has_head:
 elif len(three) != 3:
     st.info("Choose exactly three samples (or select three points on the scatter and press the button).")
 else:
-    try:
+    region = None
+    with page.guard("Could not compute the feature-plane map", stopped="Stopped.", keep_going=True):
         fs_three = ui.feature_set(handle, data, indices=three, layer=layer)
         region = ui.feature_plane(fs_three, fs, plane_kind)
-    except Stopped:
-        st.info("Stopped.")
-        region = None
-    except ERRORS as err:
-        st.error(f"Could not compute the feature-plane map: {err}")
-        region = None
     if region is not None:
         names = [f"#{i}" for i in three]
         left, right = st.columns(2)
@@ -305,7 +308,9 @@ else:
             if plane_kind != "three":
                 st.caption("The pixel-space slice needs the plane through the three samples.")
             else:
-                try:
+                with page.guard(
+                    "Could not compute the pixel-space slice", stopped="Stopped the pixel-space slice.", keep_going=True
+                ):
                     plane, sl = ui.pixel_slice(handle, data, three)
                     st.plotly_chart(
                         slice_label_figure(
@@ -321,10 +326,6 @@ else:
                         f"The model evaluated on {sl.evaluations:,} points of the pixel-space plane "
                         "(adaptive grid); pale where a pixel leaves [0, 1]."
                     )
-                except Stopped:
-                    st.info("Stopped the pixel-space slice.")
-                except ERRORS as err:
-                    st.error(f"Could not compute the pixel-space slice: {err}")
         if ui.slices_page_exists() and st.button("Open this plane on the Slices page", key="feat_open_slices"):
             ui.send_to_slices(three)
 
@@ -346,14 +347,9 @@ else:
         keep_in_range("feat_hull_n", 10, len(fs), min(200, len(fs)))
         n_hull = int(hcols[0].slider("Test samples to check", min_value=10, max_value=len(fs), key="feat_hull_n"))
     run_hull = hcols[1].button("Run the hull test", key="feat_hull_run", type="primary")
-    try:
+    report = None
+    with page.guard("Could not run the hull test", stopped="Stopped the hull test.", keep_going=True):
         report = ui.hull(handle, train, fs, n_hull, layer=layer, run=run_hull)
-    except Stopped:
-        st.info("Stopped the hull test.")
-        report = None
-    except ERRORS as err:
-        st.error(f"Could not run the hull test: {err}")
-        report = None
     if report is None:
         st.caption(
             f"Checks {n_hull} test samples against the hulls of the {len(train):,} training features "
@@ -391,14 +387,13 @@ steps = int(mc[2].slider("Steps", 9, 101, 33, 2, key="feat_morph_steps"))
 if ia == ib:
     st.info("Pick two different samples.")
 else:
-    try:
+    mr = None
+    with page.guard(
+        "Could not compute the paths",
+        stopped="Stopped the morphing. Pick other samples or fewer steps, or let it run to the end.",
+        keep_going=True,
+    ):
         mr = ui.morph_paths(handle, data, int(ia), int(ib), steps)
-    except Stopped:
-        st.info("Stopped the morphing. Pick other samples or fewer steps, or let it run to the end.")
-        mr = None
-    except ERRORS as err:
-        st.error(f"Could not compute the paths: {err}")
-        mr = None
     if mr is not None:
         st.plotly_chart(morph_figure(mr, class_names, endpoint_names=(f"#{ia}", f"#{ib}")), key="feat_morph_fig")
         seq_p = " → ".join(class_names[c] for c in mr.pixel_classes)

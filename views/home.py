@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.figures import image_to_uint8, probability_bars, toy_scatter
-from ui import state
+from ui import page
 from ui.views import VIEWS
 
-sel = state.selection()
+sel = page.selection()
 handle = sel.handle
 card = handle.card
 
@@ -38,11 +38,8 @@ else:
     st.caption(f"Your model on {summary['device']}; fingerprint `{summary['fingerprint'][:12]}`.")
 
 st.subheader("Picked inputs and their predictions")
-try:
+with page.guard(""):  # bad shapes or a model that returns NaN: the library's message says it all
     probs = handle.probabilities(sel.images)
-except ValueError as err:  # bad shapes or a model that returns NaN
-    st.error(str(err))
-    st.stop()
 
 if len(handle.input_shape) == 1:  # a 2D toy set: the input *is* a point of the plane
     data = sel.dataset

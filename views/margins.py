@@ -7,11 +7,12 @@ import io
 import numpy as np
 import streamlit as st
 
-from geometry.figures.inspect import band_images_figure, frequency_margins_figure, image_grid_figure
-from ui import inspect as U
-from ui import state
+from geometry.figures.images import image_grid_figure
+from geometry.figures.margins import band_images_figure, frequency_margins_figure
+from ui import comparison, page, samples
+from ui import margins as U
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 names = handle.class_names
 
@@ -24,7 +25,7 @@ st.caption(
     "‖(1 + overshoot) r‖ in L2 [0, 1] pixels. Expected picture for natural images: small at low, large at high "
     "frequency."
 )
-if not U.is_image_model(handle):
+if not samples.is_image_model(handle):
     st.info(
         f"Frequency bands need image inputs; **{handle.name}** takes inputs of shape {handle.input_shape}. "
         "Pick an image model in the sidebar."
@@ -68,23 +69,20 @@ with st.expander("Options: band layout, baseline, comparison"):
         help="DeepFool in a random subspace of the same dimension, for comparison.",
     )
     kind = ocols[3].radio("Show as", ["box", "violin"], horizontal=True, key="fm_kind")
-    others = U.compatible_models(handle)
+    others = comparison.compatible_models(handle)
     compare = st.selectbox(
         "Compare with",
-        [U.NONE, *others],
+        [comparison.NONE, *others],
         key="fm_compare",
-        format_func=lambda n: "no second model" if n == U.NONE else n,
+        format_func=lambda n: "no second model" if n == comparison.NONE else n,
         help="A second built-in model with the same inputs, drawn beside this one.",
     )
-try:
+with page.guard("Cannot use this band layout"):
     layout = U.bands_of(handle, block, stride)
-except ValueError as err:
-    st.error(f"Cannot use this band layout: {err}")
-    st.stop()
 total = len(layout)
 cols = st.columns([3, 3, 2])
 n_max = min(100, len(data))
-n = U.count_slider(
+n = samples.count_slider(
     cols[0],
     "Images",
     low=1,
@@ -94,8 +92,8 @@ n = U.count_slider(
     help=f"A seeded random sample of {data.name} ({data.split}); 100 as in the paper (slow on a CPU).",
 )
 if n_max < 2:
-    U.too_few(cols[0], data, n, "the margins are computed")
-count = U.count_slider(
+    samples.too_few(cols[0], data, n, "the margins are computed")
+count = samples.count_slider(
     cols[1],
     "Bands",
     low=1,
@@ -105,20 +103,17 @@ count = U.count_slider(
     help=f"{total} bands of {layout.block}×{layout.block} frequencies with stride {layout.stride}; "
     "this many, spread from low to high.",
 )
-bands = U.spread(total, count)
+bands = samples.spread(total, count)
 cols[2].metric("Subspace dimension", layout.subspace_dim, help="K × K frequencies × channels")
 
-x = U.sample(data, n).images
-try:
+x = samples.sample(data, n).images
+with page.guard("Could not compute the frequency margins"):
     res = U.frequency_margins(handle, x, bands, block=block, stride=stride, random=random)
     results = {handle.name: res}
-    if compare != U.NONE:
+    if compare != comparison.NONE:
         results[compare] = U.frequency_margins(
-            U.other_handle(compare), x, bands, block=block, stride=stride, random=random, label=f" ({compare})"
+            comparison.other_handle(compare), x, bands, block=block, stride=stride, random=random, label=f" ({compare})"
         )
-except U.ERRORS as err:
-    st.error(f"Could not compute the frequency margins: {err}")
-    st.stop()
 
 # -- results ---------------------------------------------------------------------------------------------------------
 
@@ -155,14 +150,11 @@ st.plotly_chart(
 )
 
 st.subheader("Data manipulations on the picked images")
-keep = U.count_slider(
+keep = samples.count_slider(
     st, "Low-pass keeps the top-left k×k frequencies", low=1, high=size, default=size // 2, key="fm_keep"
 )
-try:
+with page.guard(""):
     grid, pred = U.transforms_preview(handle, sel.images, keep)
-except U.ERRORS as err:
-    st.error(str(err))
-    st.stop()
 captions = [[names[p] for p in row] for row in pred]
 colors = [["#2ca02c" if p == row[0] else "#d62728" for p in row] for row in pred]
 st.plotly_chart(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.report.build import SECTION_TITLES
-from ui import inspect as U
-from ui import state
+from geometry.report import SECTION_TITLES
+from ui import margins as margins_ui
+from ui import page, samples
+from ui import report as R
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 REPORT_KEY = "report_result"
 
@@ -31,8 +32,8 @@ n = cols[0].slider(
     help="DeepFool and frequency margins, detection and robustness each use this many images "
     "(the curvature summary at most 10; connectivity draws pairs from twice as many).",
 )
-if U.is_image_model(handle):
-    total = len(U.bands_of(handle))
+if samples.is_image_model(handle):
+    total = len(margins_ui.bands_of(handle))
     if not 1 <= st.session_state.get("rep_bands", total) <= total:
         st.session_state["rep_bands"] = total
     bands = (
@@ -49,8 +50,8 @@ if U.is_image_model(handle):
     )
 else:
     bands = None
-config = U.report_config(n, bands)
-key = U.report_key(handle, data, config)
+config = R.report_config(n, bands)
+key = R.report_key(handle, data, config)
 cols[2].markdown("&nbsp;")
 too_small = len(data) < 2
 go = cols[2].button("Generate report", type="primary", key="rep_go", icon=":material/description:", disabled=too_small)
@@ -65,11 +66,8 @@ st.caption(
 )
 
 if go:
-    try:
-        rep, text = U.generate_report(handle, data, config)
-    except U.ERRORS as err:
-        st.error(f"Could not build the report: {err}")
-        st.stop()
+    with page.guard("Could not build the report"):
+        rep, text = R.generate_report(handle, data, config)
     st.session_state[REPORT_KEY] = {
         "key": key,
         "html": text,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from geometry.data.shapes import SHAPE_NAMES
-from geometry.figures.inspect import image_strip_figure, position_heatmap, sweep_figure
+from geometry.figures.images import image_strip_figure
+from geometry.figures.robustness import position_heatmap, sweep_figure
 from geometry.inspection.robustness import ROTATION_SIZES, is_shapes_model
-from ui import inspect as U
-from ui import state
+from ui import page, samples
+from ui import robustness as U
 
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 names = handle.class_names
 
@@ -30,7 +31,7 @@ st.caption(
     "is smaller or larger, off-centre, rotated, or seen at another resolution, and the mean logit margin "
     "f_y − max_k f_k of the class it should keep (below 0: lost on average)."
 )
-if not U.is_image_model(handle):
+if not samples.is_image_model(handle):
     st.info(
         f"These sweeps transform images; **{handle.name}** takes inputs of shape {handle.input_shape}. Pick an "
         "image model in the sidebar."
@@ -43,7 +44,7 @@ with own:
     cols = st.columns([3, 3, 2])
     kind = cols[0].radio("Vary", list(KINDS), format_func=KINDS.get, key="rob_kind", horizontal=True)
     n_max = min(200, len(data))
-    n = U.count_slider(
+    n = samples.count_slider(
         cols[1],
         "Images",
         low=1,
@@ -54,7 +55,7 @@ with own:
         "prediction on the untouched image.",
     )
     if n_max < 2:
-        U.too_few(cols[1], data, n, "the sweep runs")
+        samples.too_few(cols[1], data, n, "the sweep runs")
     fill = cols[2].selectbox(
         "Background",
         list(FILLS),
@@ -62,12 +63,9 @@ with own:
         key="rob_fill",
         help="What fills the image where the transformed content does not reach.",
     )
-    sample = U.sample(data, n)
-    try:
+    sample = samples.sample(data, n)
+    with page.guard("Could not run the sweep"):
         sweep = U.image_sweep(handle, sample, kind, fill=fill)
-    except U.ERRORS as err:
-        st.error(f"Could not run the sweep: {err}")
-        st.stop()
     if kind == "shift":
         fig = position_heatmap(sweep, what="kept", title="Share of predictions kept for each shift")
     else:
@@ -84,11 +82,8 @@ with own:
         f"value; the untouched image keeps every prediction by definition.{extra}"
     )
     st.markdown("**The first picked image under the transform** (green: the class of the untouched image)")
-    try:
+    with page.guard(""):
         strip, caps, kept = U.transform_strip(handle, sel.images[:1], sweep, fill)
-    except U.ERRORS as err:
-        st.error(str(err))
-        st.stop()
     st.plotly_chart(
         image_strip_figure(strip, caps, colors=["#2ca02c" if k else "#d62728" for k in kept], tile=80),
         key="rob_preview",
@@ -137,15 +132,12 @@ with shapes:
             if not sizes:
                 st.info(f"Pick at least one size; showing {', '.join(f'{a:g}' for a in ROTATION_SIZES)} meanwhile.")
                 sizes = list(ROTATION_SIZES)
-        try:
+        with page.guard("Could not run the sweep"):
             if factor == "rotation":
                 rotations = U.rotation_sweeps(handle, sorted(sizes), n=per_value, seed=0)
                 ssweep = rotations[sorted(sizes)[0]]
             else:
                 ssweep = U.shapes_sweep(handle, factor, n=per_value, seed=0, grid=grid)
-        except U.ERRORS as err:
-            st.error(f"Could not run the sweep: {err}")
-            st.stop()
         if factor == "position":
             st.plotly_chart(
                 position_heatmap(ssweep, what="accuracy", title="Accuracy by object centre"), key="rob_shapes_figure"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -10,12 +11,11 @@ import streamlit as st
 from geometry.figures import image_to_uint8, probability_bars
 from geometry.figures.slices import disagreement_figure, slice_colors, slice_figure
 from geometry.slices.stats import region_iou, slice_statistics
+from ui import page, state
 from ui import slices as U
-from ui import state
-from ui.progress import Stopped
 
 U.link_to_sidebar()  # a shared link's model and data set, when this page runs before the sidebar is drawn
-sel = state.selection()
+sel = page.selection()
 handle, data = sel.handle, sel.dataset
 is_toy = len(handle.input_shape) == 1
 NONE = "none"
@@ -62,8 +62,7 @@ if st.session_state.get("slices_x0") not in x0_options:
 
 
 def _image_label(i: int) -> str:
-    y = int(data.labels[i])
-    return f"#{i} · {data.class_names[y] if y >= 0 else 'unlabelled'}"
+    return state.image_label(data, i)
 
 
 cols = st.columns([2.1, 1.3, 1.5, 1.5, 1.2])
@@ -115,11 +114,8 @@ class_options = list(range(handle.num_classes))
 spec = U.PlaneSpec(kind=kind, x0=int(x0))
 upload = None
 opts = st.columns(4)
-try:
+with page.guard("Cannot evaluate the model at x0"):
     ranking = U.class_ranking(handle, data.images[int(x0)]) if kind in ("normal", "two") else []  # prediction first
-except U.ERRORS as err:
-    st.error(f"Cannot evaluate the model at x0: {err}")
-    st.stop()
 if kind == "normal":
     others = ranking[1:]  # every class but x0's prediction
     if st.session_state.get("slices_target") not in [U.NEAREST, *others]:
@@ -228,13 +224,10 @@ with st.expander("Extent, class pair, display and a second model"):
         st.session_state["slices_model2"] = NONE
     model2 = st.selectbox("Compare with a second model on the same plane", [NONE, *others], key="slices_model2")
 
-try:
+with page.guard("Cannot build this plane"):
     with st.spinner("Building the plane…"):
         plane = U.build_plane(handle, data, spec, upload)
     default_ext = U.default_extent(plane, handle)
-except U.ERRORS as err:
-    st.error(f"Cannot build this plane: {err}")
-    st.stop()
 
 if manual:
     for name, value in zip(("a0", "a1", "b0", "b1"), default_ext, strict=True):
@@ -253,15 +246,12 @@ pair = (int(pair_i), int(pair_j)) if NONE not in (pair_i, pair_j) and pair_i != 
 # -- the slice ------------------------------------------------------------------------------------------------------
 
 started = time.perf_counter()
-try:
+with page.guard(
+    "Cannot compute this slice",
+    stopped="Stopped. Change a setting (a smaller resolution is faster) or compute this view after all.",
+    resume_key="slices_resume",
+):
     result = U.compute_slice(handle, plane, extent=extent, resolution=resolution, adaptive=adaptive, target_pair=pair)
-except Stopped:
-    st.info("Stopped. Change a setting (a smaller resolution is faster) or compute this view after all.")
-    st.button("Compute", key="slices_resume", icon=":material/play_arrow:")
-    st.stop()
-except U.ERRORS as err:
-    st.error(f"Cannot compute this slice: {err}")
-    st.stop()
 elapsed = time.perf_counter() - started
 stats = slice_statistics(result)
 
@@ -277,7 +267,6 @@ def _on_select() -> None:
         st.session_state["slices_b"] = float(points[0]["y"])
 
 
-point = (float(st.session_state["slices_a"]), float(st.session_state["slices_b"]))
 toy_points = (plane.coordinates(data.images), data.labels.numpy()) if is_toy else None
 png_config = {
     "displaylogo": False,
@@ -286,7 +275,9 @@ png_config = {
 
 second = None
 if model2 != NONE:
-    try:
+    with page.guard(
+        f"Cannot compute the slice of {model2}", stopped=f"Stopped the slice of {model2}.", keep_going=True
+    ):
         handle2 = state.builtin_handle(model2, str(handle.device))
         second = U.compute_slice(
             handle2,
@@ -297,153 +288,11 @@ if model2 != NONE:
             target_pair=pair,
             label=f" ({model2})",
         )
-    except Stopped:
-        st.info(f"Stopped the slice of {model2}.")
-    except U.ERRORS as err:
-        st.error(f"Cannot compute the slice of {model2}: {err}")
 
 # one colour per class for both figures (with more than 24 classes the colours follow the classes in view)
 colors = slice_colors([result.labels] if second is None else [result.labels, second.labels], handle.num_classes)
-fig = slice_figure(
-    result,
-    handle.class_names,
-    anchors=plane.anchors,
-    title=f"{handle.name} · {plane.description}",
-    shade=shade,
-    dim_invalid=dim,
-    selected=point,
-    points=toy_points,
-    colors=colors,
-)
-
-if second is None:
-    st.plotly_chart(fig, key="slices_chart", on_select=_on_select, selection_mode="points", config=png_config)
-else:
-    st.caption(f"Both models on one plane: {plane.description}.")
-    left, right = st.columns(2)
-    with left:
-        fig.update_layout(height=520, title=handle.name, legend=dict(orientation="h", y=-0.18))
-        st.plotly_chart(fig, key="slices_chart", on_select=_on_select, selection_mode="points", config=png_config)
-    with right:
-        fig2 = slice_figure(
-            second,
-            handle2.class_names,
-            anchors=plane.anchors,
-            title=f"{model2} (same plane)",
-            shade=shade,
-            dim_invalid=dim,
-            selected=point,
-            points=toy_points,
-            height=480,
-            colors=colors,
-        )
-        fig2.update_layout(height=520, legend=dict(orientation="h", y=-0.18))
-        st.plotly_chart(
-            fig2,
-            key="slices_chart2",
-            config={
-                **png_config,
-                "toImageButtonOptions": {
-                    **png_config["toImageButtonOptions"],
-                    "filename": f"slice-{model2}-{kind}-{x0}",
-                },
-            },
-        )
-
-# -- numbers --------------------------------------------------------------------------------------------------------
-
-dense = result.labels.size
-m = st.columns(5)
-m[0].metric(
-    "To the boundary",
-    f"{stats.boundary_distance:.3f}" if np.isfinite(stats.boundary_distance) else "none",
-    help="From x0 to the nearest label change in this view, L2 pixel units (to half a grid cell).",
-)
-present = np.flatnonzero(stats.area_share > 0)
-m[1].metric("Classes in view", len(present))
-fragmented = [handle.class_names[k] for k in stats.fragmented]
-m[2].metric(
-    "Fragmented",
-    len(fragmented),
-    help="Classes with more than one connected region here: "
-    + (", ".join(f"{n} ({stats.components[handle.class_names.index(n)]})" for n in fragmented) or "none"),
-)
-m[3].metric(
-    "Evaluations",
-    f"{result.evaluations:,}",
-    f"{dense / result.evaluations:.1f}x < dense" if result.adaptive else "dense",
-    delta_color="off",
-    help="Grid points the model was run on. Adaptive slices run it only near boundaries (and near the "
-    "f(i) = f(j) line of a chosen pair); elsewhere the label is the cell corners' common label and probability "
-    "and margins are interpolated between them (hover says 'interpolated'; the .npz's `evaluated` marks them).",
-)
-cached = elapsed < 0.5 * result.seconds
-m[4].metric(
-    "Time",
-    "cached" if cached else f"{elapsed:.1f} s",
-    f"computed in {result.seconds:.1f} s" if cached else None,
-    delta_color="off",
-)
-share_text = ", ".join(
-    f"{handle.class_names[k]} {stats.area_share[k]:.0%}" for k in present[np.argsort(-stats.area_share[present])]
-)
-interpolated = (
-    f" Adaptive: the model ran on {result.evaluations / dense:.1%} of the grid points; the others' probability and "
-    "margins are interpolated, not model outputs."
-    if result.adaptive
-    else ""
-)
-st.caption(
-    f"Area per class: {share_text}. Inputs inside [0, 1]: {result.valid.mean():.1%} of the view. "
-    f"Extent a ∈ [{extent[0]:.3g}, {extent[1]:.3g}], b ∈ [{extent[2]:.3g}, {extent[3]:.3g}] (L2 pixel units)."
-    + interpolated
-)
-
-if second is not None:
-    iou = region_iou(result.labels, second.labels, handle.num_classes)
-    c = st.columns([1, 1, 2])
-    c[0].metric(
-        "IoU of the regions",
-        f"{iou.mean_iou:.3f}",
-        help="Mean over classes present of |A=c ∩ B=c| / |A=c ∪ B=c|.",
-    )
-    c[1].metric("Same label", f"{iou.agreement:.1%}")
-    with c[2]:
-        st.plotly_chart(disagreement_figure(result, second, (handle.name, model2), height=300), key="slices_diff")
-
-# -- the selected point ---------------------------------------------------------------------------------------------
-
-st.subheader("The input at a point of the plane")
-pc = st.columns([1, 1, 1.2, 1.2, 2.4])
-pc[0].number_input("a", key="slices_a", format="%.4f", step=0.05)
-pc[1].number_input("b", key="slices_b", format="%.4f", step=0.05)
-try:
-    x_at, probs = U.probabilities_at(handle, plane, *point)
-except U.ERRORS as err:
-    st.error(f"Cannot evaluate the model at ({point[0]:.4g}, {point[1]:.4g}): {err}")
-    st.stop()
-pred = int(probs.argmax())
-inside = plane.input_shape == (2,) or bool(((x_at >= 0) & (x_at <= 1)).all())
-if is_toy:
-    pc[2].markdown(f"**x0** = ({', '.join(f'{v:.3f}' for v in plane.origin.tolist())})")
-    pc[3].markdown(f"**point** = ({', '.join(f'{v:.3f}' for v in x_at.tolist())})")
-else:
-    pc[2].image(image_to_uint8(plane.origin, min_size=120), caption="x0 (the origin)")
-    pc[3].image(
-        image_to_uint8(x_at, min_size=120),
-        caption=f"x0 + {point[0]:.2f}·u + {point[1]:.2f}·v" + ("" if inside else " (clipped to [0, 1])"),
-    )
-with pc[4]:
-    st.markdown(f"Predicted **{handle.class_names[pred]}** ({probs[pred]:.1%}) at ({point[0]:.3f}, {point[1]:.3f})")
-    st.plotly_chart(
-        probability_bars(probs, handle.class_names, k=min(5, handle.num_classes)),
-        key="slices_probs",
-        config={"displayModeBar": False},
-    )
-
-# -- downloads and the link -----------------------------------------------------------------------------------------
-
-qp = U.query_params_of(
+link = functools.partial(
+    U.query_params_of,
     spec,
     extent=tuple(float(e) for e in result.extent),
     resolution=resolution,
@@ -451,13 +300,163 @@ qp = U.query_params_of(
     model=handle.name,
     data=data.name,
     model2=None if model2 == NONE else model2,
-    point=point,
     pair=pair,
     shade=bool(shade),
     dim=bool(dim),
-)
-if st.query_params.to_dict() != qp:
-    st.query_params.from_dict(qp)
+)  # the selected point is added by the view
+
+
+@st.fragment
+def slice_view() -> None:
+    """The slice figure(s), their numbers and the input at the selected point, with the link that names it.
+
+    A click on the figure (or new coordinates a, b) reruns this fragment alone: the plane, the slice and the
+    controls above are not built again. It reads the page's values of the last full run (``result``, ``plane``...).
+    """
+    point = (float(st.session_state["slices_a"]), float(st.session_state["slices_b"]))
+    fig = slice_figure(
+        result,
+        handle.class_names,
+        anchors=plane.anchors,
+        title=f"{handle.name} · {plane.description}",
+        shade=shade,
+        dim_invalid=dim,
+        selected=point,
+        points=toy_points,
+        colors=colors,
+    )
+
+    if second is None:
+        st.plotly_chart(fig, key="slices_chart", on_select=_on_select, selection_mode="points", config=png_config)
+    else:
+        st.caption(f"Both models on one plane: {plane.description}.")
+        left, right = st.columns(2)
+        with left:
+            fig.update_layout(height=520, title=handle.name, legend=dict(orientation="h", y=-0.18))
+            st.plotly_chart(fig, key="slices_chart", on_select=_on_select, selection_mode="points", config=png_config)
+        with right:
+            fig2 = slice_figure(
+                second,
+                handle2.class_names,
+                anchors=plane.anchors,
+                title=f"{model2} (same plane)",
+                shade=shade,
+                dim_invalid=dim,
+                selected=point,
+                points=toy_points,
+                height=480,
+                colors=colors,
+            )
+            fig2.update_layout(height=520, legend=dict(orientation="h", y=-0.18))
+            st.plotly_chart(
+                fig2,
+                key="slices_chart2",
+                config={
+                    **png_config,
+                    "toImageButtonOptions": {
+                        **png_config["toImageButtonOptions"],
+                        "filename": f"slice-{model2}-{kind}-{x0}",
+                    },
+                },
+            )
+
+    # -- numbers ------------------------------------------------------------------------------------------------------
+
+    dense = result.labels.size
+    m = st.columns(5)
+    m[0].metric(
+        "To the boundary",
+        f"{stats.boundary_distance:.3f}" if np.isfinite(stats.boundary_distance) else "none",
+        help="From x0 to the nearest label change in this view, L2 pixel units (to half a grid cell).",
+    )
+    present = np.flatnonzero(stats.area_share > 0)
+    m[1].metric("Classes in view", len(present))
+    fragmented = [handle.class_names[k] for k in stats.fragmented]
+    m[2].metric(
+        "Fragmented",
+        len(fragmented),
+        help="Classes with more than one connected region here: "
+        + (", ".join(f"{n} ({stats.components[handle.class_names.index(n)]})" for n in fragmented) or "none"),
+    )
+    m[3].metric(
+        "Evaluations",
+        f"{result.evaluations:,}",
+        f"{dense / result.evaluations:.1f}x < dense" if result.adaptive else "dense",
+        delta_color="off",
+        help="Grid points the model was run on. Adaptive slices run it only near boundaries (and near the "
+        "f(i) = f(j) line of a chosen pair); elsewhere the label is the cell corners' common label and probability "
+        "and margins are interpolated between them (hover says 'interpolated'; the .npz's `evaluated` marks them).",
+    )
+    cached = elapsed < 0.5 * result.seconds
+    m[4].metric(
+        "Time",
+        "cached" if cached else f"{elapsed:.1f} s",
+        f"computed in {result.seconds:.1f} s" if cached else None,
+        delta_color="off",
+    )
+    share_text = ", ".join(
+        f"{handle.class_names[k]} {stats.area_share[k]:.0%}" for k in present[np.argsort(-stats.area_share[present])]
+    )
+    interpolated = (
+        f" Adaptive: the model ran on {result.evaluations / dense:.1%} of the grid points; the others' probability and "
+        "margins are interpolated, not model outputs."
+        if result.adaptive
+        else ""
+    )
+    st.caption(
+        f"Area per class: {share_text}. Inputs inside [0, 1]: {result.valid.mean():.1%} of the view. "
+        f"Extent a ∈ [{extent[0]:.3g}, {extent[1]:.3g}], b ∈ [{extent[2]:.3g}, {extent[3]:.3g}] (L2 pixel units)."
+        + interpolated
+    )
+
+    if second is not None:
+        iou = region_iou(result.labels, second.labels, handle.num_classes)
+        c = st.columns([1, 1, 2])
+        c[0].metric(
+            "IoU of the regions",
+            f"{iou.mean_iou:.3f}",
+            help="Mean over classes present of |A=c ∩ B=c| / |A=c ∪ B=c|.",
+        )
+        c[1].metric("Same label", f"{iou.agreement:.1%}")
+        with c[2]:
+            st.plotly_chart(disagreement_figure(result, second, (handle.name, model2), height=300), key="slices_diff")
+
+    # -- the selected point -------------------------------------------------------------------------------------------
+
+    st.subheader("The input at a point of the plane")
+    pc = st.columns([1, 1, 1.2, 1.2, 2.4])
+    pc[0].number_input("a", key="slices_a", format="%.4f", step=0.05)
+    pc[1].number_input("b", key="slices_b", format="%.4f", step=0.05)
+    with page.guard(f"Cannot evaluate the model at ({point[0]:.4g}, {point[1]:.4g})"):
+        x_at, probs = U.probabilities_at(handle, plane, *point)
+    pred = int(probs.argmax())
+    inside = plane.input_shape == (2,) or bool(((x_at >= 0) & (x_at <= 1)).all())
+    if is_toy:
+        pc[2].markdown(f"**x0** = ({', '.join(f'{v:.3f}' for v in plane.origin.tolist())})")
+        pc[3].markdown(f"**point** = ({', '.join(f'{v:.3f}' for v in x_at.tolist())})")
+    else:
+        pc[2].image(image_to_uint8(plane.origin, min_size=120), caption="x0 (the origin)")
+        pc[3].image(
+            image_to_uint8(x_at, min_size=120),
+            caption=f"x0 + {point[0]:.2f}·u + {point[1]:.2f}·v" + ("" if inside else " (clipped to [0, 1])"),
+        )
+    with pc[4]:
+        st.markdown(f"Predicted **{handle.class_names[pred]}** ({probs[pred]:.1%}) at ({point[0]:.3f}, {point[1]:.3f})")
+        st.plotly_chart(
+            probability_bars(probs, handle.class_names, k=min(5, handle.num_classes)),
+            key="slices_probs",
+            config={"displayModeBar": False},
+        )
+
+    qp = link(point=point)  # the URL follows the selected point
+    if st.query_params.to_dict() != qp:
+        st.query_params.from_dict(qp)
+
+
+slice_view()
+
+# -- downloads ------------------------------------------------------------------------------------------------------
+
 d = st.columns([1, 3])
 d[0].download_button(
     "Download arrays (.npz)",

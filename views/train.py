@@ -7,7 +7,7 @@ import streamlit as st
 from geometry.figures.slices import slice_figure
 from geometry.figures.training import gradient_activation_figure, margin_comparison, training_curves
 from geometry.slices.stats import region_iou
-from ui import state
+from ui import page, state
 from ui import train as U
 
 st.title("Train")
@@ -87,13 +87,10 @@ if on == "momentum" and optimizer != "sgd":
     st.stop()
 
 settings = U.TrainSettings(dataset, arch, activation, epochs, lr, optimizer, seed, alpha, beta, on, twin)
-try:
+with page.guard("These settings cannot be trained"):
     configs = U.configs(settings)
     for c in configs:
         c.check()
-except U.ERRORS as err:
-    st.error(f"These settings cannot be trained: {err}")
-    st.stop()
 
 found = [U.existing(c) for c in configs]
 start = st.empty()  # the Train button and its note, cleared once the models exist
@@ -109,11 +106,8 @@ if not all(found):
 
 results = []
 for config in configs:
-    try:
+    with page.guard(f"Training {config.name} failed"):
         results.append(U.train(config))
-    except U.ERRORS as err:
-        st.error(f"Training {config.name} failed: {err}")
-        st.stop()
 start.empty()
 
 # -- results ---------------------------------------------------------------------------------------------------------
@@ -160,7 +154,7 @@ else:
     n = int(st.slider("Test images to measure", 10, min(400, len(data)), min(100, len(data)), 10, key="train_n"))
     x = data.images[:n]
     distances, converged, curv = {}, {}, {}
-    try:
+    with page.guard("Could not measure the boundaries"):
         for config, model in zip(configs, models, strict=True):
             fool = U.deepfool_distances(model, x)
             distances[U.label(config)] = fool.boundary_distance.numpy()
@@ -168,9 +162,6 @@ else:
         n_curv = min(20, n)
         for config, model in zip(configs, models, strict=True):
             curv[U.label(config)] = U.largest_curvature(U.curvatures(model, x[:n_curv]))
-    except U.ERRORS as err:
-        st.error(f"Could not measure the boundaries: {err}")
-        st.stop()
     fcols = st.columns(2)
     fcols[0].plotly_chart(
         margin_comparison(

@@ -3,7 +3,7 @@
 At the boundary point z between x's class j and the class k across (``F = f_k - f_j``, x's region ``{F < 0}``):
 ``g = grad F(z)``, ``n = g / ||g||`` (pointing out of x's region), ``P = I - n n^T``. The principal curvatures are
 the eigenvalues of ``P H_F P / ||g||`` on the tangent space, the normal curvature along a unit tangent u is
-``kappa(u) = u^T H_F u / ||g||``. Sign (DESIGN.md): kappa > 0 means x's own region is locally convex there — the
+``kappa(u) = u^T H_F u / ||g||``. Sign (docs/DESIGN.md §3): kappa > 0 means x's own region is locally convex there — the
 boundary bends towards x — and a ball of radius R around x's class gives kappa = 1/R in every direction. In the plane
 (u, n) the boundary is ``s(t) = -kappa t^2 / 2 + O(t^3)`` along n: it comes towards x's side by ``kappa t^2 / 2``.
 
@@ -18,6 +18,7 @@ Curvature is in 1 / input units (1 / L2 pixels); distances in input units.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +27,14 @@ from typing import Literal
 
 import torch
 
-from geometry.boundary.deepfool import DeepFoolResult, deepfool, evaluation_mode, subspace_deepfool
-from geometry.boundary.hessian import DEFAULT_BETA, HessianOperator, default_step, resolve_method, smooth_handle
+from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool, deepfool, evaluation_mode, subspace_deepfool
+from geometry.boundary.hessian import HessianOperator, default_step, resolve_method, smooth_handle
 from geometry.boundary.lanczos import assembled_eigs, lanczos
+from geometry.boundary.operator import ScaledOperator
+from geometry.boundary.options import CurvatureMethod, CurvatureOptions, with_overrides
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, scaled_progress
+from geometry.runtime.memo import memoize
 from geometry.runtime.validate import check_int, check_positive
 
 __all__ = [
@@ -39,13 +43,16 @@ __all__ = [
     "PrincipalDirections",
     "VulnerabilityResult",
     "boundary_curvature",
+    "cached_curvature",
+    "cached_curvature_profiles",
+    "cached_curvature_vulnerability",
     "curvature_profiles",
     "curvature_vulnerability",
     "principal_directions",
 ]
 
 Progress = Callable[[float, str], None]
-CurvatureMethod = Literal["auto", "exact", "finite-difference", "softplus"]
+PRINCIPAL_OPTIONS = CurvatureOptions(k=1, num_random=0)  # `principal_directions`: the most curved pair only
 
 
 @dataclass(frozen=True)
@@ -169,25 +176,28 @@ def boundary_curvature(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
+    options: CurvatureOptions | None = None,
     target: int | torch.Tensor | None = None,
-    k: int = 10,
-    method: CurvatureMethod = "auto",
+    k: int | None = None,
+    method: CurvatureMethod | None = None,
     h: float | None = None,
-    beta: float = DEFAULT_BETA,
-    num_random: int = 200,
+    beta: float | None = None,
+    num_random: int | None = None,
     max_iter: int | None = None,
-    tol: float = 1e-4,
-    dense_limit: int = 4096,
-    seed: int = 0,
-    clip: bool = False,
-    overshoot: float = 0.02,
+    tol: float | None = None,
+    dense_limit: int | None = None,
+    seed: int | None = None,
+    clip: bool | None = None,
+    overshoot: float | None = None,
     deepfool_result: DeepFoolResult | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> CurvatureResult:
     """Principal curvatures of the boundary at each image's DeepFool boundary point, and random-direction curvatures.
 
-    ``x``: (N, *input_shape). ``target``: as in `deepfool`. ``k``: eigenpairs from each end of the spectrum.
+    ``x``: (N, *input_shape). ``options``: a `CurvatureOptions` (its defaults are this function's defaults); a
+    keyword that is not None overrides the option of the same name (``target``, ``clip`` and ``overshoot`` those of
+    ``options.deepfool``). ``target``: as in `deepfool`. ``k``: eigenpairs from each end of the spectrum.
     ``method``: ``"auto"`` (exact for smooth models, softplus for ReLU / max-pooling ones; see `resolve_method`),
     ``"exact"`` (double backprop), ``"finite-difference"`` (gradients at z +- h v; ``h`` default: 1% of the input
     range) or ``"softplus"`` (exact, on a copy with ReLU -> softplus(``beta``), at z moved onto its boundary).
@@ -203,15 +213,28 @@ def boundary_curvature(
     start = time.perf_counter()
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    k = check_int("k", k, 1)
-    dense_limit = check_int("dense_limit", dense_limit, 0)
-    num_random = check_int("num_random", num_random, 0)
-    check_positive("tol", tol)
-    check_positive("beta", beta)
-    resolved, reason = resolve_method(handle, method)
-    if h is not None:
-        check_positive("h", h)
-    step = float(h) if h is not None else default_step(handle)
+    per_image_target = isinstance(target, torch.Tensor)
+    base = options if options is not None else CurvatureOptions()
+    if not isinstance(base, CurvatureOptions):
+        raise TypeError(f"expected options to be a CurvatureOptions, got {type(base).__name__}")
+    opts = with_overrides(
+        base,
+        k=k,
+        method=method,
+        h=h,
+        beta=beta,
+        num_random=num_random,
+        max_iter=max_iter,
+        tol=tol,
+        dense_limit=dense_limit,
+        seed=seed,
+        deepfool=with_overrides(
+            base.deepfool, target=None if per_image_target else target, clip=clip, overshoot=overshoot
+        ),
+    )
+    k, num_random, seed, beta = opts.k, opts.num_random, opts.seed, opts.beta
+    resolved, reason = resolve_method(handle, opts.method)
+    step = opts.h if opts.h is not None else default_step(handle)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     n = len(x)
     shape = handle.input_shape
@@ -223,9 +246,8 @@ def boundary_curvature(
         df = deepfool(
             handle,
             x,
-            target=target,
-            overshoot=overshoot,
-            clip=clip,
+            options=opts.deepfool,
+            target=target if per_image_target else None,
             progress=scaled_progress(progress, 0.0, 0.15),
             cancel=cancel,
         )
@@ -267,39 +289,23 @@ def boundary_curvature(
             method="finite-difference" if resolved == "finite-difference" else "exact",
             h=step,
         )
-        gn = op.grad_norm.clamp_min(1e-30)
-
-        def shape_operator(v: torch.Tensor) -> torch.Tensor:
-            return op(v) / gn.reshape(-1, *([1] * (v.dim() - 1)))
+        shape_operator = ScaledOperator(op, op.grad_norm.clamp_min(1e-30))  # H_F / ||grad F||: curvatures
 
         eig_progress = scaled_progress(progress, 0.15, 0.85 if num_random else 1.0)
-        if resolved == "finite-difference" and dim - 1 <= dense_limit:
+        if resolved == "finite-difference" and dim - 1 <= opts.dense_limit:
             # finite differences of a piecewise-linear network are not a linear operator of v (the activation
             # pattern at z +- h v depends on v): assemble the scale-h Hessian on a tangent basis instead
-            eig, asym = assembled_eigs(
-                shape_operator,
-                dim,
-                n=len(rows),
-                k=k,
-                normal=op.normal,
-                device=dev,
-                progress=eig_progress,
-                cancel=cancel,
-            )
+            eig, asym = assembled_eigs(shape_operator, k=k, normal=op.normal, progress=eig_progress, cancel=cancel)
             asymmetry[rows] = asym.float()
         else:
             eig = lanczos(
                 shape_operator,
-                dim,
-                n=len(rows),
                 k=k,
                 which="both",
                 constraints=op.normal[:, None, :],
-                max_iter=max_iter,
-                tol=tol,
+                max_iter=opts.max_iter,
+                tol=opts.tol,
                 seed=seed,
-                device=dev,
-                dtype=torch.float32,
                 progress=eig_progress,
                 cancel=cancel,
             )
@@ -352,6 +358,25 @@ def boundary_curvature(
     )
 
 
+@memoize
+def cached_curvature(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    options: CurvatureOptions = CurvatureOptions(),  # noqa: B008 (frozen: a shared default is safe)
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> CurvatureResult:
+    """`boundary_curvature` through the disk cache, keyed by the model's and the images' fingerprints and ``options``.
+
+    Every caller with the same model, images (N, *input_shape) and options (the Curvature page, the Train view, the
+    report) reads the same entry. Its DeepFool step is `cached_deepfool` with ``options.deepfool``, in the default
+    cache, so the page's own DeepFool step and this one are computed once.
+    """
+    df = cached_deepfool(handle, x, options.deepfool, progress=scaled_progress(progress, 0.0, 0.15), cancel=cancel)
+    return boundary_curvature(handle, x, options=options, deepfool_result=df, progress=progress, cancel=cancel)
+
+
 def _random_curvatures(
     shape_operator: Callable[[torch.Tensor], torch.Tensor],
     normal: torch.Tensor,
@@ -382,26 +407,32 @@ def principal_directions(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
-    k: int = 1,
+    options: CurvatureOptions | None = None,
+    k: int | None = None,
     target: int | torch.Tensor | None = None,
-    method: CurvatureMethod = "auto",
+    method: CurvatureMethod | None = None,
     h: float | None = None,
-    beta: float = DEFAULT_BETA,
-    seed: int = 0,
+    beta: float | None = None,
+    seed: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> PrincipalDirections:
     """The boundary normal and the ``k`` most positively and ``k`` most negatively curved directions at each image's
-    boundary point (for planes such as "boundary normal + principal direction"). See `boundary_curvature`."""
+    boundary point (for planes such as "boundary normal + principal direction"). See `boundary_curvature`.
+
+    ``options``: as in `boundary_curvature` (default: `PRINCIPAL_OPTIONS`, k = 1); no random directions are drawn.
+    A keyword that is not None overrides the option of the same name.
+    """
+    base = options if options is not None else PRINCIPAL_OPTIONS
     res = boundary_curvature(
         handle,
         x,
+        options=dataclasses.replace(base, num_random=0),
         k=k,
         target=target,
         method=method,
         h=h,
         beta=beta,
-        num_random=0,
         seed=seed,
         progress=progress,
         cancel=cancel,
@@ -631,3 +662,10 @@ def curvature_vulnerability(
         order=order,
         seed=seed,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# cached forms of the views of a curvature result (keyed by the result's tensors and every option)
+
+cached_curvature_profiles = memoize(curvature_profiles)
+cached_curvature_vulnerability = memoize(curvature_vulnerability)

@@ -4,8 +4,10 @@
 restricts it to the span of an orthonormal basis S (the "Hold me tight" margins and the curvature <->
 vulnerability view). Both run every image of a batch at once (one vectorised backward pass for all
 candidate classes per iteration, no Python loop over images) and then refine the crossing by bisection
-on the segment ``x -> x + r`` into a point ``z`` on the boundary ``{F = 0}``, ``F = f_k - f_j``, where curvature
-is measured (not at the overshoot point).
+on the segment ``x -> x + r`` into a point ``z`` on the boundary of x's region: where the prediction stops being
+j, on ``{F = 0}``, ``F = f_k - f_j`` with k the class across. That is where curvature is measured (not at the
+overshoot point). For a targeted run k is the target only when the path reaches the target's region straight from
+x's (``boundary_is_target``); otherwise it is the class in between.
 
 All distances are L2 in the handle's input space ([0, 1] pixels for images).
 """
@@ -20,11 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from geometry.boundary.options import DeepFoolOptions, with_overrides
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, map_batches
+from geometry.runtime.memo import memoize
 from geometry.runtime.validate import check_int
 
-__all__ = ["DeepFoolResult", "deepfool", "evaluation_mode", "subspace_deepfool"]
+__all__ = ["DeepFoolOptions", "DeepFoolResult", "cached_deepfool", "deepfool", "evaluation_mode", "subspace_deepfool"]
 
 Progress = Callable[[float, str], None]
 
@@ -39,10 +43,13 @@ class DeepFoolResult:
 
     perturbation: torch.Tensor  # (N, *S) float32: r, overshot (and clipped with clip=True); x + r is adversarial
     norm: torch.Tensor  # (N,) float32: ||r||_2 in input units (L2 pixels)
-    boundary_point: torch.Tensor  # (N, *S) float32: z on {F = 0} between x and x + r (NaN where not converged)
+    boundary_point: torch.Tensor  # (N, *S) float32: z on the boundary of x's region, between x and x + r (NaN where
+    # not converged): where the prediction stops being j along the path, so the two largest logits at z are j and k
     boundary_distance: torch.Tensor  # (N,) float32: ||z - x||_2 (NaN where not converged)
     boundary_class: torch.Tensor  # (N,) int64: k of F = f_k - f_j at z (the class across the boundary); -1 if none
     boundary_gap: torch.Tensor  # (N,) float32: |F(z)| in logits, how far from exactly on the boundary z is
+    boundary_is_target: torch.Tensor  # (N,) bool: the class across at z is the requested target (targeted runs;
+    # False where the path to the target first crosses into another class, or did not converge); untargeted: converged
     original_label: torch.Tensor  # (N,) int64: j, the model's prediction at x (not the true label)
     label_reached: torch.Tensor  # (N,) int64: the prediction at x + r
     iterations: torch.Tensor  # (N,) int64: DeepFool steps taken
@@ -75,12 +82,13 @@ def deepfool(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
+    options: DeepFoolOptions | None = None,
     target: int | torch.Tensor | None = None,
-    candidates: int = 10,
-    overshoot: float = 0.02,
-    max_iter: int = 50,
-    clip: bool = False,
-    tol: float = 1e-5,
+    candidates: int | None = None,
+    overshoot: float | None = None,
+    max_iter: int | None = None,
+    clip: bool | None = None,
+    tol: float | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
@@ -89,28 +97,60 @@ def deepfool(
 
     Untargeted: leaves the region of the class predicted at x (so misclassified inputs work too), among the
     ``candidates`` classes with the highest logits at x. ``target`` (an int, or one per image): stops on reaching
-    that class. ``clip=True`` keeps every iterate inside the input range (a projected step: coordinates at a bound
-    do not push outwards). ``tol``: bisection tolerance on ||z - x|| for the boundary point, in input units.
+    that class; the boundary point is still where the path leaves x's region, whose class across may be another
+    (``boundary_is_target`` says where it is the target). ``clip=True`` keeps every iterate inside the input range
+    (each step is clipped back into it; its margins match foolbox 3's clipped DeepFool, bench/bench_peers.py).
+    ``tol``: bisection tolerance on ||z - x|| for the boundary point, in input units.
     ``batch_size``: images per vectorised run (default: up to 256, fewer for large inputs; halved on device
     out-of-memory). Each iteration costs one forward and one backward per candidate class (untargeted) or a single
     backward (targeted: only the target is a candidate) on the images still running. The model runs in eval mode
     (`evaluation_mode`: every submodule's own mode is restored afterwards), so images in a batch do not mix.
+
+    ``options``: a `DeepFoolOptions` (its defaults are this function's defaults); a keyword that is not None
+    overrides the option of the same name. ``target`` may also be a tensor of one class per image.
     """
-    return _run(
-        handle,
-        x,
-        basis=None,
-        target=target,
+    per_image_target = isinstance(target, torch.Tensor)
+    opts = with_overrides(
+        options if options is not None else DeepFoolOptions(),
+        target=None if per_image_target else target,
         candidates=candidates,
         overshoot=overshoot,
         max_iter=max_iter,
         clip=clip,
         tol=tol,
+    )
+    return _run(
+        handle,
+        x,
+        basis=None,
+        target=target if per_image_target else opts.target,
+        candidates=opts.candidates,
+        overshoot=opts.overshoot,
+        max_iter=opts.max_iter,
+        clip=opts.clip,
+        tol=opts.tol,
         batch_size=batch_size,
         progress=progress,
         cancel=cancel,
         what="DeepFool",
     )
+
+
+@memoize
+def cached_deepfool(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    options: DeepFoolOptions = DeepFoolOptions(),  # noqa: B008 (frozen: a shared default is safe)
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> DeepFoolResult:
+    """`deepfool` through the disk cache, keyed by the model's and the images' fingerprints and ``options``.
+
+    ``handle.fingerprint`` names the weights, ``x`` (N, *input_shape) is keyed by its bytes; ``cached_deepfool.
+    is_cached(handle, x, options)`` answers without computing (see `geometry.runtime.memo`).
+    """
+    return deepfool(handle, x, options=options, progress=progress, cancel=cancel)
 
 
 def subspace_deepfool(
@@ -319,6 +359,7 @@ def _run_checked(
         boundary_distance=z_dist,
         boundary_class=k_cross,
         boundary_gap=gap,
+        boundary_is_target=conv & ((targets < 0) | (k_cross == targets)),
         original_label=j,
         label_reached=reached,
         iterations=iters,
@@ -422,9 +463,6 @@ def _deepfool_batch(
         with torch.no_grad():
             fvals = (onehots * logits.detach()[None]).sum(dim=2)  # (C, A): f_k - f_j, <= 0 while not reached
             grads = grads.detach()
-            if lo is not None:  # clip: a coordinate at a bound does not push outwards
-                xr = xa.detach()[None]
-                grads = torch.where(((xr <= lo) & (grads < 0)) | ((xr >= hi) & (grads > 0)), 0.0, grads)
             if basis is not None:
                 coeff = torch.einsum("cad,adm->cam", grads, basis[rows])
                 wnorm = coeff.norm(dim=2)
@@ -446,6 +484,10 @@ def _deepfool_batch(
             step = torch.where(movable[:, None], step, 0.0)
             new_r = r_tot[rows] + step
             if lo is not None:
+                # clip: the full-gradient step, then back into the box. The clipped part of a step is lost, so the next
+                # steps come at the boundary in shorter strides, each from a fresh linearisation, as foolbox 3's
+                # DeepFool does; zeroing the gradient at the bounds instead (a projected step) crossed in one long
+                # stride and overshot the boundary (bench/bench_peers.py compares the margins with foolbox's)
                 new_r = (x[rows] + new_r).clamp(lo, hi) - x[rows]
             r_tot[rows] = new_r
             x_adv[rows] = point(new_r, x[rows])
@@ -459,7 +501,7 @@ def _deepfool_batch(
         reached_label = final.argmax(dim=1)
         converged = torch.where(targeted, reached_label == target, reached_label != j0)
         r = x_adv - x
-        z, gap, k_cross = _bisect(module, shape, x, r, j0, target, converged, tol)
+        z, gap, k_cross = _bisect(module, shape, x, r, j0, converged, tol)
     return r, z, gap, j0, reached_label, k_cross, iters, converged
 
 
@@ -469,14 +511,14 @@ def _bisect(
     x: torch.Tensor,
     r: torch.Tensor,
     j: torch.Tensor,
-    target: torch.Tensor,
     converged: torch.Tensor,
     tol: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Boundary points on the segments x + t r, t in [0, 1], for the converged rows.
+    """Boundary points of x's region on the segments x + t r, t in [0, 1], for the converged rows.
 
-    Untargeted: the point where the prediction stops being j (bisection on "argmax == j", then one secant step
-    on F = f_k - f_j with k the class across the final bracket). Targeted: the zero of F = f_t - f_j.
+    Targeted or not, z is where the prediction stops being j: bisection on "argmax == j", then one secant step on
+    F = f_k - f_j with k the class across the final bracket. For a targeted run k need not be the target: the
+    zero of f_t - f_j can lie inside a third class's region, which is not on the boundary of x's region at all.
     Returns z (B, D) (NaN rows where not converged), |F(z)| (B,) and k (B,) (-1 where not converged).
     """
     b = len(x)
@@ -487,8 +529,7 @@ def _bisect(
     rows = torch.nonzero(converged).flatten()
     if len(rows) == 0:
         return z, gap, k_out
-    xr, rr, jr, tr = x[rows], r[rows], j[rows], target[rows]
-    targeted = tr >= 0
+    xr, rr, jr = x[rows], r[rows], j[rows]
     norms = rr.norm(dim=1)
     steps = int(min(60, max(1, math.ceil(math.log2(max(float(norms.max()), tol) / tol)))))
     a = torch.zeros(len(rows), device=dev)
@@ -496,8 +537,7 @@ def _bisect(
 
     def inside(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = _logits(module, shape, xr + t[:, None] * rr)
-        f_t = logits.gather(1, tr.clamp_min(0)[:, None]).squeeze(1) - logits.gather(1, jr[:, None]).squeeze(1)
-        return torch.where(targeted, f_t < 0, logits.argmax(dim=1) == jr), logits
+        return logits.argmax(dim=1) == jr, logits
 
     for _ in range(steps):
         mid = 0.5 * (a + c)
@@ -505,7 +545,7 @@ def _bisect(
         a = torch.where(ins, mid, a)
         c = torch.where(ins, c, mid)
     _, logits_c = inside(c)
-    k = torch.where(targeted, tr, logits_c.argmax(dim=1))
+    k = logits_c.argmax(dim=1)
     _, logits_a = inside(a)
     fa = logits_a.gather(1, k[:, None]).squeeze(1) - logits_a.gather(1, jr[:, None]).squeeze(1)
     fc = logits_c.gather(1, k[:, None]).squeeze(1) - logits_c.gather(1, jr[:, None]).squeeze(1)

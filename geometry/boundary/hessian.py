@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geometry.boundary.deepfool import evaluation_mode
+from geometry.boundary.options import CURVATURE_METHODS, DEFAULT_BETA, CurvatureMethod
 from geometry.models.handle import ModelHandle
 from geometry.runtime.validate import check_positive
 
@@ -40,9 +41,8 @@ __all__ = [
     "smoothable",
 ]
 
-Method = Literal["auto", "exact", "finite-difference", "softplus"]
-METHODS = ("auto", "exact", "finite-difference", "softplus")
-DEFAULT_BETA = 10.0  # softplus sharpness: softplus(x) = log(1 + exp(beta x)) / beta -> relu(x) as beta grows
+Method = CurvatureMethod
+METHODS = CURVATURE_METHODS
 _FD_FRACTION = 1e-2  # default finite-difference step: 1% of the input range (L2, in input units)
 
 
@@ -115,7 +115,9 @@ class HessianOperator:
     gradient of F). Attributes: ``value`` (N,) F(z), ``gradient`` (N, D) grad F(z), ``grad_norm`` (N,), ``normal``
     (N, D) = gradient / grad_norm, ``dim`` D, ``products`` the number of Hessian-vector products applied per point.
     The operator is called with ``(N, D)`` (one vector per point) or ``(N, B, D)`` (B vectors per point). Every
-    forward pass runs ``module`` in eval mode and restores its submodules' own modes afterwards.
+    forward pass runs ``module`` in eval mode and restores its submodules' own modes afterwards. It is a
+    `geometry.boundary.operator.LinearOperator` (``size`` D, ``batch`` N, ``device``, ``dtype``, ``matvec``), which
+    is all the eigen-solvers see of it.
     """
 
     def __init__(
@@ -169,9 +171,29 @@ class HessianOperator:
         self.grad_norm = self.gradient.norm(dim=1)
         self.normal = self.gradient / self.grad_norm.clamp_min(1e-30)[:, None]
 
+    # the LinearOperator protocol (geometry.boundary.operator): what the eigen-solvers need to know
+
+    @property
+    def size(self) -> int:
+        """D, the input dimension."""
+        return self.dim
+
+    @property
+    def batch(self) -> int:
+        """N, one operator per point z."""
+        return self.n
+
     @property
     def device(self) -> torch.device:
         return self.z.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.z.dtype
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``H_F(z_i) v_i``: (N, D) -> (N, D), or (N, B, D) -> (N, B, D)."""
+        return self(v)
 
     def _difference(self, points: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with evaluation_mode(self.module):  # eval semantics; the caller's own modes are restored afterwards

@@ -1,10 +1,12 @@
 """Extreme eigenpairs of symmetric matrix-free operators: Lanczos with full reorthogonalisation, batched, in torch.
 
-`lanczos` runs N independent Krylov processes at once (row i of every vector belongs to operator i), so the
-curvature of N boundary points costs one batched Hessian-vector product per iteration, and everything stays on the
-operator's device (no host copy per iteration). It projects out optional constraint vectors (the boundary normal:
-the tangent space), forms the Rayleigh-Ritz matrix ``Q^T A Q`` explicitly (robust to breakdown and to slightly
-non-symmetric operators such as finite differences of gradients), and reports true residuals ``||A y - theta y||``.
+Every solver takes one `geometry.boundary.operator.LinearOperator` (its ``size`` D, ``batch`` N, ``device`` and
+``dtype`` come with it), never a model. `lanczos` runs the N independent Krylov processes at once (row i of every
+vector belongs to operator i), so the curvature of N boundary points costs one batched Hessian-vector product per
+iteration, and everything stays on the operator's device (no host copy per iteration). It projects out optional
+constraint vectors (the boundary normal: the tangent space), forms the Rayleigh-Ritz matrix ``Q^T A Q`` explicitly
+(robust to breakdown and to slightly non-symmetric operators such as finite differences of gradients), and reports
+true residuals ``||A y - theta y||``.
 
 `scipy_lanczos` is the same computation through SciPy's ARPACK ``eigsh`` on a ``LinearOperator`` (one operator,
 on the CPU), kept as a reference and for the benchmark (bench/bench_curvature.py measures both).
@@ -20,11 +22,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from geometry.boundary.operator import LinearOperator, check_operator
 from geometry.runtime.compute import CancelToken
+from geometry.runtime.validate import check_int
 
-__all__ = ["EigenResult", "assembled_eigs", "dense_operator", "lanczos", "scipy_lanczos"]
+__all__ = ["EigenResult", "assembled_eigs", "lanczos", "scipy_lanczos"]
 
-Operator = Callable[[torch.Tensor], torch.Tensor]  # (N, D) -> (N, D), row i by operator i
 Which = Literal["both", "largest", "smallest"]
 
 
@@ -41,19 +44,6 @@ class EigenResult:
 
     def __len__(self) -> int:
         return len(self.eigenvalues)
-
-
-def dense_operator(matrix: torch.Tensor) -> Operator:
-    """A symmetric matrix (D, D), or a batch (N, D, D), as an operator ``(N, D) -> (N, D)`` (or (N, C, D))."""
-    if not isinstance(matrix, torch.Tensor) or matrix.dim() not in (2, 3) or matrix.shape[-1] != matrix.shape[-2]:
-        got = tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix).__name__
-        raise ValueError(f"expected a square matrix (D, D) or a batch (N, D, D), got {got}")
-
-    def apply(v: torch.Tensor) -> torch.Tensor:
-        m = matrix.to(v.device, v.dtype)
-        return v @ m.T if m.dim() == 2 else torch.einsum("nij,n...j->n...i", m, v)
-
-    return apply
 
 
 def _selected(m: int, k: int, which: Which) -> list[int]:
@@ -101,39 +91,43 @@ def _check_args(dim: int, k: int, which: str, tol: float) -> None:
 
 
 def lanczos(
-    operator: Operator,
-    dim: int,
+    operator: LinearOperator,
     *,
-    n: int = 1,
     k: int = 10,
     which: Which = "both",
     constraints: torch.Tensor | None = None,
     max_iter: int | None = None,
     tol: float = 1e-4,
     check_every: int = 5,
+    guard: int = 2,
+    block: int = 2,
     seed: int = 0,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> EigenResult:
-    """Top-``k`` and/or bottom-``k`` eigenpairs of N symmetric operators on R^dim, batched.
+    """Top-``k`` and/or bottom-``k`` eigenpairs of the N = ``operator.batch`` symmetric operators on R^D, batched.
 
-    ``operator`` maps (n, dim) -> (n, dim) (vectors in ``dtype`` on ``device``). ``constraints`` (n, c, dim) or
-    (c, dim): orthonormal vectors whose span is projected out, so the eigenpairs are those of ``P A P`` on the
-    complement (dimension dim - c), without the spurious zero eigenvalues of the constraint directions.
-    ``which="both"`` returns k from each end (all eigenpairs when 2k >= dim - c), sorted in decreasing order.
-    Stops when every requested pair has ``residual <= tol * max|theta|`` (checked every ``check_every`` steps), at
-    ``max_iter`` steps (default ``min(dim - c, 6k + 40)``), or when the whole space is spanned (then exact). Each value
-    is then within about ``tol * max|theta|`` of an eigenvalue, but Lanczos can stop while only one of a close pair has
-    entered the Krylov space, so that the k-th value is really the (k+1)-th; no residual test can see that. It happens
-    less at tol 1e-4 than at 1e-3 (tests/geometry/test_lanczos.py; bench/bench_curvature.py). On a GPU the steps run
-    without waiting for the device: random vectors come from a generator on the device, breakdowns are handled with
-    ``torch.where``, and the host reads device memory only at a convergence check (one small ``eigh`` and one "all
-    converged?") and for the result (the tests count them).
+    ``operator``: a `LinearOperator` mapping (N, D) -> (N, D), D = ``operator.size``; vectors are handed to it in
+    ``operator.dtype`` on ``operator.device``. ``constraints`` (N, c, D) or (c, D): orthonormal vectors whose span is
+    projected out, so the eigenpairs are those of ``P A P`` on the complement (dimension D - c), without the spurious
+    zero eigenvalues of the constraint directions.
+    ``which="both"`` returns k from each end (all eigenpairs when 2k >= D - c), sorted in decreasing order.
+    Stops when every requested pair and ``guard`` more at each wanted end have ``residual <= tol * max|theta|``
+    (checked every ``check_every`` steps), at ``max_iter`` steps (default ``min(D - c, 6k + 40)``), or when the whole
+    space is spanned (then exact). Each value is then within about ``tol * max|theta|`` of an eigenvalue. A single
+    start vector can stop while only one of a close pair of eigenvalues has entered the Krylov space (then the k-th
+    value is really the (k+1)-th, and no residual test sees it; an exactly repeated eigenvalue is never found twice),
+    so the process starts from a ``block`` of random vectors (band Lanczos: still one product per step; clusters of
+    up to ``block`` values enter together) and waits for ``guard`` converged pairs past each end. With the defaults
+    (block 2, guard 2) a close pair at the end of the wanted range is resolved for every seed tried, at tol 1e-4 and
+    1e-3, at the cost of a few more products than from a single start vector (tests/geometry/test_lanczos.py). On a
+    GPU the steps run without waiting for the device: random vectors come from a generator on the device, breakdowns
+    are handled with ``torch.where``, and the host reads device memory only at a convergence check (one small ``eigh``
+    and one "all converged?") and for the result (the tests count them).
     """
+    operator = check_operator(operator)
+    dim, n, dev, dtype = operator.size, operator.batch, torch.device(operator.device), operator.dtype
     _check_args(dim, k, which, tol)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     cons = None
     if constraints is not None:
         cons = constraints.detach().to(dev, torch.float64)
@@ -158,6 +152,8 @@ def lanczos(
     elif isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"expected max_iter as a positive int, got {max_iter!r}")
     total = min(total, d_eff)
+    guard = check_int("guard", guard, 0)
+    block = check_int("block", block, 1)
 
     # random vectors are drawn on the device itself: nothing crosses to or from the host inside the loop
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -168,8 +164,12 @@ def lanczos(
     q_basis = torch.zeros(n, total, dim, dtype=torch.float64, device=dev)
     a_basis = torch.zeros(n, total, dim, dtype=torch.float64, device=dev)
     t_mat = torch.zeros(n, total, total, dtype=torch.float64, device=dev)
-    q = _orthogonalise(random_vectors(), cons)
-    q = q / q.norm(dim=1, keepdim=True)
+    # a block of b random start vectors (band Lanczos: one product per step, the basis grows like the block Krylov
+    # space of the start block), so a cluster of up to b nearly equal eigenvalues enters the basis together
+    block = min(block, total)
+    for i in range(block):
+        q = _orthogonalise(_orthogonalise(random_vectors(), cons), q_basis[:, :i])
+        q_basis[:, i] = q / q.norm(dim=1, keepdim=True)
     scale = torch.zeros(n, dtype=torch.float64, device=dev)
     matvecs = 0
     result: tuple[torch.Tensor, ...] | None = None
@@ -177,14 +177,15 @@ def lanczos(
     for j in range(total):
         if cancel is not None:
             cancel.raise_if_cancelled("Lanczos")
-        q_basis[:, j] = q
-        w = operator(q.to(dtype)).detach().to(torch.float64)
+        q = q_basis[:, j]
+        w = operator.matvec(q.to(dtype)).detach().to(torch.float64)
         matvecs += 1
         if w.shape != (n, dim):
             raise ValueError(f"the operator returned shape {tuple(w.shape)} for input ({n}, {dim})")
         w = _orthogonalise(w, cons)  # P A q: the operator restricted to the complement of the constraints
         a_basis[:, j] = w
-        # Rayleigh-Ritz matrix T = Q^T A Q, symmetrised: T_ij = (q_i . A q_j + A q_i . q_j) / 2
+        # Rayleigh-Ritz matrix T = Q^T A Q on the vectors applied so far, symmetrised: T_ij = (q_i . A q_j + A q_i .
+        # q_j) / 2
         col = torch.einsum("njd,nd->nj", q_basis[:, : j + 1], w)
         row = torch.einsum("njd,nd->nj", a_basis[:, : j + 1], q)
         sym = 0.5 * (col + row)
@@ -194,18 +195,23 @@ def lanczos(
         steps = j + 1
         last = steps == total
         if last or (steps >= 2 * k and steps % check_every == 0):
-            result = _ritz(t_mat[:, :steps, :steps], q_basis[:, :steps], a_basis[:, :steps], k, which, tol)
-            if last or bool(result[3].all()):
+            result, settled = _ritz(
+                t_mat[:, :steps, :steps], q_basis[:, :steps], a_basis[:, :steps], k, guard, which, tol
+            )
+            if last or bool(settled.all()):
                 break
-        r = _orthogonalise(_orthogonalise(w, q_basis[:, : j + 1]), cons)
+        filled = j + block  # vectors in the basis: the j + 1 applied ones and the block - 1 waiting
+        if filled >= total:
+            continue  # the waiting vectors already fill the basis up to the last step
+        r = _orthogonalise(_orthogonalise(w, q_basis[:, :filled]), cons)
         beta = r.norm(dim=1)
         # invariant subspace reached (beta ~ 0): continue with a fresh random direction. The replacement is computed
         # for every row and selected with torch.where, so there is no host synchronisation here.
         fresh = beta <= 1e-10 * scale.clamp_min(1e-300)
-        rnd = _orthogonalise(_orthogonalise(random_vectors(), cons), q_basis[:, : j + 1])
+        rnd = _orthogonalise(_orthogonalise(random_vectors(), cons), q_basis[:, :filled])
         r = torch.where(fresh[:, None], rnd, r)
         beta = r.norm(dim=1)
-        q = r / beta.clamp_min(1e-300)[:, None]
+        q_basis[:, filled] = r / beta.clamp_min(1e-300)[:, None]
         if progress is not None:
             progress(steps / total, f"Lanczos: {steps} of at most {total} steps")
     assert result is not None
@@ -223,18 +229,33 @@ def lanczos(
 
 
 def _ritz(
-    t_mat: torch.Tensor, q_basis: torch.Tensor, a_basis: torch.Tensor, k: int, which: Which, tol: float
-) -> tuple[torch.Tensor, ...]:
-    """The Ritz pairs asked for: values (decreasing), vectors, residuals and converged flags."""
+    t_mat: torch.Tensor,
+    q_basis: torch.Tensor,
+    a_basis: torch.Tensor,
+    k: int,
+    guard: int,
+    which: Which,
+    tol: float,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """The Ritz pairs asked for (values decreasing, vectors, residuals, converged flags) and, per row, whether
+    they and ``guard`` more pairs beyond each wanted end have converged (the stopping test)."""
     theta, s = torch.linalg.eigh(t_mat)  # ascending
     theta, s = theta.flip(-1), s.flip(-1)  # decreasing
-    theta, s = _take(theta, k, which), _take(s, k, which)
+    theta, s = _take(theta, k + guard, which), _take(s, k + guard, which)
     y = torch.einsum("njm,njd->nmd", s, q_basis)
     ay = torch.einsum("njm,njd->nmd", s, a_basis)
     residuals = (ay - theta[:, :, None] * y).norm(dim=2)
     spread = theta.abs().amax(dim=1, keepdim=True)
     converged = residuals <= tol * spread
-    return theta, y, residuals, converged
+    settled = converged.all(dim=1)
+    if guard:
+        theta, y, residuals, converged = (
+            _take(theta, k, which),
+            _take(y, k, which, dim=1),
+            _take(residuals, k, which),
+            _take(converged, k, which),
+        )
+    return (theta, y, residuals, converged), settled
 
 
 def _householder(normal: torch.Tensor) -> torch.Tensor:
@@ -246,31 +267,29 @@ def _householder(normal: torch.Tensor) -> torch.Tensor:
 
 
 def assembled_eigs(
-    operator: Operator,
-    dim: int,
+    operator: LinearOperator,
     *,
-    n: int = 1,
     k: int = 10,
     which: Which = "both",
     normal: torch.Tensor | None = None,
     chunk: int = 128,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[EigenResult, torch.Tensor]:
-    """Eigenpairs of N operators assembled as matrices on an orthonormal basis of the complement of ``normal``.
+    """Eigenpairs of the N = ``operator.batch`` operators, assembled as matrices on an orthonormal basis of the
+    complement of ``normal`` (the dense fallback of `lanczos`).
 
     For operators that are only approximately linear or symmetric (finite differences of gradients of a piecewise-
     linear network: the product along v depends on v non-linearly), Krylov methods do not converge; assembling
     ``A_B = B^T A B`` column by column on a fixed basis B (Householder: B maps onto the complement of the unit
-    ``normal`` (N, dim), or the standard basis when None), symmetrising it and diagonalising it densely is well
-    defined. Costs dim - 1 operator columns per row (``operator`` takes ``(N, C, dim)`` chunks of ``chunk``
-    vectors). Returns the result (residuals of the symmetrised matrix) and the relative asymmetry
-    ``||A_B - A_B^T|| / ||A_B||`` (N,) of each assembled matrix.
+    ``normal`` (N, D), or the standard basis when None; D = ``operator.size``), symmetrising it and diagonalising
+    it densely is well defined. Costs D - 1 operator columns per row (``operator.matvec`` takes ``(N, C, D)`` chunks
+    of ``chunk`` vectors in ``operator.dtype``). Returns the result (residuals of the symmetrised matrix) and the
+    relative asymmetry ``||A_B - A_B^T|| / ||A_B||`` (N,) of each assembled matrix.
     """
+    operator = check_operator(operator)
+    dim, n, dev, dtype = operator.size, operator.batch, torch.device(operator.device), operator.dtype
     _check_args(dim, k, which, 1.0)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     if normal is not None:
         nv = normal.detach().to(dev, torch.float64).reshape(n, dim)
         w = _householder(nv / nv.norm(dim=1, keepdim=True))
@@ -298,7 +317,7 @@ def assembled_eigs(
         if cancel is not None:
             cancel.raise_if_cancelled("assembling the matrix")
         cols = coords[s : s + chunk]
-        applied = operator(basis_vectors(cols).to(dtype)).detach().to(torch.float64)
+        applied = operator.matvec(basis_vectors(cols).to(dtype)).detach().to(torch.float64)
         if applied.shape != (n, len(cols), dim):
             raise ValueError(f"the operator returned shape {tuple(applied.shape)} for input ({n}, {len(cols)}, {dim})")
         mat[:, :, s : s + len(cols)] = to_basis(applied).transpose(1, 2)  # column j = B^T A b_j
@@ -326,26 +345,28 @@ def assembled_eigs(
 
 
 def scipy_lanczos(
-    operator: Operator,
-    dim: int,
+    operator: LinearOperator,
     *,
     k: int = 10,
     which: Which = "both",
     constraint: torch.Tensor | None = None,
     tol: float = 1e-4,
     seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
 ) -> EigenResult:
-    """The same eigenpairs for ONE operator through SciPy's ``eigsh`` (ARPACK) on a ``LinearOperator``.
+    """The same eigenpairs for ONE operator (``operator.batch`` 1) through SciPy's ``eigsh`` (ARPACK) on SciPy's
+    ``LinearOperator``.
 
     A unit ``constraint`` vector (dim,) is removed exactly by a Householder reflection that maps it to e_1, so the
     operator ARPACK sees acts on its (dim - 1)-dimensional complement. Vectors cross to the host every iteration.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+    from scipy.sparse.linalg import LinearOperator as ScipyOperator
 
+    operator = check_operator(operator)
+    if operator.batch != 1:
+        raise ValueError(f"scipy_lanczos solves one operator at a time, got a batch of {operator.batch}")
+    dim, dev, dtype = operator.size, torch.device(operator.device), operator.dtype
     _check_args(dim, k, which, tol)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     house: np.ndarray | None = None
     if constraint is not None:
         nvec = constraint.detach().to(torch.float64).cpu().reshape(-1).numpy()
@@ -369,10 +390,10 @@ def scipy_lanczos(
     def matvec(y: np.ndarray) -> np.ndarray:
         count[0] += 1
         v = torch.as_tensor(embed(np.asarray(y, dtype=np.float64).ravel()), dtype=dtype, device=dev)[None]
-        w = operator(v)[0].detach().to(torch.float64).cpu().numpy()
+        w = operator.matvec(v)[0].detach().to(torch.float64).cpu().numpy()
         return w if constraint is None else reflect(w)[1:]
 
-    lin = LinearOperator((d_eff, d_eff), matvec=matvec, dtype=np.float64)
+    lin = ScipyOperator((d_eff, d_eff), matvec=matvec, dtype=np.float64)
     if 2 * k >= d_eff or d_eff <= 3:  # ARPACK needs k < n: assemble the (small) matrix
         mat = np.stack([matvec(e) for e in np.eye(d_eff)], axis=1)
         mat = 0.5 * (mat + mat.T)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -77,6 +77,7 @@ class Dataset:
     labels: torch.Tensor  # (N,) int64 class indices, -1 where unknown (uploads)
     class_names: tuple[str, ...]  # index = label
     input_range: tuple[float, float] | None  # (0.0, 1.0) for images, None for 2D toy sets
+    warnings: tuple[str, ...] = ()  # what the user should know about the labels (e.g. unmatched folder names)
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.float32:
@@ -89,6 +90,7 @@ class Dataset:
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"expected labels of shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -134,7 +136,7 @@ class Dataset:
             if idx.numel() and (idx.min() < -len(self) or idx.max() >= len(self)):
                 raise ValueError(f"expected indices in [0, {len(self)}), got {idx.min()}..{idx.max()}")
             images, labels = self.images[idx], self.labels[idx]
-        return Dataset(self.name, self.split, images, labels, self.class_names, self.input_range)
+        return Dataset(self.name, self.split, images, labels, self.class_names, self.input_range, self.warnings)
 
     def indices_of_class(self, c: int) -> np.ndarray:
         """Indices (int64, ascending) of the examples labelled ``c``."""
@@ -323,7 +325,7 @@ def _resize_dataset(data: Dataset, size: int) -> Dataset:
     images = torch.nn.functional.interpolate(
         data.images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
     ).clamp_(0.0, 1.0)
-    return Dataset(data.name, data.split, images, data.labels, data.class_names, data.input_range)
+    return Dataset(data.name, data.split, images, data.labels, data.class_names, data.input_range, data.warnings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,8 +482,16 @@ def load_image_folder(
     *,
     image_size: int | tuple[int, int] | None = None,
     channels: int | None = None,
+    class_names: Sequence[str] | None = None,
+    label_map: Mapping[str, str | int | None] | None = None,
 ) -> Dataset:
-    """Images in ``path/<class name>/*.png|jpg|jpeg``; class names = sorted subfolder names.
+    """Images in ``path/<class name>/*.png|jpg|jpeg``.
+
+    Without ``class_names`` the classes are the sorted subfolder names, labels their positions. With
+    ``class_names`` (the model's classes) the labels are indices into them, matched BY NAME (case and
+    surrounding spaces aside), never by position: a folder whose name is not a class of the model is
+    unlabelled (-1) and ``Dataset.warnings`` says so, unless ``label_map`` maps it to one of
+    ``class_names`` (a name or index), or to None to leave it unlabelled on purpose.
 
     Images are converted to RGB (channels None or 3) or grey (channels=1) and resized to
     image_size (int or (H, W)) if given; otherwise they must all have one size. Returns a
@@ -497,10 +507,17 @@ def load_image_folder(
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise ValueError(f"expected one subfolder per class in {str(folder)!r}, found no subfolders")
+    if class_names is None:
+        if label_map is not None:
+            raise ValueError("label_map maps folders to the model's classes: pass class_names too")
+        label_of, warnings = {cls: i for i, cls in enumerate(classes)}, ()
+    else:
+        label_of, warnings = _labels_by_name(classes, tuple(class_names), dict(label_map or {}))
     arrays: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[str, tuple[int, ...]] | None = None
-    for label, cls in enumerate(classes):
+    for cls in classes:
+        label = label_of[cls]
         files = sorted(f for f in (folder / cls).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         for f in files:
             rel = f"{cls}/{f.name}"
@@ -528,8 +545,50 @@ def load_image_folder(
         split="all",
         images=torch.from_numpy(np.stack(arrays)),
         labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=tuple(classes),
+        class_names=tuple(classes) if class_names is None else tuple(class_names),
         input_range=(0.0, 1.0),
+        warnings=warnings,
+    )
+
+
+def _labels_by_name(
+    folders: Sequence[str], class_names: tuple[str, ...], label_map: dict[str, str | int | None]
+) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Each folder's label: its ``label_map`` entry, else the class of the same name (case-insensitive), else -1;
+    plus a warning naming the folders that matched no class."""
+    index = {}
+    for i, name in enumerate(class_names):
+        index.setdefault(name.strip().casefold(), i)
+    unknown_keys = sorted(set(label_map) - set(folders))
+    if unknown_keys:
+        raise ValueError(f"label_map names {', '.join(map(repr, unknown_keys))}, which are not subfolders here")
+    label_of, unmatched = {}, []
+    for folder in folders:
+        if folder in label_map:
+            target = label_map[folder]
+            if target is None:
+                label_of[folder] = -1
+            elif isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+                if not 0 <= int(target) < len(class_names):
+                    raise ValueError(f"label_map maps {folder!r} to class {target}, outside 0..{len(class_names) - 1}")
+                label_of[folder] = int(target)
+            elif str(target).strip().casefold() in index:
+                label_of[folder] = index[str(target).strip().casefold()]
+            else:
+                raise ValueError(f"label_map maps {folder!r} to {target!r}, which is not one of the model's classes")
+        elif folder.strip().casefold() in index:
+            label_of[folder] = index[folder.strip().casefold()]
+        else:
+            label_of[folder] = -1
+            unmatched.append(folder)
+    if not unmatched:
+        return label_of, ()
+    shown = ", ".join(class_names[:8]) + (", …" if len(class_names) > 8 else "")
+    return label_of, (
+        f"{len(unmatched)} of {len(folders)} folders match none of the model's classes by name "
+        f"({', '.join(map(repr, unmatched))}; the model's classes: {shown}): their images are unlabelled. "
+        f"Map them with label_map={{folder: class}} (in the app: the 'Folder = model class' field) if they are "
+        f"the same classes under other names.",
     )
 
 

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geometry.runtime.cache import DiskCache, cache_key, default_cache, default_cache_root
+from geometry.runtime.cache import DiskCache, default_cache_root
 from geometry.runtime.compute import Progress
+from geometry.runtime.memo import memoize
 
 __all__ = [
     "EMBEDDING_METHODS",
@@ -37,7 +38,6 @@ __all__ = [
     "warm_up_umap",
 ]
 
-EMBEDDING_VERSION = "1"
 Method = Literal["pca", "umap", "tsne"]
 EMBEDDING_METHODS: dict[str, str] = {
     "pca": "PCA: linear, exact, instant; distances along the two axes are feature distances.",
@@ -288,39 +288,47 @@ def embed(
         import torch
 
         fingerprint = tensor_fingerprint(torch.from_numpy(np.ascontiguousarray(x)))
-    key = cache_key(
-        "embedding.embed",
-        EMBEDDING_VERSION,
-        inputs=fingerprint,
-        params={"method": method, "seed": seed, **full, "n": len(x), "d": x.shape[1]},
-    )
-
-    def compute() -> Embedding2D:
-        if progress is not None:
-            note = " (the first UMAP run in a process compiles first, about a minute)" if method == "umap" else ""
-            progress(0.05, f"fitting {method.upper()} on {len(x):,} points{note}")
-        t0 = time.perf_counter()
-        coords = model.fit_transform(x)
-        seconds = time.perf_counter() - t0
-        pca = isinstance(model, PCAEmbedding)
-        return Embedding2D(
-            coords=np.ascontiguousarray(coords, dtype=np.float32),
-            method=method,
-            params=tuple(sorted((k, v) for k, v in full.items())),
-            seed=seed,
-            seconds=float(seconds),
-            pca_mean=model.mean_ if pca else None,
-            pca_components=model.components_ if pca else None,
-            explained_variance=model.explained_variance_ratio_ if pca else None,
-        )
-
-    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
+    call = dict(features_id=fingerprint, n=len(x), d=x.shape[1], method=method, seed=seed, params=full, cache=cache)
     if cached_only:
-        return store.get(key, cls=Embedding2D)  # type: ignore[return-value]
-    result = store.get_or_compute(key, compute, cls=Embedding2D)
+        return _cached_fit.cached(x, model, **call)
+    result = _cached_fit(x, model, progress=progress, **call)
     if progress is not None:
         progress(1.0, f"{method.upper()} embedding of {len(x):,} points")
     return result
+
+
+@memoize(name="geometry.features.embedding.embed", ignore=("x", "model"))
+def _cached_fit(
+    x: np.ndarray,
+    model: Any,
+    *,
+    features_id: str,
+    n: int,
+    d: int,
+    method: str,
+    seed: int,
+    params: dict[str, Any],
+    progress: Progress | None = None,
+) -> Embedding2D:
+    """Fit ``model`` (made by `make_embedding` from ``method``, ``seed`` and ``params``) on ``x`` (n, d): keyed by the
+    caller's ``features_id`` naming x, the sizes, the method, the seed and every parameter."""
+    if progress is not None:
+        note = " (the first UMAP run in a process compiles first, about a minute)" if method == "umap" else ""
+        progress(0.05, f"fitting {method.upper()} on {len(x):,} points{note}")
+    t0 = time.perf_counter()
+    coords = model.fit_transform(x)
+    seconds = time.perf_counter() - t0
+    pca = isinstance(model, PCAEmbedding)
+    return Embedding2D(
+        coords=np.ascontiguousarray(coords, dtype=np.float32),
+        method=method,
+        params=tuple(sorted((k, v) for k, v in params.items())),
+        seed=seed,
+        seconds=float(seconds),
+        pca_mean=model.mean_ if pca else None,
+        pca_components=model.components_ if pca else None,
+        explained_variance=model.explained_variance_ratio_ if pca else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

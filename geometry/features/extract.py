@@ -2,7 +2,7 @@
 
 The default layer is the *input* of the model's final ``nn.Linear``: there the classifier is exactly
 ``logits = W z + b``, so class regions in feature space are convex polyhedra that
-`geometry.features.regions` computes from the head alone (PAPERS.md §4). Features are read by forward
+`geometry.features.regions` computes from the head alone (docs/SCIENCE.md §11). Features are read by forward
 hooks that are always removed (also when the model raises), batched through `map_batches` on the
 handle's device, and cached on disk by (model fingerprint, data set fingerprint, layer, sample).
 
@@ -26,12 +26,11 @@ from torch import nn
 
 from geometry.data.datasets import Dataset
 from geometry.models.handle import ModelHandle, _check_finite
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import CancelToken, Progress, map_batches
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
 
 __all__ = [
-    "FEATURES_VERSION",
     "FeatureSet",
     "Head",
     "NoAffineHeadError",
@@ -43,7 +42,6 @@ __all__ = [
     "sample_indices",
 ]
 
-FEATURES_VERSION = "1"
 HEAD_INPUT = "head"
 """`layer` value (or None) meaning: the input of the model's final affine layer."""
 
@@ -487,42 +485,49 @@ def compute_features(
         if not isinstance(layer, str):
             raise TypeError(f"expected layer as a module name (str) or None, got {type(layer).__name__}")
         key_layer, position = _resolve(handle, layer)[0], "output"
-    key = cache_key(
-        "features.compute_features",
-        FEATURES_VERSION,
-        model=handle.fingerprint,
-        inputs=dataset.fingerprint,
-        params={"layer": key_layer, "position": position, "indices": tensor_fingerprint(torch.from_numpy(idx))},
-    )
-
-    def compute() -> FeatureSet:
-        name = find_head(handle).layer if key_layer == HEAD_INPUT else key_layer
-        head, note = _head_at(handle, name, position)
-        feats, logits = extract_features(
-            handle,
-            dataset.images[torch.from_numpy(idx)],
-            layer=name if position == "output" else None,
-            batch_size=batch_size,
-            progress=progress,
-            cancel=cancel,
-        )
-        return FeatureSet(
-            features=feats.numpy(),
-            logits=logits.numpy(),
-            labels=dataset.labels.numpy()[idx].astype(np.int64),
-            indices=idx,
-            layer=name,
-            position=position,
-            head_weight=None if head is None else head.weight,
-            head_bias=None if head is None else head.bias,
-            head_note=note,
-            fingerprint=key,
-        )
-
-    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
+    call = dict(layer=key_layer, position=position, indices=idx, cache=cache)
     if cached_only:
-        return store.get(key, cls=FeatureSet)  # type: ignore[return-value]
-    result = store.get_or_compute(key, compute, cls=FeatureSet)
+        return _cached_feature_set.cached(handle, dataset, **call)
+    result = _cached_feature_set(handle, dataset, batch_size=batch_size, progress=progress, cancel=cancel, **call)
     if progress is not None:
         progress(1.0, f"features of {len(idx)} samples ({result.dim}-d)")
     return result
+
+
+@memoize(name="geometry.features.extract.compute_features", ignore=("batch_size",))
+def _cached_feature_set(
+    handle: ModelHandle,
+    dataset: Dataset,
+    *,
+    layer: str,
+    position: str,
+    indices: np.ndarray,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> FeatureSet:
+    """The features of ``dataset.images[indices]`` (int64 (N,)) at ``layer`` (`HEAD_INPUT` for the head's input,
+    else a resolved module name) and ``position``; the result's ``fingerprint`` is this entry's key, which names
+    the features for the caches built on them (embedding, painting, hull)."""
+    name = find_head(handle).layer if layer == HEAD_INPUT else layer
+    head, note = _head_at(handle, name, position)
+    feats, logits = extract_features(
+        handle,
+        dataset.images[torch.from_numpy(indices)],
+        layer=name if position == "output" else None,
+        batch_size=batch_size,
+        progress=progress,
+        cancel=cancel,
+    )
+    return FeatureSet(
+        features=feats.numpy(),
+        logits=logits.numpy(),
+        labels=dataset.labels.numpy()[indices].astype(np.int64),
+        indices=indices,
+        layer=name,
+        position=position,
+        head_weight=None if head is None else head.weight,
+        head_bias=None if head is None else head.bias,
+        head_note=note,
+        fingerprint=_cached_feature_set.key(handle, dataset, layer=layer, position=position, indices=indices),
+    )

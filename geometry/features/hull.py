@@ -1,6 +1,6 @@
 """Is a test sample's feature vector inside the convex hull of the training features? How far outside?
 
-Inside the hull the model interpolates between training examples; outside it extrapolates (PAPERS.md §4).
+Inside the hull the model interpolates between training examples; outside it extrapolates (docs/SCIENCE.md §11).
 In high dimensions almost every test point is outside (the hull of N points in D > log N dimensions is
 "thin"), which is the point of showing it.
 
@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import CancelToken, Progress
+from geometry.runtime.memo import memoize
 
 __all__ = ["HullDistance", "HullReport", "hull_distance", "hull_membership_lp", "hull_report", "min_norm_point"]
-
-HULL_VERSION = "1"
 
 
 def _matrix(x: Any, what: str) -> np.ndarray:
@@ -192,46 +191,75 @@ def hull_report(
     if yc.min() < 0 or yc.max() >= k or yt.min() < 0 or yt.max() >= k:
         raise ValueError(f"expected classes in [0, {k}), got test {yc.min()}..{yc.max()}, train {yt.min()}..{yt.max()}")
 
-    def compute() -> HullReport:
-        t0 = time.perf_counter()
-        scale = float(np.median(np.linalg.norm(t - t.mean(axis=0), axis=1))) or 1.0
-        n = len(z)
-        inside, dist = np.zeros(n, bool), np.zeros(n)
-        inside_c, dist_c = np.zeros(n, bool), np.full(n, np.nan)
-        for i in range(n):
-            if cancel is not None:
-                cancel.raise_if_cancelled("hull test")
-            inside[i], dist[i] = _inside(t, z[i], scale)
-            members = t[yt == yc[i]]
-            if len(members):
-                inside_c[i], dist_c[i] = _inside(members, z[i], scale)
-            if progress is not None and (i % 5 == 4 or i == n - 1):
-                progress((i + 1) / n, f"hull tests: {i + 1}/{n} samples")
-        count = np.bincount(yc, minlength=k)
-        outside_c = np.bincount(yc, weights=(~inside_c).astype(float), minlength=k)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_class = np.where(count > 0, outside_c / np.maximum(count, 1), np.nan)
-        return HullReport(
-            inside=inside,
-            distance=dist,
-            inside_class=inside_c,
-            distance_class=dist_c,
-            classes=yc,
-            share_outside=float((~inside).mean()),
-            share_outside_class=float((~inside_c).mean()),
-            per_class_outside=per_class,
-            per_class_count=count.astype(np.int64),
-            train_count=np.bincount(yt, minlength=k).astype(np.int64),
-            scale=scale,
-            seconds=time.perf_counter() - t0,
-        )
-
+    call = dict(features=fingerprint, k=k, n=len(z), m=len(t), cache=cache)
     if fingerprint is None:
         if cached_only:
             raise ValueError("expected a fingerprint with cached_only=True (nothing can be looked up without one)")
-        return compute()
-    key = cache_key("hull.hull_report", HULL_VERSION, inputs=fingerprint, params={"k": k, "n": len(z), "m": len(t)})
-    store = cache if cache is not None else default_cache()
+        return _hull_tests(t, yt, z, yc, k, progress, cancel)
     if cached_only:
-        return store.get(key, cls=HullReport)  # type: ignore[return-value]
-    return store.get_or_compute(key, compute, cls=HullReport)
+        return _cached_hull_tests.cached(t, yt, z, yc, **call)
+    return _cached_hull_tests(t, yt, z, yc, progress=progress, cancel=cancel, **call)
+
+
+def _hull_tests(
+    t: np.ndarray,
+    yt: np.ndarray,
+    z: np.ndarray,
+    yc: np.ndarray,
+    k: int,
+    progress: Progress | None,
+    cancel: CancelToken | None,
+) -> HullReport:
+    """The hull tests of `hull_report` on checked arrays: training features t (M, D) with labels yt (M,), test
+    features z (N, D) with classes yc (N,), K = k classes."""
+    t0 = time.perf_counter()
+    scale = float(np.median(np.linalg.norm(t - t.mean(axis=0), axis=1))) or 1.0
+    n = len(z)
+    inside, dist = np.zeros(n, bool), np.zeros(n)
+    inside_c, dist_c = np.zeros(n, bool), np.full(n, np.nan)
+    for i in range(n):
+        if cancel is not None:
+            cancel.raise_if_cancelled("hull test")
+        inside[i], dist[i] = _inside(t, z[i], scale)
+        members = t[yt == yc[i]]
+        if len(members):
+            inside_c[i], dist_c[i] = _inside(members, z[i], scale)
+        if progress is not None and (i % 5 == 4 or i == n - 1):
+            progress((i + 1) / n, f"hull tests: {i + 1}/{n} samples")
+    count = np.bincount(yc, minlength=k)
+    outside_c = np.bincount(yc, weights=(~inside_c).astype(float), minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(count > 0, outside_c / np.maximum(count, 1), np.nan)
+    return HullReport(
+        inside=inside,
+        distance=dist,
+        inside_class=inside_c,
+        distance_class=dist_c,
+        classes=yc,
+        share_outside=float((~inside).mean()),
+        share_outside_class=float((~inside_c).mean()),
+        per_class_outside=per_class,
+        per_class_count=count.astype(np.int64),
+        train_count=np.bincount(yt, minlength=k).astype(np.int64),
+        scale=scale,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+@memoize(name="geometry.features.hull.hull_report", ignore=("t", "yt", "z", "yc"))
+def _cached_hull_tests(
+    t: np.ndarray,
+    yt: np.ndarray,
+    z: np.ndarray,
+    yc: np.ndarray,
+    *,
+    features: str,
+    k: int,
+    n: int,
+    m: int,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> HullReport:
+    """`_hull_tests` keyed by the caller's ``features`` fingerprint (naming both feature sets) and the sizes, not
+    by hashing the arrays."""
+    return _hull_tests(t, yt, z, yc, k, progress, cancel)

@@ -4,7 +4,7 @@ Along the pixel path ``x(t) = (1 - t) x_a + t x_b`` the model's class can change
 Along the feature path ``z(t) = (1 - t) z_a + t z_b`` (z = the input of the final affine layer) the logits are
 exactly ``(1 - t) l_a + t l_b``: class regions there are convex, so each class occupies at most one interval
 of t, and the class changes are computed exactly as the breakpoints of the upper envelope of K lines
-(PAPERS.md §4). `cached_morph` is the same through the disk cache.
+(docs/SCIENCE.md §11). `cached_morph` is the same through the disk cache.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import torch
 
 from geometry.features.extract import Head, extract_features, find_head
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import CancelToken, Progress
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
 
-__all__ = ["MORPH_VERSION", "MorphResult", "cached_morph", "envelope_breakpoints", "morph", "morph_cache_key"]
-
-MORPH_VERSION = "2"  # 2: features read at the layer of the head passed in
+__all__ = ["MorphResult", "cached_morph", "envelope_breakpoints", "morph"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,27 +186,22 @@ def _check_pair(handle: ModelHandle, x_a: torch.Tensor, x_b: torch.Tensor) -> tu
     return xa[0].cpu(), xb[0].cpu()
 
 
-def morph_cache_key(
+@memoize(name="geometry.features.morph.morph")
+def _memoized_morph(
     handle: ModelHandle,
     x_a: torch.Tensor,
     x_b: torch.Tensor,
     *,
-    steps: int = 33,
-    bisection_steps: int = 12,
-    head: Head | None = None,
-) -> str:
-    """The disk-cache key of `morph` with these arguments: (model, the two inputs, steps, the head)."""
-    _check_steps(steps, bisection_steps)
-    xa, xb = _check_pair(handle, x_a, x_b)
-    head_id = None
-    if head is not None:
-        if not isinstance(head, Head):
-            raise TypeError(f"expected head as a geometry.features.extract.Head or None, got {type(head).__name__}")
-        weights = torch.from_numpy(np.concatenate([head.weight, head.bias[:, None]], axis=1))
-        head_id = {"weights": tensor_fingerprint(weights), "layer": head.layer, "position": head.position}
-    params = {"steps": int(steps), "bisection_steps": int(bisection_steps), "head": head_id}
-    return cache_key(
-        "morph.morph", MORPH_VERSION, model=handle.fingerprint, inputs=tensor_fingerprint(xa, xb), params=params
+    steps: int,
+    bisection_steps: int,
+    head: Head | None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> MorphResult:
+    """`morph` as the cache keys it: the model's fingerprint, the two (checked, flattened-batch) inputs' bytes, the
+    step counts and the head (its weights, bias, layer and position: a dataclass, keyed field by field)."""
+    return morph(
+        handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head, progress=progress, cancel=cancel
     )
 
 
@@ -229,14 +222,11 @@ def cached_morph(
 
     ``cached_only=True`` returns the cached result or None, computing nothing.
     """
-    key = morph_cache_key(handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head)
-    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
+    _check_steps(steps, bisection_steps)
+    xa, xb = _check_pair(handle, x_a, x_b)  # one key for (D,) and (1, D) inputs
+    if head is not None and not isinstance(head, Head):
+        raise TypeError(f"expected head as a geometry.features.extract.Head or None, got {type(head).__name__}")
+    call = dict(steps=int(steps), bisection_steps=int(bisection_steps), head=head, cache=cache)
     if cached_only:
-        return store.get(key, cls=MorphResult)  # type: ignore[return-value]
-
-    def compute() -> MorphResult:
-        return morph(
-            handle, x_a, x_b, steps=steps, bisection_steps=bisection_steps, head=head, progress=progress, cancel=cancel
-        )
-
-    return store.get_or_compute(key, compute, cls=MorphResult)
+        return _memoized_morph.cached(handle, xa, xb, **call)
+    return _memoized_morph(handle, xa, xb, progress=progress, cancel=cancel, **call)

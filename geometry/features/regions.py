@@ -3,15 +3,21 @@
 Exact. After the last hidden layer the classifier is affine, ``logits = W z + b``, so on any affine plane
 ``z = o + a u + b v`` every logit is an affine function of (a, b): the class regions on the plane are convex
 polygons, computed here exactly by clipping the view rectangle with the half-planes
-``(l_k - l_j)(a, b) >= 0`` (PAPERS.md §4), and the label of every grid point is the head's own argmax there.
+``(l_k - l_j)(a, b) >= 0`` (docs/SCIENCE.md §11), and the label of every grid point is the head's own argmax there.
 
 Approximate. A 2D embedding (UMAP, t-SNE) has no exact inverse, so to paint regions behind it we map each
 grid point back to feature space by Gaussian-weighted k nearest neighbours ("knn") or by a local thin-plate
 RBF interpolant ("rbf") of the samples' features, then apply the head. Both are linear in the features
 and reproduce constants, so ``head(back_map(p)) = back_map of the samples' logits``: painting interpolates
-logits, never feature vectors (fast, same answer). Grid points far from every sample, or where the painted
-class disagrees with the model's predictions for the samples nearby, are marked untrusted, and the
-agreement score says how often the painted class equals the model's prediction at the samples themselves.
+logits, never feature vectors (fast, same answer).
+
+Held out. Agreement at the samples the map was painted from says little: a back-map reproduces its own samples, so
+an embedding with random positions scores high that way. The samples are therefore split into seeded folds, and
+each sample is also classified by a map painted from the *other* folds only (`fold_assignment`,
+`BackMap.heldout`): the held-out agreement is how often that class is the model's prediction, against the chance
+level of painting every point with the most common predicted class (no map unrelated to the positions does better
+in expectation). A grid point is trusted only when a sample lies near it and most of the nearby samples, weighted
+as in the back-map, are predicted as the painted class *and* were classified correctly when held out.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from geometry.features.extract import Head
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import Progress
+from geometry.runtime.memo import memoize
 
 __all__ = [
     "BackMap",
@@ -34,6 +41,7 @@ __all__ = [
     "FeatureRegionMap",
     "PaintedRegions",
     "exact_region_map",
+    "fold_assignment",
     "paint_regions",
     "pca_plane",
     "plane_logit_coefficients",
@@ -41,8 +49,8 @@ __all__ = [
 ]
 
 BackMapMethod = Literal["knn", "rbf"]
-PAINT_VERSION = "1"
 RADIUS_FACTOR = 1.5  # default trust radius: this many times the typical distance from a sample to its k-th neighbour
+DEFAULT_FOLDS = 5  # held-out folds: each sample is scored by a map painted from the other 80%
 
 
 def _array(x: Any, what: str, ndim: int) -> np.ndarray:
@@ -381,32 +389,37 @@ class BackMap:
                 out[s : s + chunk] = np.einsum("mk,mkv->mv", self.weights(d), self.values_[i])
         return out
 
-    def heldout(self, folds: int = 5, seed: int = 0) -> np.ndarray:
-        """Values ``(N, V)`` mapped back at each sample's own coordinates *without that sample*: knn leaves
-        the sample out of its neighbours; rbf fits on the other folds of a seeded ``folds``-fold split."""
+    def heldout(self, fold: np.ndarray) -> np.ndarray:
+        """Values ``(N, V)`` at each sample's own coordinates from a map fitted *without that sample's fold*:
+        ``fold`` (N,) int labels the folds (`fold_assignment`); for every fold a BackMap with this one's settings is
+        fitted on the other folds' samples alone (its own bandwidth and spacing, as painting from them would)."""
         if not hasattr(self, "tree_"):
             raise ValueError("BackMap is not fitted yet: call fit(coords, values) first")
-        if self.method == "knn":
-            d, i = self.neighbours(self.coords_, exclude_self=True)
-            return np.einsum("mk,mkv->mv", self.weights(d), self.values_[i])
-        from scipy.interpolate import RBFInterpolator
-
-        n = len(self.coords_)
-        fold = np.random.default_rng(seed).permutation(n) % max(2, min(folds, n))
+        fold = np.asarray(fold)
+        if fold.shape != (len(self.coords_),):
+            raise ValueError(f"expected fold of shape ({len(self.coords_)},), got {fold.shape}")
         out = np.empty_like(self.values_)
         for f in np.unique(fold):
             train, test = fold != f, fold == f
-            nb = min(max(self.k_, 4), int(train.sum()))
-            rbf = RBFInterpolator(
-                self.coords_[train],
-                self.values_[train],
-                neighbors=nb,
-                kernel="thin_plate_spline",
-                smoothing=self.smoothing * self.spacing_**2,
-                degree=1,
-            )
-            out[test] = rbf(self.coords_[test])
+            if train.sum() < 3:
+                raise ValueError(f"expected at least 3 samples outside fold {f} to paint from, got {int(train.sum())}")
+            other = BackMap(method=self.method, k=self.k, bandwidth=self.bandwidth, smoothing=self.smoothing)  # type: ignore[arg-type]
+            out[test] = other.fit(self.coords_[train], self.values_[train])(self.coords_[test])
         return out
+
+
+def fold_assignment(n: int, folds: int, seed: int) -> np.ndarray:
+    """The fold ``(n,)`` int64 of each of n samples: a seeded random permutation dealt into ``folds`` folds whose
+    sizes differ by at most one (folds = n: leave one out)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"expected n as an int >= 0, got {n!r}")
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not folds >= 2:
+        raise ValueError(f"expected folds as an int >= 2, got {folds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"expected seed as an int, got {seed!r}")
+    out = np.empty(n, dtype=np.int64)
+    out[np.random.default_rng(int(seed)).permutation(n)] = np.arange(n) % int(folds)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -417,19 +430,42 @@ class PaintedRegions:
     y: np.ndarray  # (R,) float64 grid coordinates along embedding axis 2
     labels: np.ndarray  # (R, R) int16 painted class at (x[j], y[i]) as labels[i, j]
     confidence: np.ndarray  # (R, R) float32 softmax top-1 of the back-mapped logits
-    support: np.ndarray  # (R, R) float32 weighted share of nearby samples the model predicts as the painted class
+    support: np.ndarray  # (R, R) float32 weighted share of nearby samples predicted as the painted class *and*
+    # classified as the model does by the map painted without their fold (held-out evidence)
     distance: np.ndarray  # (R, R) float32 distance to the nearest sample (embedding units)
     trusted: np.ndarray  # (R, R) bool: near a sample (distance <= radius) and support >= min_support
-    sample_painted: np.ndarray  # (N,) int64 painted class at each sample's own grid cell
-    sample_heldout: np.ndarray  # (N,) int64 back-mapped class at each sample with the sample left out (BackMap.heldout)
-    agreement: float  # share of samples whose painted class equals the model's prediction
-    heldout_agreement: float  # the same with each sample left out of its own back-map (stricter)
+    sample_painted: np.ndarray  # (N,) int64 painted class at each sample's own grid cell (in-sample)
+    sample_fold: np.ndarray  # (N,) int64 the held-out fold of each sample (fold_assignment)
+    sample_heldout: np.ndarray  # (N,) int64 class at each sample from the map painted without its fold
+    agreement: float  # in-sample: share of samples whose painted class equals the model's prediction (optimistic)
+    heldout_agreement: float  # the same for the held-out classes: the number to quote
+    chance_agreement: float  # share of the most common predicted class: what a map unrelated to positions reaches
+    heldout_better_than_chance: bool  # heldout_agreement > chance + 2 binomial standard errors at N samples
+    folds: int  # number of folds (each sample is scored by a map painted from the other folds' samples)
     trusted_share: float  # share of grid points that are trusted
     radius: float  # trust radius (embedding units)
     method: str  # back-map method, "knn" or "rbf"
     k: int  # neighbours used
     bandwidth: float  # Gaussian bandwidth (knn), embedding units
     seconds: float  # wall time of the painting
+
+    def reading(self) -> str:
+        """One sentence on what the held-out agreement says (false when the map predicts nothing between samples)."""
+        n = len(self.sample_fold)
+        held = (
+            f"held out (each sample scored by a map painted from the other {self.folds - 1} of {self.folds} folds), "
+            f"the painted regions agree with the model at {self.heldout_agreement:.1%} of the {n:,} samples"
+        )
+        chance = f"{self.chance_agreement:.1%} for painting the most common class everywhere"
+        if not self.heldout_better_than_chance:
+            return (
+                f"The painted regions predict the model no better than chance between samples: {held}, against "
+                f"{chance} ({self.agreement:.1%} at the samples the map was painted from, which only says it "
+                "reproduces them). Do not read classes off the background."
+            )
+        return (
+            f"{held[0].upper()}{held[1:]}, against {chance}; at the samples it was painted from, {self.agreement:.1%}."
+        )
 
 
 def paint_regions(
@@ -445,6 +481,8 @@ def paint_regions(
     radius: float | None = None,
     min_support: float = 0.7,
     pad: float = 0.05,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
     fingerprint: str | None = None,
     progress: Progress | None = None,
     cache: DiskCache | None = None,
@@ -452,10 +490,12 @@ def paint_regions(
 ) -> PaintedRegions | None:
     """Paint the head's class regions behind an embedding ``coords`` (N, 2) of ``features`` (N, D).
 
-    Each grid point is mapped back to feature space by a `BackMap` and classified by ``head``. It is
-    trusted when a sample lies within ``radius`` (default: 1.5 times the typical distance from a sample to
+    Each grid point is mapped back to feature space by a `BackMap` and classified by ``head``. Every sample is also
+    classified by a map painted without its fold (``folds`` seeded folds, ``seed``): the held-out agreement. A grid
+    point is trusted when a sample lies within ``radius`` (default: 1.5 times the typical distance from a sample to
     its k-th neighbour) and at least ``min_support`` of the weighted nearby samples are predicted (from their real
-    features) as the painted class. ``predictions`` (N,) default to ``head.predict(features)``.
+    features) as the painted class and were classified so when held out. ``predictions`` (N,) default to
+    ``head.predict(features)``.
     With ``fingerprint`` (naming the coords and features, e.g. the embedding's and feature set's keys)
     the result is cached on disk; ``cached_only=True`` then returns the cached result or None.
     """
@@ -468,30 +508,68 @@ def paint_regions(
         radius=radius,
         min_support=min_support,
         pad=pad,
+        folds=folds,
+        seed=seed,
         progress=progress,
     )
     if fingerprint is None:
         if cached_only:
             raise ValueError("expected a fingerprint with cached_only=True (nothing can be looked up without one)")
         return _paint(coords, features, head, **kwargs)  # type: ignore[arg-type]
-    import torch
-
-    from geometry.runtime.fingerprint import tensor_fingerprint
-
-    params = {k_: v for k_, v in kwargs.items() if k_ not in ("predictions", "progress")}
-    params["head"] = tensor_fingerprint(
-        torch.from_numpy(np.ascontiguousarray(head.weight)), torch.from_numpy(np.ascontiguousarray(head.bias))
+    head_id = {"weight": np.ascontiguousarray(head.weight), "bias": np.ascontiguousarray(head.bias)}
+    call = {k_: v for k_, v in kwargs.items() if k_ not in ("predictions", "progress")}
+    call.update(
+        features_id=fingerprint,
+        head_id=head_id,
+        predictions=None if predictions is None else np.asarray(predictions, dtype=np.int64),
+        cache=cache,
     )
-    if predictions is not None:
-        params["predictions"] = tensor_fingerprint(torch.from_numpy(np.asarray(predictions, dtype=np.int64)))
-    key = cache_key("feature_regions.paint_regions", PAINT_VERSION, inputs=fingerprint, params=params)
-    store = cache if cache is not None else default_cache()  # (an empty DiskCache is falsy: no `or` here)
     if cached_only:
-        return store.get(key, cls=PaintedRegions)  # type: ignore[return-value]
-    result = store.get_or_compute(key, lambda: _paint(coords, features, head, **kwargs), cls=PaintedRegions)
+        return _cached_paint.cached(coords, features, head, **call)
+    result = _cached_paint(coords, features, head, progress=progress, **call)
     if progress is not None:
-        progress(1.0, f"painted: {result.agreement:.1%} agreement at the samples")
+        progress(1.0, f"painted: {result.heldout_agreement:.1%} held-out agreement")
     return result
+
+
+@memoize(name="geometry.features.regions.paint_regions", ignore=("coords", "features", "head"))
+def _cached_paint(
+    coords: Any,
+    features: Any,
+    head: Head,
+    *,
+    features_id: str,
+    head_id: dict[str, np.ndarray],
+    predictions: np.ndarray | None,
+    resolution: int,
+    method: BackMapMethod,
+    k: int,
+    bandwidth: float | None,
+    radius: float | None,
+    min_support: float,
+    pad: float,
+    folds: int,
+    seed: int,
+    progress: Progress | None = None,
+) -> PaintedRegions:
+    """`_paint` keyed by the caller's ``features_id`` (naming the coords and features), the head's parameters
+    (``head_id``), the predictions and every option, not by hashing the coords and features."""
+    return _paint(
+        coords,
+        features,
+        head,
+        predictions=predictions,
+        resolution=resolution,
+        method=method,
+        k=k,
+        bandwidth=bandwidth,
+        radius=radius,
+        min_support=min_support,
+        pad=pad,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+    )
 
 
 def _paint(
@@ -507,6 +585,8 @@ def _paint(
     radius: float | None,
     min_support: float,
     pad: float,
+    folds: int,
+    seed: int,
     progress: Progress | None,
 ) -> PaintedRegions:
     t0 = time.perf_counter()
@@ -526,6 +606,7 @@ def _paint(
     pred = logits.argmax(axis=1) if predictions is None else np.asarray(predictions, dtype=np.int64)
     if pred.shape != (len(z),):
         raise ValueError(f"expected predictions of shape ({len(z)},), got {pred.shape}")
+    fold = fold_assignment(len(z), folds, seed)
     if progress is not None:
         progress(0.1, f"fitting the {method} back-map on {len(z):,} samples")
     bm = BackMap(method=method, k=k, bandwidth=bandwidth).fit(xy, logits)
@@ -544,19 +625,26 @@ def _paint(
     glabels = glog.argmax(axis=1)
     gl = glog - glog.max(axis=1, keepdims=True)
     conf = 1.0 / np.exp(gl).sum(axis=1)
+    if progress is not None:
+        progress(0.7, f"painting from {folds - 1} of {folds} folds to score the held-out samples")
+    heldout = bm.heldout(fold).argmax(axis=1).astype(np.int64)
+    # trust needs held-out evidence: nearby samples that the map reproduced when they were not used to paint it
+    heldout_ok = heldout == pred
     d, i = bm.neighbours(grid)
     w = bm.weights(d)
-    support = (w * (pred[i] == glabels[:, None])).sum(axis=1)
+    support = (w * ((pred[i] == glabels[:, None]) & heldout_ok[i])).sum(axis=1)
     dist = d[:, 0]
     trusted = (dist <= r) & (support >= min_support)
     if progress is not None:
-        progress(0.85, "scoring agreement at the samples")
-    # painted class at each sample's own grid cell, and the leave-one-out back-map class
+        progress(0.9, "scoring agreement at the samples")
+    # painted class at each sample's own grid cell (in-sample)
     cx = np.clip(np.rint((xy[:, 0] - gx[0]) / (gx[1] - gx[0])).astype(int), 0, resolution - 1)
     cy = np.clip(np.rint((xy[:, 1] - gy[0]) / (gy[1] - gy[0])).astype(int), 0, resolution - 1)
     labels2d = glabels.reshape(resolution, resolution)
     painted = labels2d[cy, cx].astype(np.int64)
-    heldout = bm.heldout().argmax(axis=1).astype(np.int64)
+    heldout_agreement = float(heldout_ok.mean())
+    # best expected agreement of a map unrelated to the positions: the most common predicted class everywhere
+    chance = float(np.bincount(pred).max() / len(pred))
     shape = (resolution, resolution)
     result = PaintedRegions(
         x=gx,
@@ -567,9 +655,13 @@ def _paint(
         distance=dist.reshape(shape).astype(np.float32),
         trusted=trusted.reshape(shape),
         sample_painted=painted,
+        sample_fold=fold,
         sample_heldout=heldout,
         agreement=float((painted == pred).mean()),
-        heldout_agreement=float((heldout == pred).mean()),
+        heldout_agreement=heldout_agreement,
+        chance_agreement=chance,
+        heldout_better_than_chance=bool(heldout_agreement > chance + 2.0 * np.sqrt(chance * (1 - chance) / len(pred))),
+        folds=int(folds),
         trusted_share=float(trusted.mean()),
         radius=r,
         method=method,
@@ -578,5 +670,5 @@ def _paint(
         seconds=time.perf_counter() - t0,
     )
     if progress is not None:
-        progress(1.0, f"painted: {result.agreement:.1%} agreement at the samples")
+        progress(1.0, f"painted: {result.heldout_agreement:.1%} held-out agreement")
     return result

@@ -1,19 +1,31 @@
 """Numpy results -> plotly figures (no Streamlit), so every figure is unit-testable.
 
-One module per view; the colours and image helpers every view shares live in `geometry.figures.common`.
+One module per view (slices, curvature, features, margins, connectivity, detection, robustness, training); the
+colours and helpers every view shares live in `geometry.figures.common`, grids and strips of images in
+`geometry.figures.images`.
 """
 
 from __future__ import annotations
 
-from geometry.figures.common import class_color, class_colors, image_to_uint8, probability_bars, toy_scatter
+from geometry.figures.common import (
+    class_accuracy_figure,
+    class_color,
+    class_colors,
+    image_to_uint8,
+    probability_bars,
+    toy_scatter,
+)
+from geometry.figures.connectivity import connectivity_figure, path_figure
 from geometry.figures.curvature import (
     curvature_histogram,
+    curvature_summary_figure,
     logit_profile_figure,
     profile_figure,
     signed_image,
     spectrum_figure,
     vulnerability_figure,
 )
+from geometry.figures.detection import detection_scores_figure, rho_figure, roc_figure
 from geometry.figures.features import (
     embedding_scatter,
     feature_plane_figure,
@@ -21,22 +33,9 @@ from geometry.figures.features import (
     morph_figure,
     slice_label_figure,
 )
-from geometry.figures.inspect import (
-    band_images_figure,
-    class_accuracy_figure,
-    connectivity_figure,
-    curvature_summary_figure,
-    detection_scores_figure,
-    frequency_margins_figure,
-    image_grid_figure,
-    image_strip_figure,
-    margin_histogram,
-    path_figure,
-    position_heatmap,
-    rho_figure,
-    roc_figure,
-    sweep_figure,
-)
+from geometry.figures.images import image_grid_figure, image_strip_figure
+from geometry.figures.margins import band_images_figure, frequency_margins_figure, margin_histogram
+from geometry.figures.robustness import position_heatmap, sweep_figure
 from geometry.figures.slices import disagreement_figure, slice_colors, slice_figure, slice_image
 
 __all__ = [

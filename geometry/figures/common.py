@@ -12,6 +12,23 @@ from plotly.colors import qualitative
 
 _PALETTE_10 = qualitative.D3  # 10 colours, the classic class palette
 _PALETTE_24 = qualitative.Light24
+OK_COLOR = "#2ca02c"  # green: kept, joined, the class of the untouched image
+BAD_COLOR = "#d62728"  # red: flipped, failed, not converged
+MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b")  # one per model when several share a figure
+
+
+def discrete_colorscale(colors: Sequence[str]) -> list[list[float | str]]:
+    """A plotly colorscale that maps the integers 0..n-1 (with zmin=-0.5, zmax=n-0.5) to ``colors``."""
+    n = len(colors)
+    scale: list[list[float | str]] = []
+    for i, c in enumerate(colors):
+        scale += [[i / n, c], [(i + 1) / n, c]]
+    return scale
+
+
+def to_numpy(a: torch.Tensor | np.ndarray | Sequence[float]) -> np.ndarray:
+    """A tensor (any device, detached) or array-like as a numpy array."""
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 def class_color(k: int, num_classes: int) -> str:
@@ -131,5 +148,30 @@ def toy_scatter(
         height=420,
         yaxis=dict(scaleanchor="x"),
         margin=dict(l=10, r=10, t=30 if title else 10, b=10),
+    )
+    return fig
+
+
+def class_accuracy_figure(accuracy: Sequence[float], counts: Sequence[int], class_names: Sequence[str]) -> go.Figure:
+    """Accuracy per true class, coloured by class, with the number of test inputs in the hover."""
+    k = len(class_names)
+    acc = np.asarray(accuracy, dtype=float)
+    fig = go.Figure(
+        go.Bar(
+            x=list(class_names),
+            y=acc,
+            marker_color=[class_color(i, k) for i in range(k)],
+            customdata=np.asarray(counts),
+            text=[f"{a:.0%}" if np.isfinite(a) else "" for a in acc],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="class %{x}: %{y:.1%} of %{customdata}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis=dict(title="true class", type="category"),
+        yaxis=dict(title="accuracy", range=[0, 1.1], tickformat=".0%"),
+        height=300,
+        margin=dict(l=10, r=10, t=10, b=10),
     )
     return fig

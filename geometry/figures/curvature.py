@@ -1,6 +1,7 @@
-"""Curvature figures: the spectrum, cross-sections with osculating parabolas, random directions, vulnerability.
+"""Curvature figures: the spectrum, cross-sections with osculating parabolas, random directions, vulnerability,
+and the summary over many images (the report).
 
-Numpy / torch results in, plotly figures (or uint8 images) out; no Streamlit. Sign convention (DESIGN.md):
+Numpy / torch results in, plotly figures (or uint8 images) out; no Streamlit. Sign convention (docs/DESIGN.md §3):
 kappa > 0 means x's own region is locally convex — the boundary bends towards x.
 """
 
@@ -11,14 +12,16 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from geometry.boundary.curvature import CurvatureProfile, CurvatureResult, VulnerabilityResult
-from geometry.figures.common import class_color
+from geometry.figures.common import BAD_COLOR, class_color, to_numpy
 from geometry.slices.evaluate import SliceResult
 
 __all__ = [
     "SIGN_CONVENTION",
     "curvature_histogram",
+    "curvature_summary_figure",
     "logit_profile_figure",
     "profile_figure",
     "signed_image",
@@ -380,4 +383,65 @@ def vulnerability_figure(result: VulnerabilityResult, image: int = 0, *, height:
         margin=_MARGIN,
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, font=dict(size=11)),
     )
+    return fig
+
+
+def curvature_summary_figure(result: CurvatureResult) -> go.Figure:
+    """Left: principal curvatures at each image's boundary point (faint) and their median (bold), by rank.
+    Right: normal curvatures along random tangent directions, against the most curved directions' values."""
+    curv = to_numpy(result.curvatures).astype(float)
+    rand = to_numpy(result.random_curvatures).astype(float)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.5, 0.5],
+        horizontal_spacing=0.1,
+        subplot_titles=("principal curvatures (by rank)", "random tangent directions"),
+    )
+    rows = [r for r in curv if np.isfinite(r).any()]
+    ranks = np.arange(1, curv.shape[1] + 1)
+    for r in rows:
+        fig.add_trace(
+            go.Scatter(
+                x=ranks,
+                y=r,
+                mode="lines",
+                line=dict(color="rgba(31,119,180,0.25)", width=1),
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
+    if rows:
+        fig.add_trace(
+            go.Scatter(
+                x=ranks,
+                y=np.nanmedian(np.array(rows), axis=0),
+                mode="lines+markers",
+                name="median over images",
+                line=dict(color="#1f77b4", width=3),
+            ),
+            row=1,
+            col=1,
+        )
+    finite = rand[np.isfinite(rand)]
+    if finite.size:
+        fig.add_trace(go.Histogram(x=finite, nbinsx=50, marker_color="#7f7f7f", name="random directions"), row=1, col=2)
+    if rows:
+        top, bottom = np.nanmedian(np.array(rows)[:, 0]), np.nanmedian(np.array(rows)[:, -1])
+        for v, text in ((top, "most positive (median)"), (bottom, "most negative (median)")):
+            fig.add_vline(
+                x=float(v),
+                line=dict(color=BAD_COLOR, dash="dash"),
+                row=1,
+                col=2,
+                annotation_text=text,
+                annotation_font_size=10,
+            )
+    fig.add_hline(y=0, line=dict(color="#999", width=1), row=1, col=1)
+    fig.update_xaxes(title_text="rank", row=1, col=1)
+    fig.update_yaxes(title_text="kappa (1 / L2 pixels)", row=1, col=1)
+    fig.update_xaxes(title_text="kappa along a random tangent direction", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig

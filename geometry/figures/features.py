@@ -5,13 +5,19 @@ pixel-space slices beside them, convex-hull summaries and the morphing compariso
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from geometry.figures.common import class_color
+from geometry.figures.common import class_color, discrete_colorscale
+
+if TYPE_CHECKING:
+    from geometry.features.hull import HullReport
+    from geometry.features.morph import MorphResult
+    from geometry.features.regions import FeatureRegionMap, PaintedRegions
+    from geometry.slices.evaluate import SliceResult
 
 __all__ = [
     "embedding_scatter",
@@ -31,15 +37,6 @@ def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha:.3f})"
-
-
-def _discrete_scale(colors: Sequence[str]) -> list[list[Any]]:
-    """A plotly colorscale that maps the integers 0..n-1 (with zmin=-0.5, zmax=n-0.5) to ``colors``."""
-    n = len(colors)
-    scale: list[list[Any]] = []
-    for i, c in enumerate(colors):
-        scale += [[i / n, c], [(i + 1) / n, c]]
-    return scale
 
 
 def _label_heatmap(
@@ -67,7 +64,7 @@ def _label_heatmap(
         z=z,
         zmin=-0.5,
         zmax=n - 0.5,
-        colorscale=_discrete_scale(colors),
+        colorscale=discrete_colorscale(colors),
         showscale=False,
         name=name,
         hoverinfo="skip" if not hover else None,
@@ -83,7 +80,7 @@ def embedding_scatter(
     *,
     indices: np.ndarray | None = None,
     color_by: str = "true",
-    painted: Any = None,
+    painted: PaintedRegions | None = None,
     highlight: Sequence[int] = (),
     axis_names: tuple[str, str] = ("axis 1", "axis 2"),
     title: str = "",
@@ -199,7 +196,7 @@ def _class_legend(fig: go.Figure, present: Sequence[int], class_names: Sequence[
 
 
 def feature_plane_figure(
-    region_map: Any,
+    region_map: FeatureRegionMap,
     class_names: Sequence[str],
     *,
     anchor_names: Sequence[str] = (),
@@ -280,7 +277,7 @@ def _plane_layout(fig: go.Figure, extent: Sequence[float], units: str, title: st
 
 
 def slice_label_figure(
-    slice_result: Any,
+    slice_result: SliceResult,
     class_names: Sequence[str],
     *,
     anchors: Mapping[str, tuple[float, float]] | None = None,
@@ -314,7 +311,7 @@ def slice_label_figure(
     return fig
 
 
-def hull_figure(report: Any, class_names: Sequence[str]) -> go.Figure:
+def hull_figure(report: HullReport, class_names: Sequence[str]) -> go.Figure:
     """Share of test samples outside their class's training hull (bars per class, the overall share as a line),
     and the distribution of distances to the overall hull relative to the spread of the training features."""
     k = len(class_names)
@@ -379,7 +376,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def morph_figure(result: Any, class_names: Sequence[str], *, endpoint_names: tuple[str, str] = ("a", "b")) -> go.Figure:
+def morph_figure(
+    result: MorphResult, class_names: Sequence[str], *, endpoint_names: tuple[str, str] = ("a", "b")
+) -> go.Figure:
     """The class along the pixel path and along the feature path (strips), and the probabilities of the two
     endpoint classes along each (solid: pixel path, dashed: feature path)."""
     k = len(class_names)
@@ -395,7 +394,7 @@ def morph_figure(result: Any, class_names: Sequence[str], *, endpoint_names: tup
             z=strips,
             zmin=-0.5,
             zmax=k - 0.5,
-            colorscale=_discrete_scale(colors),
+            colorscale=discrete_colorscale(colors),
             showscale=False,
             text=text,
             hovertemplate="t=%{x:.3f}: %{text}<extra>%{y}</extra>",

@@ -1,6 +1,6 @@
 """Connectivity of classification regions: a path between two inputs of one class that stays in that class.
 
-The path finder of Fawzi et al. ("Classification regions of deep neural networks", PAPERS.md §1): if the straight
+The path finder of Fawzi et al. ("Classification regions of deep neural networks", docs/SCIENCE.md §8): if the straight
 segment x1 -> x2 stays in class c (checked on a fine grid), done; else take its midpoint, and if the midpoint is not
 in c push it into c (DeepFool targeted at c, with an overshoot), then recurse on both halves, up to a depth and an
 anchor budget. The result reports success, the anchors, and the largest deviation of the path from the straight
@@ -21,13 +21,15 @@ import numpy as np
 import torch
 
 from geometry.boundary.deepfool import deepfool
+from geometry.inspection.options import PathOptions
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
 from geometry.runtime.compute import CancelToken
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
 from geometry.runtime.validate import check_int
+from geometry.slices.options import KeywordOptions, options_with
 
 __all__ = [
+    "PathOptions",
     "PathResult",
     "cached_connectivity_batch",
     "cached_find_path",
@@ -38,7 +40,6 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
-CONNECTIVITY_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -89,36 +90,28 @@ def find_path(
     x1: torch.Tensor,
     x2: torch.Tensor,
     *,
-    resolution: int = 31,
-    max_depth: int = 6,
-    max_anchors: int = 32,
-    overshoot: float = 1.0,
-    samples: int = 64,
-    strip: int = 9,
+    options: PathOptions | None = None,
+    resolution: int | None = None,
+    max_depth: int | None = None,
+    max_anchors: int | None = None,
+    overshoot: float | None = None,
+    samples: int | None = None,
+    strip: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> PathResult:
     """A path from ``x1`` to ``x2`` (two inputs of shape ``input_shape``) inside their common predicted class.
 
-    Raises ValueError when the model predicts different classes for x1 and x2. See `find_paths` for the options.
+    Raises ValueError when the model predicts different classes for x1 and x2. ``options``: a `PathOptions` (its
+    defaults are this function's); a keyword that is not None overrides the option of the same name.
     """
+    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
+    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
     a = handle.check_inputs(x1)
     b = handle.check_inputs(x2)
     if len(a) != 1 or len(b) != 1:
         raise ValueError(f"expected one input each for x1 and x2, got {len(a)} and {len(b)}")
-    return find_paths(
-        handle,
-        a,
-        b,
-        resolution=resolution,
-        max_depth=max_depth,
-        max_anchors=max_anchors,
-        overshoot=overshoot,
-        samples=samples,
-        strip=strip,
-        progress=progress,
-        cancel=cancel,
-    )
+    return find_paths(handle, a, b, options=opts, progress=progress, cancel=cancel)
 
 
 def find_paths(
@@ -126,12 +119,13 @@ def find_paths(
     starts: torch.Tensor,
     ends: torch.Tensor,
     *,
-    resolution: int = 31,
-    max_depth: int = 6,
-    max_anchors: int = 32,
-    overshoot: float = 1.0,
-    samples: int = 64,
-    strip: int = 9,
+    options: PathOptions | None = None,
+    resolution: int | None = None,
+    max_depth: int | None = None,
+    max_anchors: int | None = None,
+    overshoot: float | None = None,
+    samples: int | None = None,
+    strip: int | None = None,
     pair_index: torch.Tensor | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
@@ -143,19 +137,15 @@ def find_paths(
     pushes a midpoint into the class (the anchor lands ``overshoot`` times the push past the boundary; the default 1.0
     puts it well inside, so fewer levels are needed than with DeepFool's usual 0.02);
     ``samples``/``strip``: points along the finished path whose class (and images) are reported.
-    Inputs with a bounded range keep their anchors inside it (clipped DeepFool).
+    Inputs with a bounded range keep their anchors inside it (clipped DeepFool). These are the fields of
+    ``options`` (a `PathOptions`, its defaults are this function's); a keyword that is not None overrides one.
     """
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    resolution = check_int("resolution", resolution, 1)
-    if resolution % 2 == 0:
-        raise ValueError(f"expected an odd resolution (the midpoint is a grid point), got {resolution}")
-    max_depth = check_int("max_depth", max_depth, 0)
-    max_anchors = check_int("max_anchors", max_anchors, 0)
-    samples = check_int("samples", samples, 2)
-    strip = check_int("strip", strip, 2)
-    if isinstance(overshoot, bool) or not isinstance(overshoot, (int, float)) or not 0 <= overshoot < 10:
-        raise ValueError(f"expected overshoot as a number in [0, 10), got {overshoot!r}")
+    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
+    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
+    resolution, max_depth, max_anchors = opts.resolution, opts.max_depth, opts.max_anchors
+    overshoot, samples, strip = opts.overshoot, opts.samples, opts.strip
     xa = handle.check_inputs(starts.detach() if isinstance(starts, torch.Tensor) else starts)
     xb = handle.check_inputs(ends.detach() if isinstance(ends, torch.Tensor) else ends)
     if len(xa) != len(xb):
@@ -351,19 +341,23 @@ def connectivity_batch(
     *,
     num_pairs: int = 20,
     seed: int = 0,
-    resolution: int = 31,
-    max_depth: int = 6,
-    max_anchors: int = 32,
-    overshoot: float = 1.0,
-    samples: int = 64,
-    strip: int = 9,
+    options: PathOptions | None = None,
+    resolution: int | None = None,
+    max_depth: int | None = None,
+    max_anchors: int | None = None,
+    overshoot: float | None = None,
+    samples: int | None = None,
+    strip: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> PathResult:
     """Paths between ``num_pairs`` random same-class pairs of ``images`` (N, *input_shape); see ``success_rate``.
 
     Both inputs of a pair are predicted as the same class and, when ``labels`` are given, correctly classified.
+    ``options`` and the keywords after it: as in `find_paths`.
     """
+    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
+    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
     x = handle.check_inputs(images.detach() if isinstance(images, torch.Tensor) else images)
     pred = handle.predict(x)
     eligible = None
@@ -374,85 +368,50 @@ def connectivity_batch(
         eligible = pred == lab
     pairs = sample_same_class_pairs(pred, num_pairs, seed=seed, eligible=eligible)
     return find_paths(
-        handle,
-        x[pairs[:, 0]],
-        x[pairs[:, 1]],
-        resolution=resolution,
-        max_depth=max_depth,
-        max_anchors=max_anchors,
-        overshoot=overshoot,
-        samples=samples,
-        strip=strip,
-        pair_index=pairs,
-        progress=progress,
-        cancel=cancel,
+        handle, x[pairs[:, 0]], x[pairs[:, 1]], options=opts, pair_index=pairs, progress=progress, cancel=cancel
     )
 
 
-def _cached_paths(
-    name: str,
-    handle: ModelHandle,
-    tensors: tuple[torch.Tensor, ...],
-    params: dict,
-    compute: Callable[[], PathResult],
-    cache: DiskCache | None,
-) -> PathResult:
-    key = cache_key(
-        f"connectivity.{name}",
-        CONNECTIVITY_VERSION,
-        model=handle.fingerprint,
-        inputs=tensor_fingerprint(*tensors),
-        params=params,
-    )
-    return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=PathResult)
-
-
-def cached_find_path(
+@memoize(name="geometry.inspection.connectivity.find_path")
+def _memoized_find_path(
     handle: ModelHandle,
     x1: torch.Tensor,
     x2: torch.Tensor,
     *,
-    cache: DiskCache | None = None,
+    options: PathOptions = PathOptions(),  # noqa: B008 (frozen: a shared default is safe)
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    **options: object,
 ) -> PathResult:
-    """`find_path` through the disk cache; ``options`` as in `find_paths`."""
-    if not isinstance(handle, ModelHandle):
-        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    a, b = handle.check_inputs(x1), handle.check_inputs(x2)
-    return _cached_paths(
-        "find_path",
-        handle,
-        (a, b),
-        dict(options),
-        lambda: find_path(handle, a, b, progress=progress, cancel=cancel, **options),
-        cache,
-    )  # type: ignore[arg-type]
+    return find_path(handle, x1, x2, options=options, progress=progress, cancel=cancel)
 
 
-def cached_connectivity_batch(
+@memoize(name="geometry.inspection.connectivity.connectivity_batch")
+def _memoized_connectivity_batch(
     handle: ModelHandle,
     images: torch.Tensor,
     labels: torch.Tensor | None = None,
     *,
-    cache: DiskCache | None = None,
+    num_pairs: int = 20,
+    seed: int = 0,
+    options: PathOptions = PathOptions(),  # noqa: B008 (frozen: a shared default is safe)
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    **options: object,
 ) -> PathResult:
-    """`connectivity_batch` through the disk cache; ``options`` as there."""
-    if not isinstance(handle, ModelHandle):
-        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    x = handle.check_inputs(images.detach() if isinstance(images, torch.Tensor) else images)
-    lab = torch.full((len(x),), -1, dtype=torch.int64) if labels is None else torch.as_tensor(labels).to(torch.int64)
-    return _cached_paths(
-        "connectivity_batch",
-        handle,
-        (x, lab),
-        {**options, "labels": labels is not None},
-        lambda: connectivity_batch(
-            handle, x, labels if labels is None else lab, progress=progress, cancel=cancel, **options
-        ),
-        cache,
-    )  # type: ignore[arg-type]
+    return connectivity_batch(
+        handle, images, labels, num_pairs=num_pairs, seed=seed, options=options, progress=progress, cancel=cancel
+    )
+
+
+cached_find_path = KeywordOptions(
+    _memoized_find_path,
+    PathOptions,
+    doc="""`find_path` through the disk cache: ``cached_find_path(handle, x1, x2, options=PathOptions(...))`` or the
+    options' fields as keywords; ``cache=`` picks a `DiskCache` (False: bypass); ``.is_cached(...)`` answers
+    without computing.""",
+)
+cached_connectivity_batch = KeywordOptions(
+    _memoized_connectivity_batch,
+    PathOptions,
+    doc="""`connectivity_batch` through the disk cache (``num_pairs``, ``seed``, then ``options=`` or its fields as
+    keywords); ``cache=`` picks a `DiskCache` (False: bypass); ``.is_cached(...)`` answers without computing.""",
+)

@@ -8,13 +8,19 @@ For an input x predicted as class j and every other class i, the statistic estim
 (for a quadratic F with Hessian H it is the mean of v^T H v over the directions, ``tr(H) / D`` in expectation; the
 directions come in groups of orthonormal vectors, so a full group of D gives exactly ``tr(H) / D``).
 
-Sign. With DESIGN.md's ``F_i = f_i - f_j`` (x's region is ``{F_i < 0}``) a clean input sits in a locally convex
+Sign. With docs/DESIGN.md §3's ``F_i = f_i - f_j`` (x's region is ``{F_i < 0}``) a clean input sits in a locally convex
 region: every rho_i is positive, like ``||x - c|| - R`` inside a ball. An input pushed just across the boundary by a
 small perturbation sees its original class's region as a convex blob next to it, so rho at the original class is
 strongly *negative*. The detection score is therefore ``max_i (-rho_i)`` and the recovered label
 ``argmin_i rho_i`` — Fawzi et al.'s rule "perturbed if max_i rho_i > t, label argmax_i rho_i" written for
 ``f_j - f_i``. (Measured on the built-in digits models: the other sign gives an AUC below 0.5.) x is flagged as
 perturbed when its score exceeds t, with t chosen on clean inputs for a target false-positive rate.
+
+Held out. `evaluate_detection` splits the clean inputs (seeded): t is set on the *calibration* part, and the
+false-positive rate, ROC, AUC and label recovery are measured on the *held-out* part and its DeepFool perturbations
+only. On the calibration inputs the false-positive rate is <= the target by construction, so it says nothing; on
+held-out inputs it can exceed the target, and the AUC can fall below 0.5 (the detector then does not work on this
+model: perturbed inputs look *less* perturbed than clean ones).
 
 Finite differences only: works on any model (smooth or ReLU). Units: logits per squared input unit.
 """
@@ -29,16 +35,20 @@ import numpy as np
 import torch
 
 from geometry.boundary.deepfool import deepfool
+from geometry.inspection.options import DetectionOptions, check_number
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
 from geometry.runtime.compute import CancelToken, map_batches, scaled_progress
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
+from geometry.runtime.validate import check_int
+from geometry.slices.options import KeywordOptions, options_with
 
 __all__ = [
     "CurvatureStatistic",
+    "DetectionOptions",
     "DetectionResult",
     "DetectionVerdict",
     "cached_evaluate_detection",
+    "calibration_split",
     "curvature_statistic",
     "detect",
     "evaluate_detection",
@@ -47,11 +57,6 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
-
-DETECTION_VERSION = "1"
-DEFAULT_DIRECTIONS = 32
-DEFAULT_STEP = 0.5  # h in L2 input units: about a DeepFool margin of the built-in digits models (ReLU models need
-# a step that spans several linear pieces; smooth ones give the same statistic for any h up to about 1)
 
 
 @dataclass(frozen=True)
@@ -72,27 +77,38 @@ class CurvatureStatistic:
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """Detection of DeepFool perturbations of N clean inputs by the curvature statistic."""
+    """Detection of DeepFool perturbations by the curvature statistic, calibrated on some clean inputs and measured on
+    others.
 
-    clean_score: torch.Tensor  # (N,) float32: max_i (-rho_i) at the clean inputs
-    perturbed_score: torch.Tensor  # (N,) float32: ... at their DeepFool-perturbed versions (NaN where it failed)
-    clean_rho: torch.Tensor  # (N, K) float32
-    perturbed_rho: torch.Tensor  # (N, K) float32
-    clean_label: torch.Tensor  # (N,) int64: prediction at x
-    perturbed_label: torch.Tensor  # (N,) int64: prediction at x + r
-    recovered: torch.Tensor  # (N,) int64: argmin_i rho_i at x + r (-1 where the attack failed)
-    attack_norm: torch.Tensor  # (N,) float32: ||r|| (L2 input units)
-    attack_converged: torch.Tensor  # (N,) bool: x + r is classified otherwise than x
-    perturbed: torch.Tensor  # (N, *S) float32: x + r
-    threshold: float  # t: flag inputs with score > t
-    target_fpr: float  # the false-positive rate t was chosen for, on the clean inputs
-    fpr_at_threshold: float  # share of clean inputs with score > t
-    tpr_at_threshold: float  # share of (successfully) perturbed inputs with score > t
-    roc_fpr: np.ndarray  # (T,) float64: ROC curve, clean = negative, perturbed = positive
+    The N clean inputs are split (seeded, `calibration_split`): the threshold comes from the ``calibration_*`` part
+    alone; every other field (``clean_*``, ``perturbed*``, the rates, the ROC, the AUC, the recovery) is measured on
+    the H held-out clean inputs and their DeepFool perturbations. Indices refer to the rows of the ``x`` given.
+    """
+
+    calibration_index: torch.Tensor  # (C,) int64: rows of x the threshold is set on
+    held_out_index: torch.Tensor  # (H,) int64: rows of x everything else is measured on (disjoint, C + H = N)
+    calibration_score: torch.Tensor  # (C,) float32: max_i (-rho_i) at the calibration inputs
+    clean_score: torch.Tensor  # (H,) float32: max_i (-rho_i) at the held-out clean inputs
+    perturbed_score: torch.Tensor  # (H,) float32: ... at their DeepFool-perturbed versions (NaN where it failed)
+    clean_rho: torch.Tensor  # (H, K) float32
+    perturbed_rho: torch.Tensor  # (H, K) float32
+    clean_label: torch.Tensor  # (H,) int64: prediction at x
+    perturbed_label: torch.Tensor  # (H,) int64: prediction at x + r
+    recovered: torch.Tensor  # (H,) int64: argmin_i rho_i at x + r (-1 where the attack failed)
+    attack_norm: torch.Tensor  # (H,) float32: ||r|| (L2 input units)
+    attack_converged: torch.Tensor  # (H,) bool: x + r is classified otherwise than x
+    perturbed: torch.Tensor  # (H, *S) float32: x + r
+    threshold: float  # t: flag inputs with score > t (set on the calibration inputs)
+    target_fpr: float  # the false-positive rate t was chosen for, on the calibration inputs
+    calibration_fpr: float  # share of calibration inputs with score > t: <= target_fpr by construction (in-sample)
+    fpr_at_threshold: float  # share of held-out clean inputs with score > t (the false-positive rate to quote)
+    tpr_at_threshold: float  # share of (successfully) perturbed held-out inputs with score > t
+    roc_fpr: np.ndarray  # (T,) float64: ROC curve on the held-out part, clean = negative, perturbed = positive
     roc_tpr: np.ndarray  # (T,) float64
     roc_thresholds: np.ndarray  # (T,) float64
-    auc: float  # area under the ROC curve (NaN with fewer than one input of either kind)
-    recovery_accuracy: float  # share of perturbed inputs whose recovered label is the clean prediction
+    auc: float  # held-out area under the ROC curve (NaN without a held-out input of either kind)
+    worse_than_chance: bool  # auc < 0.5: perturbed inputs score lower than clean ones, the detector fails here
+    recovery_accuracy: float  # share of perturbed held-out inputs whose recovered label is the clean prediction
     h: float
     num_directions: int
     seed: int
@@ -100,6 +116,38 @@ class DetectionResult:
 
     def __len__(self) -> int:
         return len(self.clean_score)
+
+    @property
+    def n_calibration(self) -> int:
+        """Clean inputs the threshold was set on."""
+        return len(self.calibration_index)
+
+    @property
+    def n_held_out(self) -> int:
+        """Held-out clean inputs (the negatives of the ROC)."""
+        return len(self.held_out_index)
+
+    @property
+    def n_perturbed(self) -> int:
+        """Held-out inputs whose DeepFool perturbation flipped the prediction (the positives of the ROC)."""
+        return int(self.attack_converged.sum())
+
+    def reading(self, model: str) -> str:
+        """One sentence on whether the detector works on ``model``, from the held-out AUC (false when it is not)."""
+        counts = f"{self.n_held_out} held-out clean inputs and {self.n_perturbed} perturbed ones"
+        if not math.isfinite(self.auc):
+            return f"No held-out AUC on {model}: it needs at least one input of each kind, got {counts}."
+        if self.worse_than_chance:
+            return (
+                f"The detector does not work on {model}: its held-out AUC {self.auc:.3f} is below 0.5, i.e. "
+                f"perturbed inputs score lower than clean ones ({counts})."
+            )
+        if self.auc == 0.5:
+            return f"The detector is no better than chance on {model}: held-out AUC 0.5 ({counts})."
+        return (
+            f"The detector separates perturbed from clean inputs on {model} better than chance: held-out AUC "
+            f"{self.auc:.3f} ({counts})."
+        )
 
 
 @dataclass(frozen=True)
@@ -135,24 +183,14 @@ def random_directions(dim: int, num: int, *, seed: int = 0, dtype: torch.dtype =
     return torch.cat(out).to(dtype).contiguous()
 
 
-def _check_number(name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = True) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v) and (v > low if open_low else v >= low) and v <= high
-    if not ok:
-        bound = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
-        raise ValueError(f"expected {name} as a number in {bound}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
 def curvature_statistic(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
-    num_directions: int = DEFAULT_DIRECTIONS,
-    h: float = DEFAULT_STEP,
-    seed: int = 0,
+    options: DetectionOptions | None = None,
+    num_directions: int | None = None,
+    h: float | None = None,
+    seed: int | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
@@ -160,12 +198,12 @@ def curvature_statistic(
     """rho_i of every input of ``x`` (N, *input_shape) from ``num_directions`` random directions and step ``h``.
 
     The same seeded directions serve every input; each input costs 2M + 1 model evaluations, batched.
+    ``options``: a `DetectionOptions` (its defaults are this function's); a keyword that is not None overrides it.
     """
+    opts = options_with(DetectionOptions, options, {"num_directions": num_directions, "h": h, "seed": seed})
+    num_directions, h, seed = opts.num_directions, opts.h, opts.seed
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    if isinstance(num_directions, bool) or not isinstance(num_directions, int) or num_directions < 1:
-        raise ValueError(f"expected num_directions as an int >= 1, got {num_directions!r}")
-    h = _check_number("h", h, low=0.0)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     if not torch.isfinite(x).all():
         raise ValueError("expected finite inputs, got NaN or infinite values")
@@ -226,7 +264,7 @@ def threshold_for_fpr(clean_scores: torch.Tensor | np.ndarray, fpr: float) -> fl
 
     Flagging ``score > t`` then has a false-positive rate <= ``fpr`` on these clean inputs (NaN scores ignored).
     """
-    fpr = _check_number("fpr", fpr, low=0.0, high=1.0, open_low=False)
+    fpr = check_number("fpr", fpr, low=0.0, high=1.0, open_low=False)
     s = np.asarray(clean_scores.numpy() if isinstance(clean_scores, torch.Tensor) else clean_scores, dtype=np.float64)
     s = np.sort(s[np.isfinite(s)])
     if len(s) == 0:
@@ -237,23 +275,38 @@ def threshold_for_fpr(clean_scores: torch.Tensor | np.ndarray, fpr: float) -> fl
     return float(s[len(s) - 1 - allowed])
 
 
+def calibration_split(n: int, share: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``(calibration, held_out)`` of N clean inputs, each sorted int64, disjoint, together ``0 .. N - 1``.
+
+    A seeded random permutation: ``round(share * N)`` rows calibrate (at least one, at most N - 1), the rest are
+    held out. Needs N >= 2.
+    """
+    n = check_int("n", n, 2)
+    share = check_number("share", share, low=0.0, high=1.0)
+    n_cal = min(max(int(round(share * n)), 1), n - 1)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    return order[:n_cal].sort().values, order[n_cal:].sort().values
+
+
 def detect(
     handle: ModelHandle,
     x: torch.Tensor,
     threshold: float,
     *,
-    num_directions: int = DEFAULT_DIRECTIONS,
-    h: float = DEFAULT_STEP,
-    seed: int = 0,
+    options: DetectionOptions | None = None,
+    num_directions: int | None = None,
+    h: float | None = None,
+    seed: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> DetectionVerdict:
-    """The verdict for inputs ``x`` (one input or a batch): flagged as perturbed when ``max_i (-rho_i) > threshold``."""
+    """The verdict for inputs ``x`` (one input or a batch): flagged as perturbed when ``max_i (-rho_i) > threshold``.
+
+    ``options`` and the keywords after it: as in `curvature_statistic`."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or math.isnan(threshold):
         raise ValueError(f"expected threshold as a number, got {threshold!r}")
-    stat = curvature_statistic(
-        handle, x, num_directions=num_directions, h=h, seed=seed, progress=progress, cancel=cancel
-    )
+    opts = options_with(DetectionOptions, options, {"num_directions": num_directions, "h": h, "seed": seed})
+    stat = curvature_statistic(handle, x, options=opts, progress=progress, cancel=cancel)
     return DetectionVerdict(
         score=stat.score,
         flagged=stat.score > float(threshold),
@@ -268,42 +321,56 @@ def evaluate_detection(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
-    fpr: float = 0.05,
-    num_directions: int = DEFAULT_DIRECTIONS,
-    h: float = DEFAULT_STEP,
-    seed: int = 0,
-    overshoot: float = 0.02,
+    options: DetectionOptions | None = None,
+    fpr: float | None = None,
+    num_directions: int | None = None,
+    h: float | None = None,
+    seed: int | None = None,
+    overshoot: float | None = None,
     clip: bool | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> DetectionResult:
-    """Detection on clean inputs ``x`` vs their DeepFool-perturbed versions: threshold, ROC, AUC, label recovery.
+    """Detection on clean inputs ``x`` (N, *input_shape) vs DeepFool perturbations: threshold, ROC, AUC, recovery.
 
-    The threshold is set on the clean inputs for the false-positive rate ``fpr``. Inputs whose attack fails are
-    left out of the perturbed set. ``clip``: keep the perturbed inputs in the input range (default: when bounded).
+    ``x`` is split (seeded by ``seed``, `calibration_split`): the threshold is set for the false-positive rate ``fpr``
+    on the calibration part; the held-out part and its DeepFool perturbations give every reported rate, the ROC and
+    the AUC (N >= 2). Held-out inputs whose attack fails are left out of the perturbed set. ``clip``: keep the
+    perturbed inputs in the input range (default: when bounded). ``options``: a `DetectionOptions` holding these
+    settings (its defaults are this function's); a keyword that is not None overrides the option of the same name.
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    fields = {"fpr": fpr, "num_directions": num_directions, "h": h, "seed": seed, "overshoot": overshoot}
+    opts = options_with(DetectionOptions, options, {**fields, "clip": clip})
+    fpr, h, num_directions, seed = opts.fpr, opts.h, opts.num_directions, opts.seed
+    overshoot, clip = opts.overshoot, opts.clip
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    fpr = _check_number("fpr", fpr, low=0.0, high=1.0, open_low=False)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     if len(x) == 0:
         raise ValueError("expected at least one clean input, got an empty batch")
+    if len(x) < 2:
+        raise ValueError("expected at least 2 clean inputs (one to set the threshold on, one held out), got 1")
     clip = handle.input_range is not None if clip is None else clip
+    cal_index, held_index = calibration_split(len(x), opts.calibration_share, seed)
+    stat_opts = {"options": opts, "cancel": cancel}
+    calibration = curvature_statistic(handle, x[cal_index], progress=scaled_progress(progress, 0.0, 0.25), **stat_opts)
+    threshold = threshold_for_fpr(calibration.score, fpr)
+    xh = x[held_index]
     attack = deepfool(
-        handle, x, overshoot=overshoot, clip=clip, progress=scaled_progress(progress, 0.0, 0.3), cancel=cancel
+        handle, xh, overshoot=overshoot, clip=clip, progress=scaled_progress(progress, 0.25, 0.45), cancel=cancel
     )
-    xp = x + attack.perturbation
-    stat_opts = {"num_directions": num_directions, "h": h, "seed": seed, "cancel": cancel}
-    clean = curvature_statistic(handle, x, progress=scaled_progress(progress, 0.3, 0.65), **stat_opts)
+    xp = xh + attack.perturbation
+    clean = curvature_statistic(handle, xh, progress=scaled_progress(progress, 0.45, 0.7), **stat_opts)
     ok = attack.converged
-    pert = curvature_statistic(handle, xp, progress=scaled_progress(progress, 0.65, 1.0), **stat_opts)
+    pert = curvature_statistic(handle, xp, progress=scaled_progress(progress, 0.7, 1.0), **stat_opts)
     pert_score = torch.where(ok, pert.score, torch.full_like(pert.score, math.nan))
     recovered = torch.where(ok, pert.recovered, torch.full_like(pert.recovered, -1))
-    threshold = threshold_for_fpr(clean.score, fpr)
+    cal_scores = calibration.score.double().numpy()
     cs = clean.score.double().numpy()
     ps = pert_score[ok].double().numpy()
+    calibration_fpr = float((cal_scores > threshold).mean())
     fpr_at = float((cs > threshold).mean())
     tpr_at = float((ps > threshold).mean()) if len(ps) else math.nan
     if len(ps) and len(cs):
@@ -316,8 +383,11 @@ def evaluate_detection(
         auc = math.nan
     recovery = float((recovered[ok] == clean.predicted[ok]).float().mean()) if bool(ok.any()) else math.nan
     if progress is not None:
-        progress(1.0, f"detection: AUC {auc:.3f} on {len(cs)} clean / {len(ps)} perturbed inputs")
+        progress(1.0, f"detection: held-out AUC {auc:.3f} on {len(cs)} clean / {len(ps)} perturbed inputs")
     return DetectionResult(
+        calibration_index=cal_index,
+        held_out_index=held_index,
+        calibration_score=calibration.score,
         clean_score=clean.score,
         perturbed_score=pert_score,
         clean_rho=clean.rho,
@@ -330,12 +400,14 @@ def evaluate_detection(
         perturbed=xp,
         threshold=threshold,
         target_fpr=fpr,
+        calibration_fpr=calibration_fpr,
         fpr_at_threshold=fpr_at,
         tpr_at_threshold=tpr_at,
         roc_fpr=np.asarray(roc_f, dtype=np.float64),
         roc_tpr=np.asarray(roc_t, dtype=np.float64),
         roc_thresholds=np.asarray(roc_th, dtype=np.float64),
         auc=auc,
+        worse_than_chance=bool(auc < 0.5),
         recovery_accuracy=recovery,
         h=float(h),
         num_directions=int(num_directions),
@@ -344,33 +416,22 @@ def evaluate_detection(
     )
 
 
-def cached_evaluate_detection(
+@memoize(name="geometry.inspection.detection.evaluate_detection")
+def _memoized_evaluate_detection(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
-    fpr: float = 0.05,
-    num_directions: int = DEFAULT_DIRECTIONS,
-    h: float = DEFAULT_STEP,
-    seed: int = 0,
-    overshoot: float = 0.02,
-    clip: bool | None = None,
+    options: DetectionOptions = DetectionOptions(),  # noqa: B008 (frozen: a shared default is safe)
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    cache: DiskCache | None = None,
 ) -> DetectionResult:
-    """`evaluate_detection` through the disk cache (key: model and input fingerprints, every option)."""
-    if not isinstance(handle, ModelHandle):
-        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
-    params = {"fpr": fpr, "num_directions": num_directions, "h": h, "seed": seed, "overshoot": overshoot, "clip": clip}
-    key = cache_key(
-        "detection.evaluate_detection",
-        DETECTION_VERSION,
-        model=handle.fingerprint,
-        inputs=tensor_fingerprint(x),
-        params=params,
-    )
-    store = cache if cache is not None else default_cache()
-    return store.get_or_compute(
-        key, lambda: evaluate_detection(handle, x, progress=progress, cancel=cancel, **params), cls=DetectionResult
-    )
+    return evaluate_detection(handle, x, options=options, progress=progress, cancel=cancel)
+
+
+cached_evaluate_detection = KeywordOptions(
+    _memoized_evaluate_detection,
+    DetectionOptions,
+    doc="""`evaluate_detection` through the disk cache (key: model and input fingerprints, every option):
+    ``options=DetectionOptions(...)`` or its fields as keywords; ``cache=`` picks a `DiskCache` (False: bypass);
+    ``.is_cached(...)`` answers without computing.""",
+)

@@ -29,14 +29,17 @@ from torch import nn
 
 from geometry.boundary.deepfool import deepfool, subspace_deepfool
 from geometry.data.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, default_dct_blocks
+from geometry.inspection.options import MarginOptions
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache, default_cache
 from geometry.runtime.compute import CancelToken, scaled_progress
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
+from geometry.slices.options import options_with
 
 __all__ = [
     "FrequencyBands",
     "FrequencyMargins",
+    "MarginOptions",
     "band_basis",
     "band_image",
     "cached_frequency_margins",
@@ -48,7 +51,6 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 
-MARGINS_VERSION = "2"
 _BASIS_BUDGET = 128 * 2**20  # bytes of per-row bases per subspace-DeepFool call (rows x D x m float32)
 _ROW_BUDGET = 2**24  # values of (image, subspace) rows per coefficient-space DeepFool call (64 MB per float32 copy)
 _ROUND_OFF = 1e-5  # a projected gradient below this share of the full one is round-off (as in subspace_deepfool)
@@ -163,9 +165,9 @@ def subspace_margins(
     x: torch.Tensor,
     bases: torch.Tensor,
     *,
-    overshoot: float = 0.02,
-    max_iter: int = 100,
-    candidates: int = 10,
+    overshoot: float = MarginOptions.overshoot,
+    max_iter: int = MarginOptions.max_iter,
+    candidates: int = MarginOptions.candidates,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -220,24 +222,30 @@ def frequency_margins(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
+    bands: Sequence[int] | None = None,
+    options: MarginOptions | None = None,
     block: int | None = None,
     stride: int | None = None,
-    bands: Sequence[int] | None = None,
-    num_random: int = 1,
-    full: bool = True,
-    seed: int = 0,
-    overshoot: float = 0.02,
-    max_iter: int = 100,
-    candidates: int = 10,
+    num_random: int | None = None,
+    full: bool | None = None,
+    seed: int | None = None,
+    overshoot: float | None = None,
+    max_iter: int | None = None,
+    candidates: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> FrequencyMargins:
     """Margins of images ``x`` (N, C, H, W) along the DCT diagonal bands, plus random-subspace and full baselines.
 
-    ``block``/``stride``: the band layout (default by image size, see `frequency_bands`); ``bands``: indices of the
-    bands to compute (default all, low to high); ``num_random``: random subspaces of the same dimension (seeded by
-    ``seed``); ``full``: also the unconstrained DeepFool norm. Non-convergence is reported, not hidden.
+    ``bands``: indices of the bands to compute (default all, low to high). ``options``: a `MarginOptions` (its
+    defaults are this function's; a keyword that is not None overrides the option of the same name): ``block`` /
+    ``stride`` the band layout (default by image size, see `frequency_bands`); ``num_random`` random subspaces of the
+    same dimension (seeded by ``seed``); ``full`` also the unconstrained DeepFool norm. Non-convergence is reported,
+    not hidden.
     """
+    opts = _options(options, locals())
+    block, stride, num_random, full, seed = opts.block, opts.stride, opts.num_random, opts.full, opts.seed
+    overshoot, max_iter, candidates = opts.overshoot, opts.max_iter, opts.candidates
     layout, chosen = _layout_and_bands(handle, block, stride, bands, num_random)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     n = len(x)
@@ -332,73 +340,129 @@ def _image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+def _options(options: MarginOptions | None, call: dict[str, object]) -> MarginOptions:
+    """``options`` with the keywords of a call (its ``locals()``) that name a field and are not None."""
+    fields = ("block", "stride", "num_random", "full", "seed", "overshoot", "max_iter", "candidates")
+    return options_with(MarginOptions, options, {name: call[name] for name in fields})
+
+
+@memoize(name="geometry.inspection.margins.band")
+def band_margins(
+    handle: ModelHandle, x: torch.Tensor, *, start: int, block: int, overshoot: float, max_iter: int, candidates: int
+) -> dict[str, torch.Tensor]:
+    """Margins of images ``x`` (N, C, H, W) in one DCT band (rows == cols == [start, start + block)), cached one band
+    per entry: ``{"margins": (N,) float32, "converged": (N,) bool, "iterations": (N,) int64}``."""
+    found = _margins_of(handle, x, _blocks(handle, block), [start], [], **_settings(overshoot, max_iter, candidates))
+    return _columns(found)
+
+
+@memoize(name="geometry.inspection.margins.random")
+def random_margins(
+    handle: ModelHandle, x: torch.Tensor, *, block: int, seed: int, overshoot: float, max_iter: int, candidates: int
+) -> dict[str, torch.Tensor]:
+    """Margins of images ``x`` in one random subspace (`random_subspace` of ``seed``) of a band's dimension
+    ``block * block * C``, cached one subspace per entry, as in `band_margins`."""
+    found = _margins_of(handle, x, _blocks(handle, block), [], [seed], **_settings(overshoot, max_iter, candidates))
+    return _columns(found)
+
+
+@memoize(name="geometry.inspection.margins.full")
+def full_margins(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    *,
+    overshoot: float,
+    candidates: int,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, torch.Tensor]:
+    """The unconstrained DeepFool norms of ``x``: ``{"margins": (N,) float32, "converged": (N,) bool}``."""
+    res = deepfool(handle, x, overshoot=overshoot, candidates=candidates, progress=progress, cancel=cancel)
+    return {"margins": res.norm, "converged": res.converged}
+
+
+def _settings(overshoot: float, max_iter: int, candidates: int) -> dict:
+    return {"overshoot": overshoot, "max_iter": max_iter, "candidates": candidates, "progress": None, "cancel": None}
+
+
+def _columns(found: tuple[torch.Tensor, torch.Tensor, torch.Tensor], col: int = 0) -> dict[str, torch.Tensor]:
+    margins, converged, iterations = found
+    return {
+        "margins": margins[:, col].contiguous(),
+        "converged": converged[:, col].contiguous(),
+        "iterations": iterations[:, col].contiguous(),
+    }
+
+
+def _blocks(handle: ModelHandle, block: int) -> FrequencyBands:
+    """The band geometry `_margins_of` needs for blocks of ``block`` x ``block`` frequencies (the starts are given
+    to it apart)."""
+    return FrequencyBands(input_shape=_image_shape(handle.input_shape), block=int(block), stride=int(block), starts=())
+
+
 def cached_frequency_margins(
     handle: ModelHandle,
     x: torch.Tensor,
     *,
+    bands: Sequence[int] | None = None,
+    options: MarginOptions | None = None,
     block: int | None = None,
     stride: int | None = None,
-    bands: Sequence[int] | None = None,
-    num_random: int = 1,
-    full: bool = True,
-    seed: int = 0,
-    overshoot: float = 0.02,
-    max_iter: int = 100,
-    candidates: int = 10,
+    num_random: int | None = None,
+    full: bool | None = None,
+    seed: int | None = None,
+    overshoot: float | None = None,
+    max_iter: int | None = None,
+    candidates: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     cache: DiskCache | None = None,
 ) -> FrequencyMargins:
-    """`frequency_margins` through the disk cache, one entry per band (and per random subspace, and the full run).
+    """`frequency_margins` through the disk cache, one entry per band (`band_margins`), per random subspace
+    (`random_margins`) and for the full run (`full_margins`).
 
-    Adding bands later computes only the new ones; all missing bands run together in one batched call.
+    Adding bands later computes only the new ones; all missing bands run together in one batched call (and are then
+    stored under their own entries' keys).
     """
-    layout, chosen = _layout_and_bands(handle, block, stride, bands, num_random)
+    opts = _options(options, locals())
+    layout, chosen = _layout_and_bands(handle, opts.block, opts.stride, bands, opts.num_random)
     x = handle.check_inputs(x.detach() if isinstance(x, torch.Tensor) else x)
     store = cache if cache is not None else default_cache()
-    inputs = tensor_fingerprint(x)
-    common = {"overshoot": float(overshoot), "max_iter": int(max_iter), "candidates": int(candidates)}
+    settings = {"overshoot": opts.overshoot, "max_iter": opts.max_iter, "candidates": opts.candidates}
     m = layout.subspace_dim
-
-    def key(kind: str, **params: object) -> str:
-        return cache_key(
-            f"margins.{kind}", MARGINS_VERSION, model=handle.fingerprint, inputs=inputs, params={**common, **params}
-        )
-
-    band_keys = [key("band", start=layout.starts[i], block=layout.block) for i in chosen]
-    rand_keys = [key("random", dim=m, seed=seed + r) for r in range(num_random)]
-    entries = [store.get(k) for k in band_keys + rand_keys]
+    starts = [layout.starts[i] for i in chosen]
+    seeds = [opts.seed + r for r in range(opts.num_random)]
+    keys = [band_margins.key(handle, x, start=s, block=layout.block, **settings) for s in starts]
+    keys += [random_margins.key(handle, x, block=layout.block, seed=s, **settings) for s in seeds]
+    entries: list[dict | None] = [store.get(k) for k in keys]
     missing = [i for i, e in enumerate(entries) if e is None]
+    end = 0.9 if opts.full else 1.0
     if missing:
-        starts = [layout.starts[chosen[i]] for i in missing if i < len(chosen)]
-        seeds = [seed + i - len(chosen) for i in missing if i >= len(chosen)]
-        end = 0.9 if full else 1.0
-        mg, cv, it = _margins_of(
+        found = _margins_of(
             handle,
             x,
             layout,
-            starts,
-            seeds,
-            overshoot=overshoot,
-            max_iter=max_iter,
-            candidates=candidates,
+            [starts[i] for i in missing if i < len(starts)],
+            [seeds[i - len(starts)] for i in missing if i >= len(starts)],
+            **settings,
             progress=scaled_progress(progress, 0.0, end),
             cancel=cancel,
         )
-        for col, i in enumerate(missing):
-            entry = {
-                "margins": mg[:, col].contiguous(),
-                "converged": cv[:, col].contiguous(),
-                "iterations": it[:, col].contiguous(),
-            }
-            store.put((band_keys + rand_keys)[i], entry)
-            entries[i] = entry
+        for col, i in enumerate(missing):  # each column under its own entry, as band_margins / random_margins key it
+            entries[i] = _columns(found, col)
+            store.put(keys[i], entries[i])
     n = len(x)
-    if full:
-        full_entry = store.get_or_compute(
-            key("full"), lambda: _full_entry(handle, x, overshoot, candidates, progress, cancel)
+    if opts.full:
+        whole = full_margins(
+            handle,
+            x,
+            overshoot=opts.overshoot,
+            candidates=opts.candidates,
+            progress=scaled_progress(progress, end, 1.0),
+            cancel=cancel,
+            cache=store,
         )
-        full_m, full_c = full_entry["margins"], full_entry["converged"]
+        full_m, full_c = whole["margins"], whole["converged"]
     else:
         full_m, full_c = torch.full((n,), math.nan), torch.zeros(n, dtype=torch.bool)
     if progress is not None:
@@ -419,14 +483,14 @@ def cached_frequency_margins(
         full_margins=torch.as_tensor(full_m).float(),
         full_converged=torch.as_tensor(full_c).bool(),
         original_label=handle.predict(x) if n else torch.zeros(0, dtype=torch.int64),
-        band_starts=torch.tensor([layout.starts[i] for i in chosen], dtype=torch.int64),
+        band_starts=torch.tensor(starts, dtype=torch.int64),
         block=layout.block,
         stride=layout.stride,
         subspace_dim=m,
         input_shape=tuple(handle.input_shape),
-        overshoot=float(overshoot),
-        max_iter=int(max_iter),
-        seed=int(seed),
+        overshoot=float(opts.overshoot),
+        max_iter=int(opts.max_iter),
+        seed=int(opts.seed),
     )
 
 
@@ -607,22 +671,3 @@ def _margins_of(
         converged[image, k] = res.converged
         iterations[image, k] = res.iterations
     return margins, converged, iterations
-
-
-def _full_entry(
-    handle: ModelHandle,
-    x: torch.Tensor,
-    overshoot: float,
-    candidates: int,
-    progress: Progress | None,
-    cancel: CancelToken | None,
-) -> dict[str, torch.Tensor]:
-    res = deepfool(
-        handle,
-        x,
-        overshoot=overshoot,
-        candidates=candidates,
-        progress=scaled_progress(progress, 0.9, 1.0),
-        cancel=cancel,
-    )
-    return {"margins": res.norm, "converged": res.converged}

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from geometry.data.shapes import SHAPE_NAMES, ShapeFactors, render_shapes, sample_factors, with_factor
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import CancelToken
-from geometry.runtime.fingerprint import tensor_fingerprint
+from geometry.runtime.memo import memoize
 
 __all__ = [
     "IMAGE_TRANSFORMS",
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
-ROBUSTNESS_VERSION = "1"
 ImageTransform = Literal["scale", "shift", "rotate", "resolution"]
 ShapeFactor = Literal["area", "position", "rotation"]
 IMAGE_TRANSFORMS: tuple[str, ...] = ("scale", "shift", "rotate", "resolution")
@@ -438,10 +437,7 @@ def _labels(labels: torch.Tensor | None, n: int) -> torch.Tensor:
     return lab
 
 
-def _params(values: Sequence[float] | np.ndarray | None, **rest: object) -> dict[str, object]:
-    return {"values": None if values is None else np.asarray(values, dtype=np.float64).tolist(), **rest}
-
-
+@memoize(name="geometry.inspection.robustness.image_sweep")
 def cached_image_sweep(
     handle: ModelHandle,
     images: torch.Tensor,
@@ -453,28 +449,14 @@ def cached_image_sweep(
     grid: int = 7,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    cache: DiskCache | None = None,
 ) -> SweepResult:
-    """`image_sweep` through the disk cache."""
-    if not isinstance(handle, ModelHandle):
-        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    x = handle.check_inputs(images.detach() if isinstance(images, torch.Tensor) else images)
-    lab = _labels(labels, len(x))
-    params = _params(values, kind=kind, fill=fill, grid=grid)
-    key = cache_key(
-        "robustness.image_sweep",
-        ROBUSTNESS_VERSION,
-        model=handle.fingerprint,
-        inputs=tensor_fingerprint(x, lab),
-        params=params,
+    """`image_sweep` through the disk cache (``cache=`` picks a `DiskCache`, False bypasses it)."""
+    return image_sweep(
+        handle, images, kind, values, labels=labels, fill=fill, grid=grid, progress=progress, cancel=cancel
     )
 
-    def compute() -> SweepResult:
-        return image_sweep(handle, x, kind, values, labels=lab, fill=fill, grid=grid, progress=progress, cancel=cancel)
 
-    return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=SweepResult)
-
-
+@memoize(name="geometry.inspection.robustness.shapes_sweep")
 def cached_shapes_sweep(
     handle: ModelHandle,
     factor: str,
@@ -486,24 +468,9 @@ def cached_shapes_sweep(
     area: float = 0.2,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    cache: DiskCache | None = None,
 ) -> SweepResult:
-    """`shapes_sweep` (generated base images) through the disk cache."""
-    if not isinstance(handle, ModelHandle):
-        raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    key = cache_key(
-        "robustness.shapes_sweep",
-        ROBUSTNESS_VERSION,
-        model=handle.fingerprint,
-        params=_params(values, factor=factor, n=n, seed=seed, grid=grid, area=area),
-    )
-
-    def compute() -> SweepResult:
-        return shapes_sweep(
-            handle, factor, values, n=n, seed=seed, grid=grid, area=area, progress=progress, cancel=cancel
-        )
-
-    return (cache if cache is not None else default_cache()).get_or_compute(key, compute, cls=SweepResult)
+    """`shapes_sweep` (generated base images) through the disk cache (``cache=`` as in `cached_image_sweep`)."""
+    return shapes_sweep(handle, factor, values, n=n, seed=seed, grid=grid, area=area, progress=progress, cancel=cancel)
 
 
 def cached_shapes_rotation_sweeps(

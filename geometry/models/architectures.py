@@ -8,9 +8,10 @@ softplus) while ReLU networks are piecewise linear (zero input Hessian almost ev
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -162,10 +163,79 @@ class ResNetSmall(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": SmallCNN, "resnet-small": ResNetSmall}
 
 
+FUNCTION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "mlp": ("activation",),
+    "cnn": ("activation", "pool"),
+    "resnet-small": ("activation",),
+}
+"""Per built-in architecture, the options that change its function but not its weights' shapes: a checkpoint
+cannot reveal them, so they must be recorded with it or stated (`infer_width_options` reads the rest)."""
+
+_OPTION_CHOICES: dict[str, tuple[str, ...]] = {"activation": tuple(_ACTIVATIONS), "pool": ("max", "avg")}
+
+
+def option_choices(option: str) -> tuple[str, ...]:
+    """The values a string option (``activation``, ``pool``) may take, e.g. ``("max", "avg")``."""
+    return _OPTION_CHOICES[option]
+
+
+def architecture_options(arch: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of ``arch`` (its defaults, updated with ``options``), checked: unknown names and values are
+    refused, lists become tuples. E.g. ``architecture_options("cnn", {"pool": "avg"})`` ->
+    ``{"channels": (32, 64), "hidden": 128, "activation": "relu", "pool": "avg"}``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown built-in architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    params = inspect.signature(ARCHITECTURES[arch].__init__).parameters
+    defaults = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown option {', '.join(map(repr, unknown))} for architecture {arch!r}; its options are "
+            f"{', '.join(defaults)}"
+        )
+    resolved = {**defaults, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}}
+    for name, choices in _OPTION_CHOICES.items():
+        if name in resolved and resolved[name] not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {resolved[name]!r}")
+    return resolved
+
+
+def infer_width_options(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The layer widths of a built-in architecture read from its state dict's weight shapes (what is present).
+
+    E.g. a ``cnn`` checkpoint with ``body.0.weight`` of shape (4, 1, 3, 3) has ``channels[0] == 4``.
+    """
+
+    def out(key: str) -> int | None:
+        return int(state[key].shape[0]) if key in state and state[key].dim() >= 1 else None
+
+    found: dict[str, Any] = {}
+    if arch == "mlp":
+        hidden, index = [], 1  # body = Flatten, then (Linear, activation) pairs
+        while (width := out(f"body.{index}.weight")) is not None:
+            hidden.append(width)
+            index += 2
+        found["hidden"] = tuple(hidden)
+    elif arch == "cnn":
+        c1, c2, hidden = out("body.0.weight"), out("body.5.weight"), out("body.11.weight")
+        if c1 is not None and c2 is not None:
+            found["channels"] = (c1, c2)
+        if hidden is not None:
+            found["hidden"] = hidden
+    elif arch == "resnet-small":
+        widths = (out("stem.0.weight"), out("stages.1.conv1.weight"), out("stages.2.conv1.weight"))
+        if all(w is not None for w in widths):
+            found["widths"] = widths
+    return found
+
+
 def build_architecture(arch: str, *, input_shape: tuple[int, ...], num_classes: int, **options: object) -> nn.Module:
     """Instantiate a built-in architecture (``mlp``, ``cnn``, ``resnet-small``) with fresh weights."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown built-in architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    if "pool" in options and options["pool"] not in _OPTION_CHOICES["pool"]:
+        raise ValueError(f"pool must be one of max, avg; got {options['pool']!r}")
     if arch in ("cnn", "resnet-small") and len(input_shape) != 3:
         raise ValueError(f"architecture {arch!r} needs images (C, H, W), got input shape {tuple(input_shape)}")
     return ARCHITECTURES[arch](tuple(input_shape), num_classes, **options)  # type: ignore[arg-type]

@@ -22,16 +22,22 @@ Progress = Any  # Callable[[float, str], None] | None, spelled out in each docst
 
 
 class Preprocess(nn.Module):
-    """[0, 1] images -> the network's expected input: optional bilinear resize, then (x - mean) / std."""
+    """[0, 1] images -> the network's expected input: optional bilinear resize, then (x - mean) / std.
+
+    ``note`` says where the normalisation came from when nobody stated it (e.g. "torchvision's ImageNet
+    preset"); it is shown in `ModelHandle.pipeline` and does not change the function.
+    """
 
     def __init__(
         self,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         resize: tuple[int, int] | None = None,
+        note: str | None = None,
     ) -> None:
         super().__init__()
-        self.resize = tuple(resize) if resize is not None else None
+        self.resize = tuple(int(s) for s in resize) if resize is not None else None
+        self.note = note
         self.register_buffer("mean", _channel_tensor(mean, 0.0), persistent=False)
         self.register_buffer("std", _channel_tensor(std, 1.0), persistent=False)
         if (self.std <= 0).any():
@@ -43,6 +49,33 @@ class Preprocess(nn.Module):
         if x.dim() == 4:
             return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
         return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        # part of the model's fingerprint (geometry.runtime.fingerprint.module_structure): say all that acts
+        return (
+            f"mean={_numbers(self.mean)}, std={_numbers(self.std)}, resize={self.resize}, "
+            "mode=bilinear, align_corners=False, antialias=False"
+        )
+
+    def describe(self, input_shape: Sequence[int], input_range: tuple[float, float] | None = (0.0, 1.0)) -> str:
+        """The steps from an input of ``input_shape`` (values in ``input_range``; None: unbounded) to the network's
+        input, in words."""
+        where = f"in [{input_range[0]:g}, {input_range[1]:g}]" if input_range is not None else "(unbounded)"
+        steps = [f"input {'x'.join(map(str, input_shape))} {where}"]
+        if self.resize is not None and len(input_shape) == 3 and tuple(input_shape[-2:]) != self.resize:
+            h, w = input_shape[-2:]
+            steps.append(f"resize {h}x{w} -> {self.resize[0]}x{self.resize[1]} bilinear")
+        if bool((self.mean == 0).all()) and bool((self.std == 1).all()):
+            steps.append("no normalisation")
+        else:
+            steps.append(f"normalise (x - mean) / std, mean {_numbers(self.mean)}, std {_numbers(self.std)}")
+        if self.note:
+            steps[-1] += f" ({self.note})"
+        return "; ".join(steps)
+
+
+def _numbers(values: torch.Tensor) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values.flatten().tolist()) + ")"
 
 
 def _channel_tensor(values: Sequence[float] | None, default: float) -> torch.Tensor:
@@ -67,7 +100,7 @@ class ModelHandle:
     name: str  # human-readable name, e.g. "digits-cnn-silu"
     input_shape: tuple[int, ...]  # (C, H, W) for images, (D,) for vectors (toy 2D sets)
     class_names: tuple[str, ...]  # K names
-    fingerprint: str  # hash of architecture name + weights bytes + preprocessing
+    fingerprint: str  # hash of the function: module classes and configuration, weights, preprocessing
     device: torch.device
     input_range: tuple[float, float] | None = (0.0, 1.0)  # None: unbounded inputs (toy 2D sets)
     card: dict[str, Any] = field(default_factory=dict)  # model card (built-in models) or {} for user models
@@ -76,6 +109,15 @@ class ModelHandle:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def pipeline(self) -> str:
+        """What happens to an input before the network sees it, in words, e.g.
+        "input 3x32x32 in [0, 1]; resize 32x32 -> 224x224 bilinear; normalise (x - mean) / std, mean (...), std (...)".
+        """
+        if isinstance(self.module, PreprocessedModel):
+            return self.module.preprocess.describe(self.input_shape, self.input_range)
+        return f"input {'x'.join(map(str, self.input_shape))} straight into the network"
 
     @property
     def network(self) -> nn.Module:
@@ -97,12 +139,14 @@ class ModelHandle:
         device: torch.device | str | None = None,
         input_range: tuple[float, float] | None = (0.0, 1.0),
         card: dict[str, Any] | None = None,
+        normalisation_note: str | None = None,
     ) -> ModelHandle:
         """Wrap any ``nn.Module`` classifier.
 
         Note: the module is put in eval mode and moved to ``device`` (pass a copy to keep yours as it is).
         ``mean``/``std`` are the per-channel normalisation the network expects on [0, 1] inputs;
-        ``resize`` an (H, W) the network wants when it differs from ``input_shape``.
+        ``resize`` an (H, W) the network wants when it differs from ``input_shape`` (bilinear);
+        ``normalisation_note`` where mean/std came from when the user did not state them (shown in `pipeline`).
         """
         if not isinstance(module, nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}")
@@ -110,7 +154,7 @@ class ModelHandle:
         if not input_shape or any(s <= 0 for s in input_shape):
             raise ValueError(f"input_shape must be positive sizes, e.g. (3, 32, 32); got {input_shape}")
         device = torch.device(device) if device is not None else default_device()
-        wrapped = PreprocessedModel(Preprocess(mean, std, resize), module).to(device).eval()
+        wrapped = PreprocessedModel(Preprocess(mean, std, resize, normalisation_note), module).to(device).eval()
         if class_names is None:
             if num_classes is None:
                 with torch.inference_mode():
@@ -197,6 +241,7 @@ class ModelHandle:
             "parameters": parameter_count(self.module),
             "device": str(self.device),
             "fingerprint": self.fingerprint,
+            "pipeline": self.pipeline,
         }
 
 

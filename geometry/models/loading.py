@@ -2,6 +2,14 @@
 
 Nothing here unpickles arbitrary objects: state dicts go through safetensors or
 ``torch.load(weights_only=True)``, and a file that needs more is refused with an explanation.
+TorchScript archives are the exception that must be named: an archive is a program, and loading
+it runs the code inside it (``allow_code=False`` refuses them; the app does so for uploads unless
+the operator sets ``BOUNDARY_ATLAS_ALLOW_CODE=1``). ``torch.export`` archives are not loaded.
+
+The model measured is the model given: a weights file of a built-in architecture records every
+architecture option in its safetensors metadata (`save_model`, `architecture_metadata`), and one
+that does not is refused until the caller states the options its weights cannot reveal
+(activation, pooling); nothing is resized unless asked, and `ModelHandle.pipeline` says what is done.
 """
 
 from __future__ import annotations
@@ -18,8 +26,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from geometry.models.architectures import ARCHITECTURES, build_architecture
+from geometry.models.architectures import (
+    ARCHITECTURES,
+    FUNCTION_OPTIONS,
+    architecture_options,
+    build_architecture,
+    infer_width_options,
+    option_choices,
+)
 from geometry.models.handle import ModelHandle
+from geometry.runtime.paths import ALLOW_CODE_ENV
+
+METADATA_KEY = "boundary_atlas"
+"""The safetensors metadata key under which `save_model` records the architecture and its options (JSON)."""
+METADATA_FORMAT = 1
+IMAGENET_PRESET_NOTE = "torchvision's ImageNet preset, not stated"
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
 """Where the built-in models live: ``<name>.safetensors`` + ``<name>.json`` (the model card)."""
@@ -89,6 +110,9 @@ def load_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     device: torch.device | str | None = None,
+    arch_options: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+    resize: int | Sequence[int] | None = None,
+    allow_code: bool = True,
 ) -> ModelHandle:
     """Load a classifier as a `ModelHandle` that takes [0, 1] images.
 
@@ -97,8 +121,15 @@ def load_model(
     - ``load_model("resnet18", weights="resnet18.pth")``: a torchvision architecture with local weights;
       ``weights="DEFAULT"`` asks torchvision to download its pretrained weights (needs internet).
     - ``load_model("model.safetensors", arch="resnet18")`` / ``.pt`` / ``.pth``: a state dict for an architecture
-      (torchvision or built-in; a built-in model card beside the file, ``model.json``, supplies everything).
-    - ``load_model("model.ts", input_shape=(3, 32, 32), mean=..., std=...)``: a TorchScript archive.
+      (torchvision or built-in). For a built-in architecture (``mlp``, ``cnn``, ``resnet-small``) the options
+      come from the file's metadata (`save_model`), a model card beside it (``model.json``), or
+      ``arch_options`` (e.g. ``{"activation": "silu", "pool": "avg"}``); layer widths are read from the weights.
+    - ``load_model("model.ts", input_shape=(3, 32, 32), mean=..., std=...)``: a TorchScript archive. Loading one
+      RUNS THE CODE INSIDE IT; pass ``allow_code=False`` for files you did not choose yourself.
+
+    ``input_shape``, ``mean`` and ``std`` as stated win over presets; ``resize`` (an int or (H, W)) bilinearly
+    resizes inputs to what the network expects, and happens only when given. A model card or recorded metadata
+    fixes input shape and normalisation itself. ``handle.pipeline`` says what is done to an input.
     """
     source_str = os.fspath(source)
     if source_str in builtin_models() and weights is None:
@@ -106,6 +137,13 @@ def load_model(
     if weights is None and os.sep not in source_str and source_str in user_models():
         return _load_with_card(model_card(source_str), user_models_dir() / f"{source_str}.safetensors", device)
     path = Path(source_str).expanduser()
+    resize_hw = _resize_hw(resize)
+    arch_options = dict(arch_options) if arch_options is not None else None  # also (name, value) pairs
+    if arch_options is not None and arch is not None and arch not in ARCHITECTURES:
+        raise ValueError(
+            f"arch_options are the options of a built-in architecture ({', '.join(sorted(ARCHITECTURES))}); "
+            f"{arch!r} takes none"
+        )
     if path.is_file():
         return _load_file(
             path,
@@ -116,6 +154,9 @@ def load_model(
             mean=mean,
             std=std,
             device=device,
+            arch_options=arch_options,
+            resize=resize_hw,
+            allow_code=allow_code,
         )
     if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".ts", ".bin") or os.sep in source_str:
         raise FileNotFoundError(f"no such model file: {source_str}")
@@ -128,22 +169,40 @@ def load_model(
         mean=mean,
         std=std,
         device=device,
+        resize=resize_hw,
     )
+
+
+def _resize_hw(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if resize is None:
+        return None
+    hw = (int(resize),) if isinstance(resize, int) else tuple(int(v) for v in resize)
+    hw = hw * 2 if len(hw) == 1 else hw  # one number: a square
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"resize must be a size in pixels or (height, width), got {resize!r}")
+    return hw  # type: ignore[return-value]
 
 
 def _load_builtin(name: str, device: torch.device | str | None) -> ModelHandle:
     return _load_with_card(model_card(name), ASSETS / f"{name}.safetensors", device)
 
 
-def _load_with_card(card: Mapping[str, Any], weights_path: Path, device: torch.device | str | None) -> ModelHandle:
+def _load_with_card(
+    card: Mapping[str, Any],
+    weights_path: Path,
+    device: torch.device | str | None,
+    stated: Mapping[str, Any] | None = None,
+) -> ModelHandle:
     from safetensors.torch import load_file
 
     input_shape = tuple(card["input_shape"])
+    options = architecture_options(card["architecture"], card.get("architecture_options", {}))
+    _check_stated_options(options, stated, weights_path.name)
     network = build_architecture(
         card["architecture"],
         input_shape=input_shape,
         num_classes=len(card["class_names"]),
-        **card.get("architecture_options", {}),
+        **options,
     )
     state = _read_safetensors(weights_path, load_file)
     load_state_dict_checked(network, state, source=weights_path.name)
@@ -158,6 +217,145 @@ def _load_with_card(card: Mapping[str, Any], weights_path: Path, device: torch.d
         input_range=tuple(card["input_range"]) if card.get("input_range") else None,
         card=dict(card),
     )
+
+
+def _check_stated_options(recorded: Mapping[str, Any], stated: Mapping[str, Any] | None, source: str) -> None:
+    """A stated option that contradicts what the file records is an error, not a silent choice."""
+    for name, value in (stated or {}).items():
+        value = tuple(value) if isinstance(value, list) else value
+        if name in recorded and recorded[name] != value:
+            raise ValueError(
+                f"{source} records {name}={recorded[name]!r} but arch_options says {value!r}; "
+                f"leave it out to use what the file records"
+            )
+
+
+def architecture_metadata(
+    arch: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_range: Sequence[float] | None = (0.0, 1.0),
+) -> dict[str, str]:
+    """The safetensors metadata that makes a weights file of a built-in architecture describe itself:
+    ``{"boundary_atlas": JSON}`` with the architecture, EVERY option (defaults written out), and where given the
+    input shape, class names, mean/std and input range. Pass it as ``save_file(state, path, metadata=...)``."""
+    doc: dict[str, Any] = {
+        "format": METADATA_FORMAT,
+        "architecture": arch,
+        "architecture_options": architecture_options(arch, options),
+    }
+    for key, value in (
+        ("input_shape", input_shape),
+        ("class_names", class_names),
+        ("mean", mean),
+        ("std", std),
+        ("input_range", input_range),
+    ):
+        if value is not None:
+            doc[key] = [str(v) for v in value] if key == "class_names" else [_number(v) for v in value]
+    return {METADATA_KEY: json.dumps(doc, sort_keys=True)}
+
+
+def card_metadata(card: Mapping[str, Any]) -> dict[str, str]:
+    """`architecture_metadata` of a model card (``architecture``, ``architecture_options``, ``input_shape``,
+    ``class_names``, ``mean``, ``std``, ``input_range``): what a weights file written beside the card records."""
+    return architecture_metadata(
+        card["architecture"],
+        card.get("architecture_options"),
+        input_shape=card.get("input_shape"),
+        class_names=card.get("class_names"),
+        mean=card.get("mean"),
+        std=card.get("std"),
+        input_range=card.get("input_range"),
+    )
+
+
+def _number(v: Any) -> int | float:
+    v = float(v)
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+
+
+def save_model(
+    network: nn.Module,
+    path: str | os.PathLike,
+    *,
+    arch: str,
+    options: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int],
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_range: Sequence[float] | None = (0.0, 1.0),
+) -> Path:
+    """Write ``network``'s weights (a built-in architecture) to a ``.safetensors`` file that records its
+    architecture options and input pipeline (`architecture_metadata`), so `load_model(path)` rebuilds the same
+    function. Written to a temp file and renamed, so a crash never leaves half a file."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"save_model writes .safetensors files, got {path.name!r}")
+    metadata = architecture_metadata(
+        arch, options, input_shape=input_shape, class_names=class_names, mean=mean, std=std, input_range=input_range
+    )
+    state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_architecture_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """What `save_model` recorded in a ``.safetensors`` file (architecture, options, pipeline), or None."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for any malformed file
+        raise ValueError(f"{path.name} is not a readable safetensors checkpoint ({err})") from None
+    if METADATA_KEY not in metadata:
+        return None
+    try:
+        doc = json.loads(metadata[METADATA_KEY])
+        if not isinstance(doc, dict) or doc.get("architecture") not in ARCHITECTURES:
+            raise ValueError("no known architecture")
+        doc["architecture_options"] = architecture_options(doc["architecture"], doc.get("architecture_options"))
+    except ValueError as err:
+        raise ValueError(f"{path.name}: its {METADATA_KEY!r} metadata is damaged ({err})") from None
+    return doc
+
+
+def _options_from_weights(
+    arch: str, state: Mapping[str, torch.Tensor], stated: Mapping[str, Any] | None, source: str
+) -> dict[str, Any]:
+    """A built-in architecture's options for a state dict that records none: widths from the weights, the options
+    that change the function without changing shapes from the caller, else a ValueError naming them."""
+    stated = dict(stated or {})
+    missing = [name for name in FUNCTION_OPTIONS[arch] if name not in stated]
+    if missing:
+        wanted = ", ".join(f"{name!r}: one of {', '.join(option_choices(name))}" for name in missing)
+        raise ValueError(
+            f"{source} holds weights of the built-in architecture {arch!r} but does not record its "
+            f"{' and '.join(missing)}; a wrong guess would load without error and compute another function. "
+            f"State them: arch_options={{{wanted}}} (in the app: the architecture option fields)"
+        )
+    return architecture_options(arch, {**infer_width_options(arch, state), **stated})
 
 
 def _read_safetensors(path: Path, load_file: Any) -> dict[str, torch.Tensor]:
@@ -177,6 +375,9 @@ def _load_file(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     device: torch.device | str | None,
+    arch_options: Mapping[str, Any] | None = None,
+    resize: tuple[int, int] | None = None,
+    allow_code: bool = True,
 ) -> ModelHandle:
     card_path = path.with_suffix(".json")
     if path.suffix == ".safetensors" and card_path.exists():
@@ -184,10 +385,20 @@ def _load_file(
         # the card also when the caller names its architecture: only the card knows the activation and widths
         # (a SiLU checkpoint loaded as a default "cnn" would load without error and compute a ReLU network)
         if card.get("architecture") in ARCHITECTURES and arch in (None, card["architecture"]):
-            return _load_with_card(card, path, device)
+            return _load_with_card(card, path, device, arch_options)
+    recorded = read_architecture_metadata(path)
+    if recorded is not None and arch in (None, recorded["architecture"]):
+        return _load_recorded(path, recorded, arch_options, class_names, device)
     if _is_torchscript(path):
         return _load_torchscript(
-            path, input_shape=input_shape, class_names=class_names, mean=mean, std=std, device=device
+            path,
+            input_shape=input_shape,
+            class_names=class_names,
+            mean=mean,
+            std=std,
+            device=device,
+            resize=resize,
+            allow_code=allow_code,
         )
     state = read_state_dict(path)
     if arch is None:
@@ -198,12 +409,13 @@ def _load_file(
     if arch in ARCHITECTURES:
         if input_shape is None:
             raise ValueError(f"built-in architecture {arch!r} needs input_shape, e.g. (1, 8, 8)")
+        options = _options_from_weights(arch, state, arch_options, path.name)
         k = num_classes or (len(class_names) if class_names else None)
         if k is None and "head.weight" in state:
             k = int(state["head.weight"].shape[0])  # every built-in architecture ends in `head`
         if k is None:
             raise ValueError(f"{path.name}: give num_classes or class_names for architecture {arch!r}")
-        network = build_architecture(arch, input_shape=tuple(input_shape), num_classes=k)
+        network = build_architecture(arch, input_shape=tuple(input_shape), num_classes=k, **options)
         load_state_dict_checked(network, state, source=path.name)
         return ModelHandle.from_module(
             network,
@@ -212,6 +424,7 @@ def _load_file(
             num_classes=k,
             mean=mean,
             std=std,
+            resize=resize,
             name=f"{arch} ({path.name})",
             device=device,
         )
@@ -226,6 +439,38 @@ def _load_file(
         mean=mean,
         std=std,
         device=device,
+        resize=resize,
+    )
+
+
+def _load_recorded(
+    path: Path,
+    recorded: Mapping[str, Any],
+    stated: Mapping[str, Any] | None,
+    class_names: Sequence[str] | None,
+    device: torch.device | str | None,
+) -> ModelHandle:
+    """A weights file that describes itself (`save_model`): its architecture, options and pipeline."""
+    arch, options = recorded["architecture"], recorded["architecture_options"]
+    _check_stated_options(options, stated, path.name)
+    state = read_state_dict(path)
+    if "input_shape" not in recorded:
+        raise ValueError(f"{path.name}: its {METADATA_KEY!r} metadata has no input_shape")
+    input_shape = tuple(int(v) for v in recorded["input_shape"])
+    k = int(state["head.weight"].shape[0]) if "head.weight" in state else len(recorded.get("class_names", ()))
+    network = build_architecture(arch, input_shape=input_shape, num_classes=k, **options)
+    load_state_dict_checked(network, state, source=path.name)
+    input_range = recorded.get("input_range")
+    return ModelHandle.from_module(
+        network,
+        input_shape=input_shape,
+        class_names=recorded.get("class_names") or class_names,
+        num_classes=k,
+        mean=recorded.get("mean"),
+        std=recorded.get("std"),
+        name=f"{arch} ({path.name})",
+        device=device,
+        input_range=tuple(input_range) if input_range else None,
     )
 
 
@@ -302,7 +547,16 @@ def _load_torchscript(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     device: torch.device | str | None,
+    resize: tuple[int, int] | None = None,
+    allow_code: bool = True,
 ) -> ModelHandle:
+    """Load a TorchScript archive: a program, whose code runs when it is loaded and called."""
+    if not allow_code:
+        raise ValueError(
+            f"{path.name} is a TorchScript archive, and loading one runs the code inside it; archives from "
+            f"uploads are refused unless the operator sets {ALLOW_CODE_ENV}=1. Load it from a path on the server "
+            f"instead, or upload its state dict (.safetensors or .pt) with the name of its architecture"
+        )
     if input_shape is None:
         raise ValueError(f"{path.name} is a TorchScript archive: give its input_shape, e.g. (3, 32, 32)")
     try:
@@ -310,7 +564,14 @@ def _load_torchscript(
     except Exception as err:  # torch raises RuntimeError subclasses with C++ messages
         raise ValueError(f"{path.name} could not be loaded as TorchScript ({err})") from None
     return ModelHandle.from_module(
-        module, input_shape=input_shape, class_names=class_names, mean=mean, std=std, name=path.name, device=device
+        module,
+        input_shape=input_shape,
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        resize=resize,
+        name=path.name,
+        device=device,
     )
 
 
@@ -326,7 +587,10 @@ def _load_torchvision(
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
     device: torch.device | str | None,
+    resize: tuple[int, int] | None = None,
 ) -> ModelHandle:
+    """A torchvision architecture. Its input is ``input_shape`` as stated (default: the preset's crop size), resized
+    only when ``resize`` is given; mean/std as stated, else the ImageNet preset, named as such in the pipeline."""
     import torchvision
 
     known = torchvision_architectures()
@@ -368,16 +632,18 @@ def _load_torchvision(
     if class_names is None and k == len(meta_weights.meta["categories"]):
         class_names = meta_weights.meta["categories"]
     crop = int(preset.crop_size[0])
+    stated_norm = mean is not None or std is not None
     return ModelHandle.from_module(
         network,
         input_shape=tuple(input_shape) if input_shape is not None else (3, crop, crop),
         class_names=class_names,
         num_classes=k,
-        mean=mean if mean is not None else preset.mean,
-        std=std if std is not None else preset.std,
-        resize=(crop, crop),
+        mean=mean if mean is not None else (None if std is not None else preset.mean),
+        std=std if std is not None else (None if mean is not None else preset.std),
+        resize=resize,
         name=f"{arch} ({source})",
         device=device,
+        normalisation_note=None if stated_norm else IMAGENET_PRESET_NOTE,
     )
 
 

@@ -1,24 +1,17 @@
-"""The reproducible training command that produced the built-in models.
-
-    python -m geometry.models.training --preset digits-cnn-silu          # re-train one shipped model
-    python -m geometry.models.training --all-presets                     # re-train every shipped model
-    python -m geometry.models.training --name my-cnn --arch cnn --dataset digits --activation gelu --epochs 20 \
-        --grad-activation arctan --ga-alpha 0.3 --ga-beta 4.5  # your own, with activated gradients
+"""Training the models: `TrainConfig` (everything that determines a model), `train`, and the shipped `PRESETS`.
 
 Each run writes ``<out>/<name>.safetensors`` (weights of the network, without preprocessing) and
-``<out>/<name>.json`` (the model card: architecture, data, seed, command, measured test accuracy, and the
-loss and accuracies of every epoch). Without ``--out``, your own models go to `user_models_dir()`, where
-`load_model(name)` and the app's model picker find them; presets go to assets/models.
+``<out>/<name>.json`` (the model card: architecture, data, seed, the command that reproduces it, measured test
+accuracy, and the loss and accuracies of every epoch). The command line is ``python -m geometry train``
+(`geometry.cli.train`); `config_to_argv` gives its arguments for a config.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +26,7 @@ from torch import nn
 from geometry.data.datasets import load_dataset
 from geometry.models.architectures import ARCHITECTURES, SMOOTH_ACTIVATIONS, build_architecture
 from geometry.models.handle import ModelHandle, parameter_count
-from geometry.models.loading import ASSETS, user_models_dir
+from geometry.models.loading import ASSETS, card_metadata, user_models_dir
 from geometry.runtime.cache import cache_key
 from geometry.runtime.compute import CancelToken
 from geometry.runtime.validate import check_int, check_positive
@@ -216,6 +209,7 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 TRAIN_VERSION = "2"  # bump when the same options would train a different model
+TRAIN_COMMAND = "python -m geometry train"  # the command line (geometry.cli.train) the model cards record
 
 
 class GradientActivation:
@@ -401,7 +395,7 @@ def train(
         "std": std,
         "seed": config.seed,
         "training": config.training_options(),
-        "training_command": command or f"python -m geometry.models.training --preset {config.name}",
+        "training_command": command or f"{TRAIN_COMMAND} --preset {config.name}",
         "training_seconds": round(time.perf_counter() - started, 1),
         "train_size": len(train_set),
         "test_size": len(test_set),
@@ -467,12 +461,12 @@ def train_cached(
         if progress is not None:
             progress(1.0, f"{config.name}: trained before, loaded")
         return found
-    command = "python -m geometry.models.training " + shlex.join(config_to_argv(config))
+    command = f"{TRAIN_COMMAND} " + shlex.join(config_to_argv(config))
     return train(config, out_dir=folder, progress=progress, command=command, cancel=cancel)
 
 
 def config_to_argv(config: TrainConfig) -> list[str]:
-    """The command-line arguments of `main` that train ``config`` (architecture options: --pool, --hidden)."""
+    """The arguments of ``python -m geometry train`` that train ``config`` (architecture options: --pool, --hidden)."""
     argv = ["--name", config.name, "--arch", config.arch, "--dataset", config.dataset]
     argv += ["--activation", config.activation, "--epochs", str(config.epochs), "--batch-size", str(config.batch_size)]
     argv += ["--lr", repr(config.lr), "--weight-decay", repr(config.weight_decay), "--optimizer", config.optimizer]
@@ -522,7 +516,7 @@ def _write_atomically(out_dir: Path, name: str, network: nn.Module, card: dict[s
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     with tempfile.NamedTemporaryFile(dir=out_dir, suffix=".tmp", delete=False) as tmp:
         tmp_weights = Path(tmp.name)
-    save_file(state, str(tmp_weights))
+    save_file(state, str(tmp_weights), metadata=card_metadata(card))  # the file describes itself
     with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".tmp", delete=False) as tmp:
         json.dump(card, tmp, indent=2)
         tmp.write("\n")
@@ -531,99 +525,3 @@ def _write_atomically(out_dir: Path, name: str, network: nn.Module, card: dict[s
     os.replace(tmp_weights, weights_path)
     os.replace(tmp.name, out_dir / f"{name}.json")
     return weights_path
-
-
-def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m geometry.models.training",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--preset", choices=sorted(PRESETS), help="re-train one of the shipped models")
-    p.add_argument("--all-presets", action="store_true", help="re-train every shipped model")
-    p.add_argument("--name")
-    p.add_argument("--arch", choices=["mlp", "cnn", "resnet-small"])
-    p.add_argument("--dataset")
-    p.add_argument("--activation", default="relu", choices=["relu", "silu", "gelu", "softplus", "tanh"])
-    p.add_argument("--pool", choices=["max", "avg"], help="pooling of the cnn architecture")
-    p.add_argument("--hidden", help="hidden widths of the mlp architecture, comma-separated (e.g. 64,64)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    p.add_argument("--augment-shift", type=int, default=0)
-    p.add_argument("--grad-activation", default="none", choices=list(GRAD_ACTIVATIONS))
-    p.add_argument("--ga-alpha", type=float, default=0.3)
-    p.add_argument("--ga-beta", type=float, default=4.5)
-    p.add_argument(
-        "--ga-on",
-        default="gradient",
-        choices=list(GRAD_ACTIVATION_ON),
-        help="activate the raw gradient or SGD's momentum",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--out", help="output folder (default: assets/models for presets, the user model folder for your own)"
-    )
-    return p.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parse(argv)
-    if args.all_presets:
-        configs = list(PRESETS.values())
-    elif args.preset:
-        configs = [PRESETS[args.preset]]
-    else:
-        missing = [
-            flag for flag, v in (("--name", args.name), ("--arch", args.arch), ("--dataset", args.dataset)) if not v
-        ]
-        if missing:
-            print(f"error: give --preset/--all-presets, or {', '.join(missing)}", file=sys.stderr)
-            return 2
-        options: dict[str, Any] = {"pool": args.pool} if args.pool else {}
-        if args.hidden:
-            try:
-                options["hidden"] = [int(h) for h in args.hidden.split(",") if h.strip()]
-            except ValueError:
-                print(f"error: --hidden expects comma-separated ints, got {args.hidden!r}", file=sys.stderr)
-                return 2
-        configs = [
-            TrainConfig(
-                args.name,
-                args.arch,
-                args.dataset,
-                args.activation,
-                options,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                weight_decay=args.weight_decay,
-                optimizer=args.optimizer,
-                augment_shift=args.augment_shift,
-                grad_activation=args.grad_activation,
-                ga_alpha=args.ga_alpha,
-                ga_beta=args.ga_beta,
-                grad_activation_on=args.ga_on,
-                seed=args.seed,
-            )
-        ]
-    preset = bool(args.preset or args.all_presets)
-    out = args.out or (str(ASSETS) if preset else str(user_models_dir()))
-    for config in configs:
-        command = "python -m geometry.models.training " + (f"--preset {config.name}" if preset else shlex.join(argv))
-        try:
-            result = train(
-                config, out_dir=out, command=command, progress=lambda f, text: print(f"[{f:5.0%}] {text}", flush=True)
-            )
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"{config.name}: test accuracy {result.card['test_accuracy']:.4f} -> {result.weights_path}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

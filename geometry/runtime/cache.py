@@ -6,8 +6,12 @@ file and renamed into place, so readers only ever see whole entries. Reading an 
 mtime, which drives least-recently-used eviction once the cache grows past its size cap. A corrupt
 or mismatching entry is deleted and reported as a miss.
 
-Root: `set_cache_root()`, else env `BOUNDARY_ATLAS_CACHE`, else `~/.cache/boundary-atlas/results`
-(`$XDG_CACHE_HOME` honoured). Cap: env `BOUNDARY_ATLAS_CACHE_MAX_MB`, else 2 GiB.
+Root: a per-deployment setting, env `BOUNDARY_ATLAS_CACHE`, else `~/.cache/boundary-atlas/results`
+(`$XDG_CACHE_HOME` honoured); no page changes it. Cap: env `BOUNDARY_ATLAS_CACHE_MAX_MB`, else 2 GiB.
+
+Upkeep (LRU eviction, removing stale temp files and corrupt entries, `clear`) deletes only in a folder that
+carries the marker file `.boundary-atlas-cache`, which the cache writes when it creates its root (or finds it
+empty): a folder of someone else's `.npz` files that happens to look like the layout is never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "CACHE_ENV",
+    "CACHE_MARKER",
     "CACHE_MAX_MB_ENV",
     "CacheStats",
     "DiskCache",
@@ -51,6 +57,9 @@ _META = "__meta__"
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_S = 3600.0  # temp files older than this are leftovers of a crashed writer
+CACHE_MARKER = ".boundary-atlas-cache"
+"""The file at a cache root that says the folder is this project's cache (upkeep deletes nothing elsewhere)."""
+_MARKER_TEXT = "This folder is a Boundary Atlas result cache; its two-letter subfolders may be deleted at any time.\n"
 
 
 def _is_tensor(value: Any) -> bool:
@@ -308,13 +317,37 @@ class DiskCache:
             raise ValueError(f"cache key must be a lowercase hex string (from cache_key()), got {key!r}")
         return self.root / key[:2] / f"{key}.npz"
 
+    def owns_root(self) -> bool:
+        """Whether the root carries the cache's marker file: only then does upkeep delete anything there."""
+        return (self.root / CACHE_MARKER).is_file() and not (self.root / CACHE_MARKER).is_symlink()
+
+    def _prepare_root(self) -> None:
+        """Create the root (and mark it) if missing; mark an existing root only when it is empty."""
+        if self.owns_root():
+            return
+        try:
+            self.root.mkdir(parents=True)
+            fresh = True
+        except FileExistsError:
+            fresh = False
+        if not fresh:
+            with os.scandir(self.root) as listing:
+                fresh = next(listing, None) is None  # an empty folder is as good as a new one
+        if fresh:
+            marker = self.root / CACHE_MARKER
+            fd, tmp = tempfile.mkstemp(prefix=f"{CACHE_MARKER}-", suffix=_TMP_SUFFIX, dir=self.root)
+            with os.fdopen(fd, "w") as f:
+                f.write(_MARKER_TEXT)
+            os.replace(tmp, marker)
+
     def _entries(self) -> list[tuple[Path, os.stat_result]]:
-        """All entry files with their stat, skipping temp files (and removing stale ones)."""
+        """All entry files with their stat, skipping temp files (and removing stale ones in our own cache)."""
         out: list[tuple[Path, os.stat_result]] = []
         try:
             shards = list(os.scandir(self.root))
         except FileNotFoundError:
             return out
+        owned = self.owns_root()
         now = time.time()
         for shard in shards:
             if not shard.is_dir(follow_symlinks=False) or len(shard.name) != 2:
@@ -329,7 +362,7 @@ class DiskCache:
                 except FileNotFoundError:
                     continue
                 if f.name.endswith(_TMP_SUFFIX):
-                    if now - st.st_mtime > _STALE_TMP_S:
+                    if owned and now - st.st_mtime > _STALE_TMP_S:
                         _unlink_quietly(Path(f.path))
                     continue
                 if f.name.endswith(".npz") and f.is_file(follow_symlinks=False):
@@ -404,7 +437,9 @@ class DiskCache:
         return obj
 
     def _drop_if_same(self, path: Path, ino: int) -> None:
-        """Delete a bad entry unless another writer has replaced it meanwhile."""
+        """Delete a bad entry unless another writer has replaced it meanwhile (in our own cache only)."""
+        if not self.owns_root():
+            return
         try:
             if os.stat(path).st_ino == ino:
                 path.unlink()
@@ -439,6 +474,7 @@ class DiskCache:
             "arrays": list(enc.arrays),
         }
         meta_text = json.dumps(meta, sort_keys=True, allow_nan=False)
+        self._prepare_root()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=_TMP_SUFFIX, dir=path.parent)
         tmp = Path(tmp_name)
@@ -473,7 +509,9 @@ class DiskCache:
         return value
 
     def delete(self, key: str) -> bool:
-        """Remove the entry of `key`; True if there was one."""
+        """Remove the entry of `key`; True if there was one (always False in a folder without the marker)."""
+        if not self.owns_root():
+            return False
         try:
             self.path_for(key).unlink()
             return True
@@ -481,8 +519,11 @@ class DiskCache:
             return False
 
     def evict(self, *, keep: Path | None = None) -> int:
-        """Delete least-recently-used entries until the cache fits its cap; returns how many."""
-        if self.max_bytes is None:
+        """Delete least-recently-used entries until the cache fits its cap; returns how many.
+
+        Deletes nothing (returns 0) in a folder without the cache's marker file.
+        """
+        if self.max_bytes is None or not self.owns_root():
             return 0
         with self._evict_lock:
             entries = self._entries()
@@ -502,11 +543,19 @@ class DiskCache:
             return removed
 
     def clear(self) -> None:
-        """Delete every entry and temp file under the root (the root folder itself stays)."""
+        """Delete every entry and temp file under the root (the root folder and its marker stay).
+
+        Raises ValueError, deleting nothing, when the root exists without the cache's marker file.
+        """
         try:
             shards = list(os.scandir(self.root))
         except FileNotFoundError:
             return
+        if not self.owns_root():
+            raise ValueError(
+                f"{self.root} is not a Boundary Atlas cache (no {CACHE_MARKER} marker file in it), so nothing "
+                f"was deleted; point {CACHE_ENV} at a new or empty folder"
+            )
         for shard in shards:
             if not shard.is_dir(follow_symlinks=False) or len(shard.name) != 2:
                 continue
@@ -562,7 +611,14 @@ _root_override: Path | None = None
 
 
 def set_cache_root(path: str | os.PathLike[str] | None) -> None:
-    """Use `path` as the root of `default_cache()` from now on (None: back to the environment)."""
+    """Deprecated: the cache root is a per-deployment setting (`BOUNDARY_ATLAS_CACHE`), not something a page
+    changes for the whole server process. Still uses `path` as the root of `default_cache()` from now on
+    (None: back to the environment)."""
+    warnings.warn(
+        f"set_cache_root() is deprecated: set the cache folder with the {CACHE_ENV} environment variable",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     global _root_override
     with _default_lock:
         _root_override = Path(path).expanduser() if path is not None else None

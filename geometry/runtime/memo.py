@@ -19,7 +19,7 @@ algorithm or anything it calls therefore recomputes its results; re-formatting d
 explicit tag on top (for a change of meaning that the code does not show, such as new model weights).
 
 Entries go to a `DiskCache` (``.npz`` + JSON, never a pickle). ``cache=`` on a call picks another `DiskCache`,
-``cache=False`` computes without reading or writing. See docs/DESIGN.md, "Cache rules".
+``cache=False`` computes without reading or writing. See docs/DESIGN.md §5 ("Cache rules").
 """
 
 from __future__ import annotations
@@ -60,11 +60,15 @@ def _geometry_imports(module_name: str, tree: ast.Module) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("geometry."))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "geometry" or node.module.startswith("geometry."):
-                found.add(node.module)
-                for a in node.names:  # "from geometry.slices import planes" imports a module
-                    found.add(f"{node.module}.{a.name}")
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and (node.module == "geometry" or node.module.startswith("geometry."))
+        ):
+            found.add(node.module)
+            for a in node.names:  # "from geometry.slices import planes" imports a module
+                found.add(f"{node.module}.{a.name}")
     return {m for m in found if m != "geometry" and _module_file(m) is not None}
 
 

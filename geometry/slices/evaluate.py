@@ -17,34 +17,39 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from geometry.models.handle import ModelHandle
-from geometry.runtime.cache import DiskCache, cache_key, default_cache
 from geometry.runtime.compute import CancelToken, Progress, scaled_progress
+from geometry.runtime.memo import memoize
 from geometry.runtime.validate import check_int
 from geometry.slices.grid import GridEvaluator, default_batch_size
+from geometry.slices.options import (
+    MAX_RESOLUTION,
+    KeywordOptions,
+    SliceOptions,
+    normalize_extent,
+    normalize_resolution,
+    normalize_target_pair,
+    options_with,
+)
 from geometry.slices.planes import Plane
 
 __all__ = [
     "MAX_RESOLUTION",
     "SLICE_NOTES",
+    "SliceOptions",
     "SliceResult",
     "cached_slice",
     "default_batch_size",
     "evaluate_slice",
     "normalize_extent",
     "normalize_resolution",
-    "slice_cache_key",
 ]
-
-MAX_RESOLUTION = 4096  # points per axis
-SLICE_VERSION = "2"  # bump when the algorithm's output changes (cache keys include it)
 
 SLICE_NOTES = (
     "Arrays are [row = b index, column = a index]; a, b are plane coordinates in L2 pixel units "
@@ -119,73 +124,6 @@ class SliceResult:
             out["pair_margin"] = self.pair_margin
             out["target_pair"] = np.array(self.target_pair, dtype=np.int64)
         return out
-
-
-# ---------------------------------------------------------------------------------------------
-# argument checks
-
-
-def normalize_extent(extent: Any) -> tuple[float, float, float, float]:
-    """``e`` -> (-e, e, -e, e); ``(ea, eb)`` -> (-ea, ea, -eb, eb); ``(a_min, a_max, b_min, b_max)`` as is."""
-    if isinstance(extent, bool):
-        raise TypeError(f"extent: expected a number or a tuple of 2 or 4 numbers, got {extent!r}")
-    if isinstance(extent, (int, float, np.integer, np.floating)):
-        e = float(extent)
-        if not (math.isfinite(e) and e > 0):
-            raise ValueError(f"extent: expected a positive finite half-width, got {extent!r}")
-        return (-e, e, -e, e)
-    if not isinstance(extent, (tuple, list, np.ndarray)):
-        raise TypeError(f"extent: expected a number or a tuple of 2 or 4 numbers, got {type(extent).__name__}")
-    try:
-        vals = [float(v) for v in extent]
-    except (TypeError, ValueError):
-        raise TypeError(f"extent: expected numbers, got {extent!r}") from None
-    if len(vals) == 2:
-        if not all(math.isfinite(v) and v > 0 for v in vals):
-            raise ValueError(f"extent: expected two positive finite half-widths (a, b), got {extent!r}")
-        return (-vals[0], vals[0], -vals[1], vals[1])
-    if len(vals) != 4:
-        raise ValueError(f"extent: expected 1, 2 or 4 numbers, got {len(vals)}")
-    if not all(math.isfinite(v) for v in vals) or not (vals[0] < vals[1] and vals[2] < vals[3]):
-        raise ValueError(
-            f"extent: expected finite (a_min, a_max, b_min, b_max) with a_min < a_max and b_min < b_max, "
-            f"got {tuple(vals)}"
-        )
-    return tuple(vals)  # type: ignore[return-value]
-
-
-def normalize_resolution(resolution: Any) -> tuple[int, int]:
-    """``n`` -> (n, n); ``(na, nb)`` as is: points along a (columns) and b (rows), each in [2, 4096]."""
-
-    def one(r: Any) -> int:
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
-            raise TypeError(f"resolution: expected an int or a pair of ints, got {r!r}")
-        if not 2 <= int(r) <= MAX_RESOLUTION:
-            raise ValueError(f"resolution: expected between 2 and {MAX_RESOLUTION} points per axis, got {int(r)}")
-        return int(r)
-
-    if isinstance(resolution, (tuple, list)):
-        if len(resolution) != 2:
-            raise ValueError(f"resolution: expected (na, nb), got {len(resolution)} values")
-        return one(resolution[0]), one(resolution[1])
-    return one(resolution), one(resolution)
-
-
-def _check_pair(target_pair: Any, k: int) -> tuple[int, int] | None:
-    if target_pair is None:
-        return None
-    if not isinstance(target_pair, (tuple, list)) or len(target_pair) != 2:
-        raise TypeError(f"target_pair: expected None or a pair of class indices (i, j), got {target_pair!r}")
-    out = []
-    for c in target_pair:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"target_pair: expected int class indices, got {c!r}")
-        if not 0 <= int(c) < k:
-            raise ValueError(f"target_pair: expected class indices in [0, {k}), got {int(c)}")
-        out.append(int(c))
-    if out[0] == out[1]:
-        raise ValueError(f"target_pair: expected two different classes, got {out[0]} twice")
-    return out[0], out[1]
 
 
 def _valid_mask(plane: Plane, a: np.ndarray, b: np.ndarray, input_range: tuple[float, float] | None) -> np.ndarray:
@@ -324,14 +262,15 @@ def evaluate_slice(
     handle: ModelHandle,
     plane: Plane,
     *,
-    extent: float | tuple[float, float] | tuple[float, float, float, float],
-    resolution: int | tuple[int, int],
-    adaptive: bool = True,
+    options: SliceOptions | None = None,
+    extent: float | tuple[float, float] | tuple[float, float, float, float] | None = None,
+    resolution: int | tuple[int, int] | None = None,
+    adaptive: bool | None = None,
     target_pair: tuple[int, int] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
-    coarse: int = 32,
-    guard: int = 1,
+    coarse: int | None = None,
+    guard: int | None = None,
     batch_size: int | None = None,
 ) -> SliceResult:
     """Evaluate ``handle`` on a ``resolution`` grid of ``plane`` over ``extent`` (L2 pixel units).
@@ -344,6 +283,8 @@ def evaluate_slice(
     target_pair: (i, j) to also return ``pair_margin = f_i - f_j``.
     progress(fraction, text) is called as batches finish; ``cancel`` stops between batches (Cancelled).
     batch_size: grid points per model call (default: `default_batch_size`; results do not depend on it).
+    ``options``: a `SliceOptions` holding these settings (its defaults are this function's); a keyword that is not
+    None overrides the option of the same name. Without ``options``, ``extent`` and ``resolution`` are required.
     Raises TypeError/ValueError on bad arguments, NonFiniteOutputError when the model returns NaN or +-inf.
     """
     if not isinstance(handle, ModelHandle):
@@ -357,13 +298,16 @@ def evaluate_slice(
         )
     if handle.num_classes < 2:
         raise ValueError(f"handle: expected a classifier with at least 2 classes, got {handle.num_classes}")
-    ext = normalize_extent(extent)
-    na, nb = normalize_resolution(resolution)
-    if not isinstance(adaptive, (bool, np.bool_)):
+    if not isinstance(adaptive, (bool, np.bool_, type(None))):
         raise TypeError(f"adaptive: expected a bool, got {type(adaptive).__name__}")
-    pair = _check_pair(target_pair, handle.num_classes)
-    coarse = check_int("coarse", coarse, 1)
-    guard = check_int("guard", guard, 0)
+    if options is None and (extent is None or resolution is None):
+        raise TypeError("evaluate_slice: expected extent= and resolution= (or options=SliceOptions(...))")
+    fields = {"extent": extent, "resolution": resolution, "adaptive": adaptive, "target_pair": target_pair}
+    opts = options_with(SliceOptions, options, {**fields, "coarse": coarse, "guard": guard})
+    ext = opts.extent
+    na, nb = opts.resolution
+    pair = normalize_target_pair(opts.target_pair, handle.num_classes)
+    adaptive, coarse, guard = opts.adaptive, opts.coarse, opts.guard
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, 1)
     if progress is not None and not callable(progress):
@@ -400,79 +344,31 @@ def evaluate_slice(
     )
 
 
-def slice_cache_key(
+@memoize(name="geometry.slices.evaluate.evaluate_slice")
+def _memoized_slice(
     handle: ModelHandle,
     plane: Plane,
     *,
-    extent: Any,
-    resolution: Any,
-    adaptive: bool = True,
-    target_pair: tuple[int, int] | None = None,
-    coarse: int = 32,
-    guard: int = 1,
-) -> str:
-    """The disk-cache key of a slice: model and plane fingerprints plus every parameter."""
-    pair = _check_pair(target_pair, handle.num_classes)
-    return cache_key(
-        "geometry.slices.evaluate.evaluate_slice",
-        SLICE_VERSION,
-        model=handle.fingerprint,
-        inputs=plane.fingerprint,
-        params={
-            "extent": list(normalize_extent(extent)),
-            "resolution": list(normalize_resolution(resolution)),
-            "adaptive": bool(adaptive),
-            "target_pair": list(pair) if pair else None,
-            "coarse": int(coarse),
-            "guard": int(guard),
-            "input_range": list(handle.input_range) if handle.input_range is not None else None,
-        },
-    )
-
-
-def cached_slice(
-    handle: ModelHandle,
-    plane: Plane,
-    *,
-    extent: Any,
-    resolution: Any,
-    adaptive: bool = True,
-    target_pair: Sequence[int] | None = None,
+    options: SliceOptions,
+    input_range: tuple[float, float] | None,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
-    coarse: int = 32,
-    guard: int = 1,
-    cache: DiskCache | None = None,
 ) -> SliceResult:
-    """:func:`evaluate_slice` through the disk cache (``default_cache()`` unless ``cache`` is given)."""
-    pair = tuple(target_pair) if target_pair is not None else None
-    key = slice_cache_key(
-        handle,
-        plane,
-        extent=extent,
-        resolution=resolution,
-        adaptive=adaptive,
-        target_pair=pair,
-        coarse=coarse,
-        guard=guard,
-    )
-    store = cache if cache is not None else default_cache()
+    """`evaluate_slice` as the cache keys it: ``input_range`` is the handle's, part of the key because the `valid`
+    mask depends on it and a handle's fingerprint does not."""
+    del input_range  # read from the handle; only here for the key
+    return evaluate_slice(handle, plane, options=options, progress=progress, cancel=cancel)
 
-    def compute() -> SliceResult:
-        return evaluate_slice(
-            handle,
-            plane,
-            extent=extent,
-            resolution=resolution,
-            adaptive=adaptive,
-            target_pair=pair,
-            progress=progress,
-            cancel=cancel,
-            coarse=coarse,
-            guard=guard,
-        )
 
-    result = store.get_or_compute(key, compute, cls=SliceResult)
-    if progress is not None:
-        progress(1.0, "slice: done")
-    return result
+def _input_range(handle: ModelHandle, *args: object, **kwargs: object) -> dict[str, object]:
+    return {"input_range": getattr(handle, "input_range", None)}
+
+
+cached_slice = KeywordOptions(
+    _memoized_slice,
+    SliceOptions,
+    extra=_input_range,
+    doc="""`evaluate_slice` through the disk cache: ``cached_slice(handle, plane, extent=..., resolution=..., ...)`` or
+    ``cached_slice(handle, plane, options=SliceOptions(...))``; ``cache=`` picks a `DiskCache` (False: bypass);
+    ``.is_cached(...)`` / ``.cached(...)`` answer without computing.""",
+)

@@ -29,6 +29,9 @@ def wait_for_app(page: object) -> None:
     page.wait_for_selector(  # type: ignore[attr-defined]
         '[data-testid="stMain"] [data-testid="stVerticalBlock"] > *', timeout=180_000
     )
+    # Streamlit shows the status widget only after a run has lasted 500 ms: before that, a run that has begun (a
+    # fragment's rerun after a click is that quick to draw its first elements) looks finished.
+    page.wait_for_timeout(600)  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
     )

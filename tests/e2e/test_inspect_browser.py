@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from geometry.report.build import SECTION_KEYS
+from geometry.report import SECTION_KEYS
 from tests.e2e.browser import screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e

@@ -77,7 +77,8 @@ def cache(tmp_path: Path) -> DiskCache:
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(p.name for p in root.rglob("*") if p.is_file())
+    """Entry and temp files under root (the cache's own marker file is layout, not an entry)."""
+    return sorted(p.name for p in root.rglob("*") if p.is_file() and p.name != cache_mod.CACHE_MARKER)
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -332,6 +333,54 @@ def test_bad_max_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOUNDARY_ATLAS_CACHE_MAX_MB", "lots")
     with pytest.raises(ValueError, match="BOUNDARY_ATLAS_CACHE_MAX_MB='lots' is not a number"):
         DiskCache(tmp_path)
+
+
+# -- only the cache's own folders are ever cleaned -------------------------------------------------
+
+
+def _someone_elses_folder(root: Path) -> list[Path]:
+    """A folder that looks like a cache (two-letter subfolders of .npz and old .tmp files) but was not made by one."""
+    files = []
+    for shard in ("ab", "cd"):
+        (root / shard).mkdir(parents=True)
+        for name in (f"{shard * 32}.npz", "results.npz", ".x-1.tmp"):
+            path = root / shard / name
+            np.savez(path, a=np.arange(3)) if name.endswith(".npz") else path.write_bytes(b"half")
+            os.utime(path, (1, 1))  # very old: stale by any rule
+            files.append(path)
+    return files
+
+
+def test_upkeep_never_deletes_in_a_folder_without_the_marker(tmp_path: Path) -> None:
+    files = _someone_elses_folder(tmp_path / "photos")
+    cache = DiskCache(tmp_path / "photos", max_bytes=1)
+    assert cache.evict() == 0
+    assert len(cache) == 4 and cache.stats().entries == 4  # counting reads only
+    with pytest.raises(ValueError, match=r"not a Boundary Atlas cache.*no \.boundary-atlas-cache marker.*nothing"):
+        cache.clear()
+    assert cache.get("ab" * 32) is None  # not an entry of ours: a miss, and (below) not deleted as corrupt
+    assert not cache.delete("ab" * 32)
+    assert all(p.exists() for p in files)
+    assert not (tmp_path / "photos" / cache_mod.CACHE_MARKER).exists()
+
+
+def test_the_cache_marks_the_root_it_creates_and_cleans_only_there(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path / "new" / "cache", max_bytes=10 * 2**20)
+    cache.put(_key(), _result())
+    assert (cache.root / cache_mod.CACHE_MARKER).is_file()
+    stale = cache.path_for(_key()).parent / ".old-1.tmp"
+    stale.write_bytes(b"x")
+    os.utime(stale, (1, 1))
+    assert len(cache) == 1 and not stale.exists()  # stale temp files are cleaned in our own cache
+    cache.clear()
+    assert len(cache) == 0 and (cache.root / cache_mod.CACHE_MARKER).is_file()
+
+
+def test_an_empty_existing_folder_becomes_a_cache(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path, max_bytes=10 * 2**20)
+    cache.put(_key(), _result())
+    cache.clear()
+    assert len(cache) == 0
 
 
 # -- the process-wide default ------------------------------------------------------------------

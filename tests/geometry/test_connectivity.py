@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import geometry
 from geometry.inspection.connectivity import (
@@ -16,33 +15,7 @@ from geometry.inspection.connectivity import (
     find_paths,
     sample_same_class_pairs,
 )
-from tests.geometry.analytic import Ball, handle_of
-
-
-class Ring(nn.Module):
-    """Class 0 on the ring r_in < ||x|| < r_out (connected, not convex): F = (||x|| - r_in)(||x|| - r_out)."""
-
-    def __init__(self, r_in: float = 1.0, r_out: float = 3.0) -> None:
-        super().__init__()
-        self.r_in, self.r_out = r_in, r_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = x.flatten(1).norm(dim=1)
-        f = (r - self.r_in) * (r - self.r_out)
-        return torch.stack([torch.zeros_like(f), f], dim=1)
-
-
-class TwoBalls(nn.Module):
-    """Class 0 inside either of two disjoint unit balls centred at -c and +c."""
-
-    def __init__(self, c: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("c", c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = x.flatten(1)
-        f = torch.minimum((v - self.c).norm(dim=1), (v + self.c).norm(dim=1)) - 1.0
-        return torch.stack([torch.zeros_like(f), f], dim=1)
+from tests.geometry.analytic import BallInsideClass0, Ring, TwoBalls, handle_of
 
 
 def _on_polyline(vertices: torch.Tensor, per_segment: int = 400) -> torch.Tensor:
@@ -51,7 +24,7 @@ def _on_polyline(vertices: torch.Tensor, per_segment: int = 400) -> torch.Tensor
 
 
 def test_inside_a_convex_region_the_path_is_the_straight_segment():
-    handle = handle_of(Ball(torch.zeros(5), 1.0), 5)
+    handle = handle_of(BallInsideClass0(torch.zeros(5), 1.0), 5)
     x1 = torch.tensor([0.5, 0.1, 0.0, -0.2, 0.1])
     x2 = torch.tensor([-0.4, 0.2, 0.3, 0.1, -0.3])
     res = find_path(handle, x1, x2, resolution=15)
@@ -131,7 +104,7 @@ def _on_circle(radius: float, degrees: list[float]) -> torch.Tensor:
 
 
 def test_batch_mode_inside_a_convex_region_joins_every_pair_by_the_straight_segment():
-    handle = handle_of(Ball(torch.zeros(2), 1.0), 2)
+    handle = handle_of(BallInsideClass0(torch.zeros(2), 1.0), 2)
     images = _on_circle(0.8, [0, 70, 150, 220, 300])
     res = connectivity_batch(handle, images, num_pairs=10, seed=0, resolution=7)
     assert len(res) == 10  # all 5 * 4 / 2 pairs of the convex ball
@@ -182,7 +155,7 @@ def test_cached_path_equals_the_direct_one(tmp_path):
 
 
 def test_bad_inputs_are_rejected_with_clear_messages():
-    handle = handle_of(Ball(torch.zeros(2), 1.0), 2)
+    handle = handle_of(BallInsideClass0(torch.zeros(2), 1.0), 2)
     inside, outside = torch.tensor([0.1, 0.0]), torch.tensor([2.0, 0.0])
     with pytest.raises(ValueError, match="same predicted class"):
         find_path(handle, inside, outside)
@@ -194,3 +167,22 @@ def test_bad_inputs_are_rejected_with_clear_messages():
         find_paths(handle, torch.zeros(2, 2), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="one label per image"):
         connectivity_batch(handle, torch.zeros(3, 2), torch.zeros(2, dtype=torch.int64))
+
+
+def test_path_options_are_checked_once_and_both_spellings_share_a_cache_entry(tmp_path):
+    from geometry.inspection.options import PathOptions
+
+    with pytest.raises(ValueError, match="odd resolution"):
+        PathOptions(resolution=8)
+    with pytest.raises(ValueError, match="overshoot"):
+        PathOptions(overshoot=10)
+    assert PathOptions(overshoot=1) == PathOptions()  # numbers normalised: 1 -> 1.0
+    cache = geometry.DiskCache(tmp_path / "c")
+    handle = handle_of(Ring(1.0, 3.0), 2)
+    a, b = torch.tensor([2.0, 0.0]), torch.tensor([-2.0, 0.1])
+    keyword = cached_find_path.key(handle, a, b, resolution=15)
+    assert keyword == cached_find_path.key(handle, a, b, options=PathOptions(resolution=15))
+    assert keyword != cached_find_path.key(handle, a, b, resolution=17)
+    assert not cached_find_path.is_cached(handle, a, b, resolution=15, cache=cache)
+    cached_find_path(handle, a, b, options=PathOptions(resolution=15), cache=cache)
+    assert cached_find_path.is_cached(handle, a, b, resolution=15, cache=cache)

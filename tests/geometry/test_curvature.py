@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import geometry
 from geometry.boundary.curvature import (
     CurvatureResult,
     boundary_curvature,
@@ -30,7 +29,8 @@ from geometry.figures.curvature import (
 from geometry.runtime.cache import DiskCache
 from tests.geometry.analytic import (
     Affine,
-    Ball,
+    BallInsideClass0,
+    BallInsideClass1,
     Cylinder,
     dense_logit_difference_hessian,
     handle_of,
@@ -45,28 +45,13 @@ def inside_points(center: torch.Tensor, radius: float, n: int, seed: int, fracti
 
 
 @pytest.fixture(scope="module")
-def silu():
-    return geometry.load_model("digits-cnn-silu", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def relu():
-    return geometry.load_model("digits-cnn-relu", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return geometry.load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def silu_curvature(silu, digits):
     return boundary_curvature(silu, digits.images[:2], k=4, num_random=32)
 
 
 def test_ball_has_curvature_one_over_r_in_every_direction():
     center, radius = torch.full((6,), 0.5), 0.4
-    handle = handle_of(Ball(center, radius), 6)
+    handle = handle_of(BallInsideClass0(center, radius), 6)
     x = inside_points(center, radius, 3, seed=0)
     res = boundary_curvature(handle, x, k=2, num_random=16)
     assert res.method == "exact" and res.curvatures.shape == (3, 4)
@@ -82,7 +67,7 @@ def test_ball_has_curvature_one_over_r_in_every_direction():
 
 def test_outside_of_a_ball_is_concave_negative_curvature():
     center, radius = torch.zeros(5), 0.5
-    handle = handle_of(Ball(center, radius, inside=False), 5)
+    handle = handle_of(BallInsideClass1(center, radius), 5)
     x = inside_points(center, radius, 2, seed=1, fraction=1.5)  # outside: x's region is the complement of the ball
     res = boundary_curvature(handle, x, k=2, num_random=8)
     torch.testing.assert_close(res.curvatures, torch.full((2, 4), -1 / radius, dtype=torch.float64), atol=1e-4, rtol=0)
@@ -143,7 +128,7 @@ def test_hyperplane_is_flat():
 
 def test_a_2d_toy_boundary_is_a_curve_with_one_curvature():
     center, radius = torch.tensor([0.2, -0.1]), 0.8
-    handle = handle_of(Ball(center, radius), 2)
+    handle = handle_of(BallInsideClass0(center, radius), 2)
     res = boundary_curvature(handle, torch.tensor([[0.3, 0.2]]), k=5, num_random=4)
     assert res.curvatures.shape == (1, 1)
     assert float(res.curvatures[0, 0]) == pytest.approx(1 / radius, abs=1e-4)
@@ -299,7 +284,7 @@ def test_principal_directions_for_the_slices_plane(silu, digits, silu_curvature)
 
 def test_profile_of_a_ball_is_a_circle_with_its_osculating_parabola():
     center, radius = torch.zeros(4), 0.5
-    handle = handle_of(Ball(center, radius), 4)
+    handle = handle_of(BallInsideClass0(center, radius), 4)
     res = boundary_curvature(handle, torch.tensor([[0.1, 0.0, 0.05, 0.0]]), k=2, num_random=0)
     prof = curvature_profiles(handle, res, extent=0.3, resolution=31, samples=32)
     assert prof.boundary.shape == (2, 31) and prof.direction_index.tolist() == [0, 2]

@@ -205,6 +205,32 @@ def test_image_folder_round_trip(tmp_path: Path) -> None:
     assert load_image_folder(tmp_path, channels=1).images.shape == (6, 1, 10, 12)
 
 
+def test_image_folder_labels_follow_the_models_class_names_not_positions(tmp_path: Path) -> None:
+    # sorted folders are circle, square, triangle; the model's classes come in another order and another case
+    _write_folder(tmp_path, {"triangle": (6, 6), "Circle": (6, 6), "square": (6, 6)})
+    model_classes = ("square", "triangle", "star", "circle")
+    d = load_image_folder(tmp_path, class_names=model_classes)
+    assert d.class_names == model_classes
+    # files are read folder by folder in sorted order: Circle, square, triangle
+    assert d.labels.tolist() == [3, 3, 0, 0, 1, 1]
+    assert d.warnings == ()
+
+
+def test_image_folder_names_the_model_does_not_know_are_unlabelled_and_said(tmp_path: Path) -> None:
+    _write_folder(tmp_path, {"cat": (6, 6), "dog": (6, 6)})
+    d = load_image_folder(tmp_path, class_names=("tench", "goldfish", "cat"))
+    assert d.labels.tolist() == [2, 2, -1, -1]
+    (warning,) = d.warnings
+    assert "'dog'" in warning and "unlabelled" in warning and "label_map" in warning
+    mapped = load_image_folder(tmp_path, class_names=("tench", "goldfish", "cat"), label_map={"dog": "goldfish"})
+    assert mapped.labels.tolist() == [2, 2, 1, 1] and mapped.warnings == ()
+    assert mapped.subset([2, 3]).labels.tolist() == [1, 1]
+    unlabelled = load_image_folder(tmp_path, class_names=("tench", "goldfish", "cat"), label_map={"cat": None})
+    assert unlabelled.labels.tolist() == [-1, -1, -1, -1]
+    with pytest.raises(ValueError, match=r"label_map maps 'dog' to 'wolf', which is not one of the model's classes"):
+        load_image_folder(tmp_path, class_names=("cat",), label_map={"dog": "wolf"})
+
+
 def test_image_folder_mixed_sizes(tmp_path: Path) -> None:
     _write_folder(tmp_path, {"a": (10, 12), "b": (8, 8)})
     with pytest.raises(ValueError, match=r"'a/img0.png' of 10x12 .*'b/img0.png' of 8x8.*pass image_size"):

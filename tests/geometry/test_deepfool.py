@@ -11,23 +11,9 @@ from torch import nn
 import geometry
 from geometry.boundary.deepfool import DeepFoolResult, deepfool, subspace_deepfool
 from geometry.runtime.cache import DiskCache
-from tests.geometry.analytic import Affine, Ball
+from tests.geometry.analytic import Affine, BallInsideClass0, affine_handle
 
 STEP_EPS = 1e-4  # DeepFool's extra step length (input units)
-
-
-def affine_handle(weight: torch.Tensor, bias: torch.Tensor, shape: tuple[int, ...] = (1, 2, 2), **kw):
-    return geometry.ModelHandle.from_module(Affine(weight, bias), input_shape=shape, device="cpu", **kw)
-
-
-@pytest.fixture(scope="module")
-def digits_handle():
-    return geometry.load_model("digits-cnn-silu", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return geometry.load_dataset("digits")
 
 
 @pytest.mark.parametrize("overshoot", [0.0, 0.02, 0.5])
@@ -88,7 +74,9 @@ def test_candidates_limit_the_classes_considered():
 
 def test_ball_reaches_the_sphere():
     center = torch.full((4,), 0.5)
-    handle = geometry.ModelHandle.from_module(Ball(center, 0.3), input_shape=(4,), device="cpu", input_range=None)
+    handle = geometry.ModelHandle.from_module(
+        BallInsideClass0(center, 0.3), input_shape=(4,), device="cpu", input_range=None
+    )
     gen = torch.Generator().manual_seed(2)
     direction = torch.nn.functional.normalize(torch.randn(8, 4, generator=gen), dim=1)
     radii = torch.linspace(0.0, 0.25, 8)
@@ -100,16 +88,16 @@ def test_ball_reaches_the_sphere():
     torch.testing.assert_close(res.boundary_distance, 0.3 - (x - center).norm(dim=1), atol=2e-5, rtol=0)
 
 
-def test_label_flips_just_past_the_boundary_point_and_not_before(digits_handle, digits):
+def test_label_flips_just_past_the_boundary_point_and_not_before(silu, digits):
     x = digits.images[:12]
-    res = deepfool(digits_handle, x)
+    res = deepfool(silu, x)
     assert res.converged.all()
     z = res.boundary_point
     u = res.perturbation / res.norm.view(-1, 1, 1, 1)
     eps = 1e-3
-    assert (digits_handle.predict(z - eps * u) == res.original_label).all()
-    assert (digits_handle.predict(z + eps * u) != res.original_label).all()
-    assert (digits_handle.predict(x + res.perturbation) == res.label_reached).all()
+    assert (silu.predict(z - eps * u) == res.original_label).all()
+    assert (silu.predict(z + eps * u) != res.original_label).all()
+    assert (silu.predict(x + res.perturbation) == res.label_reached).all()
     assert (res.label_reached != res.original_label).all()
     assert (res.boundary_distance < res.norm).all()
     assert (res.boundary_gap < 1e-3).all()  # |f_k - f_j| at z, in logits
@@ -118,39 +106,41 @@ def test_label_flips_just_past_the_boundary_point_and_not_before(digits_handle, 
     torch.testing.assert_close(z, x + t.view(-1, 1, 1, 1) * res.perturbation, atol=1e-5, rtol=0)
 
 
-def test_batched_equals_one_image_at_a_time(digits_handle, digits):
+def test_batched_equals_one_image_at_a_time(silu, digits):
     x = digits.images[30:36]
-    batched = deepfool(digits_handle, x)
-    small = deepfool(digits_handle, x, batch_size=4)
+    batched = deepfool(silu, x)
+    small = deepfool(silu, x, batch_size=4)
     for i in range(len(x)):
-        one = deepfool(digits_handle, x[i])
+        one = deepfool(silu, x[i])
         torch.testing.assert_close(one.perturbation[0], batched.perturbation[i], atol=1e-5, rtol=1e-4)
         assert int(one.iterations) == int(batched.iterations[i])
         assert int(one.label_reached) == int(batched.label_reached[i])
     torch.testing.assert_close(small.perturbation, batched.perturbation, atol=1e-5, rtol=1e-4)
 
 
-def test_misclassified_inputs_leave_the_predicted_class(digits_handle, digits):
-    pred = digits_handle.predict(digits.images)
+def test_misclassified_inputs_leave_the_predicted_class(silu, digits):
+    pred = silu.predict(digits.images)
     wrong = torch.nonzero(pred != digits.labels).flatten()[:4]
     assert len(wrong) > 0
-    res = deepfool(digits_handle, digits.images[wrong])
+    res = deepfool(silu, digits.images[wrong])
     assert (res.original_label == pred[wrong]).all()
     assert (res.original_label != digits.labels[wrong]).all()
     assert res.converged.all() and (res.label_reached != res.original_label).all()
 
 
-def test_target_class_is_reached(digits_handle, digits):
+def test_target_class_is_reached(silu, digits):
     x = digits.images[:6]
-    pred = digits_handle.predict(x)
+    pred = silu.predict(x)
     target = (pred + 3) % 10
-    res = deepfool(digits_handle, x, target=target)
+    res = deepfool(silu, x, target=target)
     assert res.converged.all()
-    assert (res.label_reached == target).all() and (res.boundary_class == target).all()
+    assert (res.label_reached == target).all()
     assert (res.target == target).all()
-    # z is on the pairwise boundary f_t = f_j
-    logits = digits_handle.logits(res.boundary_point)
-    gap = logits.gather(1, target[:, None]) - logits.gather(1, pred[:, None])
+    # z is on the boundary of x's region, f_k = f_j with k the class across: the target where the path goes from x's
+    # region straight into the target's (issue 11: the zero of f_t - f_j can lie inside a third class's region)
+    assert torch.equal(res.boundary_is_target, res.boundary_class == target)
+    logits = silu.logits(res.boundary_point)
+    gap = logits.gather(1, res.boundary_class[:, None]) - logits.gather(1, pred[:, None])
     assert gap.abs().max() < 1e-3
 
 
@@ -232,18 +222,18 @@ def test_targeted_deepfool_is_one_backward_per_step_towards_the_target_only():
     assert len(counting.backwards) == 4 * int(free.iterations.max())
 
 
-def test_targeted_deepfool_on_the_cnn_matches_the_textbook_loop_with_one_backward_per_step(digits_handle, digits):
-    counting = CountingModel(digits_handle.module)
+def test_targeted_deepfool_on_the_cnn_matches_the_textbook_loop_with_one_backward_per_step(silu, digits):
+    counting = CountingModel(silu.module)
     handle = geometry.ModelHandle.from_module(counting, input_shape=(1, 8, 8), device="cpu")
     x = digits.images[40:46]
-    target = (digits_handle.predict(x) + 3) % 10
+    target = (silu.predict(x) + 3) % 10
     counting.backwards.clear()
     res = deepfool(handle, x, target=target, batch_size=1)  # one image per run: its backward passes are its own
     assert res.converged.all()
     assert len(counting.backwards) == int(res.iterations.sum())  # one backward per image per step
     assert all(g.shape == (1, 10) and int((g != 0).sum()) <= 2 and float(g.sum()) == 0 for g in counting.backwards)
     for i in range(len(x)):
-        r, steps = reference_targeted_deepfool(digits_handle.module, x[i], int(target[i]))
+        r, steps = reference_targeted_deepfool(silu.module, x[i], int(target[i]))
         assert int(res.iterations[i]) == steps
         torch.testing.assert_close(res.perturbation[i], r, atol=2e-6, rtol=1e-4)
 
@@ -263,14 +253,14 @@ def test_a_class_tied_with_the_prediction_is_a_candidate_and_the_prediction_is_n
     assert int(res.boundary_class) == 1 and res.boundary_distance.item() < 1e-5
 
 
-def test_clip_keeps_the_path_in_the_unit_box(digits_handle, digits):
+def test_clip_keeps_the_path_in_the_unit_box(silu, digits):
     x = digits.images[:24]
-    clipped = deepfool(digits_handle, x, clip=True, overshoot=0.1)
+    clipped = deepfool(silu, x, clip=True, overshoot=0.1)
     adv = x + clipped.perturbation
     assert adv.min() >= 0.0 and adv.max() <= 1.0
     assert clipped.clip and clipped.converged.all()
-    assert (digits_handle.predict(adv) == clipped.label_reached).all()
-    free = deepfool(digits_handle, x, overshoot=0.1)
+    assert (silu.predict(adv) == clipped.label_reached).all()
+    free = deepfool(silu, x, overshoot=0.1)
     assert not free.clip
     assert ((x + free.perturbation).min() < 0) or ((x + free.perturbation).max() > 1)  # clipping mattered
 
@@ -304,8 +294,8 @@ def test_subspace_orthogonal_to_the_normal_does_not_converge():
     assert (res.norm == 0).all() and torch.isnan(res.boundary_distance).all()
 
 
-def test_result_round_trips_through_the_cache(tmp_path, digits_handle, digits):
-    res = deepfool(digits_handle, digits.images[:3])
+def test_result_round_trips_through_the_cache(tmp_path, silu, digits):
+    res = deepfool(silu, digits.images[:3])
     cache = DiskCache(tmp_path)
     cache.put("ab" * 16, res)
     back = cache.get("ab" * 16, DeepFoolResult)
@@ -374,31 +364,31 @@ def test_callers_modes_are_restored_when_the_run_is_cancelled():
     assert [m.training for m in handle.module.modules()] == modes
 
 
-def test_progress_is_reported_and_reaches_one(digits_handle, digits):
+def test_progress_is_reported_and_reaches_one(silu, digits):
     seen: list[float] = []
-    deepfool(digits_handle, digits.images[:6], batch_size=3, progress=lambda f, _t: seen.append(f))
+    deepfool(silu, digits.images[:6], batch_size=3, progress=lambda f, _t: seen.append(f))
     assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
     assert seen == sorted(seen)
 
 
-def test_cancel_stops_the_run(digits_handle, digits):
+def test_cancel_stops_the_run(silu, digits):
     token = geometry.CancelToken()
     token.cancel()
     with pytest.raises(geometry.Cancelled):
-        deepfool(digits_handle, digits.images[:2], cancel=token)
+        deepfool(silu, digits.images[:2], cancel=token)
 
 
 # -- bad inputs ---------------------------------------------------------------------------------
 
 
-def test_wrong_shape(digits_handle):
+def test_wrong_shape(silu):
     with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 1, 8, 8\), got \(2, 3, 8, 8\)"):
-        deepfool(digits_handle, torch.rand(2, 3, 8, 8))
+        deepfool(silu, torch.rand(2, 3, 8, 8))
 
 
-def test_not_a_tensor(digits_handle):
+def test_not_a_tensor(silu):
     with pytest.raises(TypeError, match="expected a torch.Tensor"):
-        deepfool(digits_handle, [[0.0] * 64])
+        deepfool(silu, [[0.0] * 64])
 
 
 def test_not_a_handle():
@@ -416,25 +406,25 @@ def test_not_a_handle():
         ("target", 10, r"expected target classes in \[0, 9\], got \[10, 10\]"),
     ],
 )
-def test_bad_options(digits_handle, digits, option, value, message):
+def test_bad_options(silu, digits, option, value, message):
     with pytest.raises(ValueError, match=message):
-        deepfool(digits_handle, digits.images[:2], **{option: value})
+        deepfool(silu, digits.images[:2], **{option: value})
 
 
-def test_float_target_is_a_type_error(digits_handle, digits):
+def test_float_target_is_a_type_error(silu, digits):
     with pytest.raises(TypeError, match="expected target as an int class index or an integer tensor, got Tensor"):
-        deepfool(digits_handle, digits.images[:2], target=torch.tensor([1.0, 2.0]))
+        deepfool(silu, digits.images[:2], target=torch.tensor([1.0, 2.0]))
 
 
-def test_target_equal_to_prediction(digits_handle, digits):
-    pred = digits_handle.predict(digits.images[:2])
+def test_target_equal_to_prediction(silu, digits):
+    pred = silu.predict(digits.images[:2])
     with pytest.raises(ValueError, match=r"image\(s\) \[0, 1\] are already classified as their target"):
-        deepfool(digits_handle, digits.images[:2], target=pred)
+        deepfool(silu, digits.images[:2], target=pred)
 
 
-def test_clip_needs_inputs_in_range(digits_handle):
+def test_clip_needs_inputs_in_range(silu):
     with pytest.raises(ValueError, match=r"expected images in \[0, 1\], got values in"):
-        deepfool(digits_handle, torch.full((1, 1, 8, 8), 1.5), clip=True)
+        deepfool(silu, torch.full((1, 1, 8, 8), 1.5), clip=True)
 
 
 def test_clip_needs_a_bounded_model():
@@ -443,16 +433,16 @@ def test_clip_needs_a_bounded_model():
         deepfool(handle, torch.zeros(1, 2), clip=True)
 
 
-def test_nan_input(digits_handle):
+def test_nan_input(silu):
     with pytest.raises(ValueError, match="expected finite inputs"):
-        deepfool(digits_handle, torch.full((1, 1, 8, 8), math.nan))
+        deepfool(silu, torch.full((1, 1, 8, 8), math.nan))
 
 
-def test_basis_must_be_orthonormal(digits_handle, digits):
+def test_basis_must_be_orthonormal(silu, digits):
     with pytest.raises(ValueError, match=r"expected a basis with orthonormal columns"):
-        subspace_deepfool(digits_handle, digits.images[:1], torch.ones(64, 2))
+        subspace_deepfool(silu, digits.images[:1], torch.ones(64, 2))
 
 
-def test_basis_shape(digits_handle, digits):
+def test_basis_shape(silu, digits):
     with pytest.raises(ValueError, match=r"expected basis of shape \(D, m\) or \(N, D, m\) with D = 64 and N = 1"):
-        subspace_deepfool(digits_handle, digits.images[:1], torch.eye(10)[:, :2])
+        subspace_deepfool(silu, digits.images[:1], torch.eye(10)[:, :2])

@@ -12,6 +12,7 @@ from geometry.features.regions import (
     BackMap,
     FeaturePlane,
     exact_region_map,
+    fold_assignment,
     paint_regions,
     pca_plane,
     plane_logit_coefficients,
@@ -205,3 +206,71 @@ def test_bad_inputs_are_refused():
         exact_region_map(head, plane_through_features(*np.eye(3)))
     with pytest.raises(ValueError, match="extent"):
         exact_region_map(head, _whole_plane(), extent=(1, 0, 0, 1))
+
+
+# -- held out: samples scored by maps painted without them -----------------------------------------------------------
+
+
+def _three_clusters(seed: int = 0):
+    """600 samples in three well-separated Gaussian clusters in 10-d, and the nearest-centre head (200 per class)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, 10)) * 4
+    z = np.concatenate([c + rng.normal(size=(200, 10)) for c in centres])
+    return z, Head(centres, -0.5 * (centres**2).sum(axis=1))
+
+
+def test_fold_assignment_is_seeded_and_balanced():
+    fold = fold_assignment(23, 5, seed=1)
+    assert sorted(np.bincount(fold).tolist()) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(fold_assignment(23, 5, seed=1), fold)
+    assert not np.array_equal(fold_assignment(23, 5, seed=2), fold)
+    with pytest.raises(ValueError, match="folds as an int >= 2"):
+        fold_assignment(10, 1, seed=0)
+
+
+def test_a_scrambled_embedding_agrees_in_sample_but_only_by_chance_held_out():
+    """Random 2D positions: the map reproduces the samples it was painted from (in-sample agreement well above
+    chance), but at samples it was painted without it is at chance (1/3, the most common class); a PCA embedding of
+    the same well-separated clusters agrees held out too."""
+    z, head = _three_clusters()
+    pca = paint_regions(pca_plane(z).coords(z), z, head, resolution=120)
+    assert pca.chance_agreement == pytest.approx(1 / 3)
+    assert pca.heldout_agreement > 0.97 and pca.heldout_better_than_chance
+    scrambled = paint_regions(np.random.default_rng(1).uniform(-1, 1, size=(len(z), 2)), z, head, resolution=120)
+    assert scrambled.agreement > 0.55  # in-sample: looks informative
+    assert abs(scrambled.heldout_agreement - 1 / 3) < 0.06  # held out: chance
+    assert not scrambled.heldout_better_than_chance
+    assert scrambled.folds == 5 and sorted(np.bincount(scrambled.sample_fold).tolist()) == [120] * 5
+    # the page's sentence: true for the one, false (not said) for the other
+    assert scrambled.reading().startswith("The painted regions predict the model no better than chance")
+    assert "no better than chance" not in pca.reading()
+    assert pca.reading().startswith(
+        f"Held out (each sample scored by a map painted from the other 4 of 5 folds), the "
+        f"painted regions agree with the model at {pca.heldout_agreement:.1%} of the 600"
+    )
+
+
+def test_held_out_classes_do_not_depend_on_the_samples_own_features():
+    """Changing the features of one fold's samples changes the map painted from them (their in-sample class) but not
+    their held-out class: that one comes from the other folds alone."""
+    rng = np.random.default_rng(7)
+    z = rng.uniform(-1, 1, size=(400, 2))
+    head = _two_class_head()
+    first = paint_regions(z, z, head, resolution=80, seed=3)
+    moved = z.copy()
+    in_fold = first.sample_fold == 0
+    moved[in_fold, 0] = -moved[in_fold, 0]  # flips their predicted class, keeps their positions
+    second = paint_regions(z, moved, head, resolution=80, seed=3)
+    np.testing.assert_array_equal(second.sample_fold, first.sample_fold)
+    np.testing.assert_array_equal(second.sample_heldout[in_fold], first.sample_heldout[in_fold])
+    assert (second.sample_painted[in_fold] != first.sample_painted[in_fold]).mean() > 0.05  # in-sample: it moves
+    assert not np.array_equal(second.sample_heldout[~in_fold], first.sample_heldout[~in_fold])
+
+
+def test_trust_needs_held_out_evidence():
+    """In a scrambled embedding, local majorities of the samples' own predictions occur by chance (about a third of
+    the grid would be trusted on that evidence alone); the held-out check leaves much less trusted."""
+    rng = np.random.default_rng(4)
+    z = rng.uniform(-1, 1, size=(1500, 2))
+    pr = paint_regions(z[rng.permutation(len(z))], z, _two_class_head(), resolution=100)
+    assert pr.trusted_share < 0.25

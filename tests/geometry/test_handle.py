@@ -8,25 +8,14 @@ from torch import nn
 
 import geometry
 from geometry.models.handle import NonFiniteOutputError
-
-
-class _Affine(nn.Module):
-    """logits = W x + b on flattened inputs: answers are known in closed form."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1) @ self.weight.T + self.bias
+from tests.geometry.analytic import Affine
 
 
 def test_preprocessing_is_folded_into_the_module():
     torch.manual_seed(0)
     w, b = torch.randn(3, 2 * 2 * 2), torch.randn(3)
     mean, std = [0.2, 0.6], [0.5, 0.25]
-    handle = geometry.ModelHandle.from_module(_Affine(w, b), input_shape=(2, 2, 2), mean=mean, std=std, device="cpu")
+    handle = geometry.ModelHandle.from_module(Affine(w, b), input_shape=(2, 2, 2), mean=mean, std=std, device="cpu")
     x = torch.rand(4, 2, 2, 2)
     normalised = (x - torch.tensor(mean).view(1, 2, 1, 1)) / torch.tensor(std).view(1, 2, 1, 1)
     torch.testing.assert_close(handle.logits(x), normalised.flatten(1) @ w.T + b)

@@ -20,16 +20,6 @@ from tests.geometry.analytic import Affine, dense_logit_difference_hessian, hand
 
 
 @pytest.fixture(scope="module")
-def silu():
-    return geometry.load_model("digits-cnn-silu", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def relu():
-    return geometry.load_model("digits-cnn-relu", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def points():
     data = geometry.load_dataset("digits")
     return data.images[:3]

@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,7 +109,7 @@ def test_ignore_must_name_real_arguments():
         memoize(ignore=("nope",))(lambda x: x)
 
 
-_MODULE = '''
+_MODULE = """
 from __future__ import annotations
 
 from geometry.runtime.memo import memoize
@@ -120,7 +121,7 @@ CALLS = []
 def scaled(values: list, *, factor: float = {factor}) -> dict:
     CALLS.append(1)
     return {{"out": [v * factor {op} 0 for v in values]}}
-'''
+"""
 
 
 def _load(tmp_path, monkeypatch, factor: str, op: str = "+"):
@@ -166,11 +167,11 @@ def test_changing_the_code_recomputes_and_reformatting_does_not(tmp_path, monkey
 
 def test_the_version_follows_the_geometry_modules_imported():
     # deepfool's module imports the model handle: its version covers handle.py's code too
+    import ast
+
+    import geometry.boundary.deepfool as df
     from geometry.runtime.memo import _geometry_imports
 
-    import ast
-    import geometry.boundary.deepfool as df
-
-    tree = ast.parse(open(df.__file__).read())
+    tree = ast.parse(Path(df.__file__).read_text())
     assert "geometry.models.handle" in _geometry_imports(df.__name__, tree)
     assert len(code_version("geometry.boundary.deepfool")) == 16

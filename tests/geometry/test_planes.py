@@ -11,8 +11,9 @@ import torch
 import geometry
 from geometry.data.dct import dct2
 from geometry.runtime.cache import DiskCache
+from geometry.slices import boundary_planes as BP
 from geometry.slices import planes as P
-from tests.geometry.slice_models import affine_handle, ball_handle
+from tests.geometry.analytic import affine_handle, ball_handle
 
 SHAPE = (1, 4, 4)
 
@@ -144,7 +145,7 @@ def test_normal_plane_of_a_linear_classifier_points_along_the_weight_difference(
     w, bias = torch.randn(2, 16, generator=gen), torch.tensor([0.3, -0.2])
     handle = affine_handle(w, bias, SHAPE)
     x0 = _img(5)
-    p = P.normal_plane(handle, x0, seed=2)
+    p = BP.normal_plane(handle, x0, seed=2)
     _assert_orthonormal(p)
     j = int(handle.predict(x0.unsqueeze(0)))
     n = (w[1 - j] - w[j]).double()
@@ -157,7 +158,7 @@ def test_normal_plane_of_a_linear_classifier_points_along_the_weight_difference(
     assert a == pytest.approx(dist, rel=1e-3) and abs(b) < 1e-5
     assert p.extent_hint == pytest.approx((-2 * a, 2 * a, -2 * a, 2 * a), rel=1e-6)
     # the random tangent depends on the seed only
-    assert torch.equal(p.v, P.normal_plane(handle, x0, seed=2).v)
+    assert torch.equal(p.v, BP.normal_plane(handle, x0, seed=2).v)
 
 
 def test_two_class_plane_anchors_lie_on_the_two_boundaries():
@@ -167,7 +168,7 @@ def test_two_class_plane_anchors_lie_on_the_two_boundaries():
     x0 = _img(7)
     j = int(handle.predict(x0.unsqueeze(0)))
     a_cls, b_cls = [k for k in range(3) if k != j]
-    p = P.two_class_plane(handle, x0, a_cls, b_cls)
+    p = BP.two_class_plane(handle, x0, a_cls, b_cls)
     _assert_orthonormal(p)
     for cls in (a_cls, b_cls):
         coords = p.anchors[f"DeepFool → {handle.class_names[cls]}"]
@@ -182,7 +183,7 @@ def test_curvature_plane_of_a_ball_is_radial_and_tangent():
     handle = ball_handle(c, 0.4)
     x0 = c.clone()
     x0[0, 0, 0] += 0.1
-    p = P.curvature_plane(handle, x0)
+    p = BP.curvature_plane(handle, x0)
     _assert_orthonormal(p, tol=1e-4)
     radial = (x0 - c).double().flatten()
     assert abs(float(p.u.double().flatten() @ radial / radial.norm())) == pytest.approx(1.0, abs=1e-3)
@@ -287,19 +288,19 @@ def test_dct_plane_needs_an_image():
 def test_normal_plane_rejects_a_bad_target():
     handle = affine_handle(torch.randn(2, 16), torch.zeros(2), SHAPE)
     with pytest.raises(ValueError, match=r"class index in \[0, 2\)"):
-        P.normal_plane(handle, _img(0), target=5)
+        BP.normal_plane(handle, _img(0), target=5)
 
 
 def test_two_class_plane_rejects_the_same_class_twice():
     handle = affine_handle(torch.randn(3, 16), torch.zeros(3), SHAPE)
     with pytest.raises(ValueError, match="two different classes"):
-        P.two_class_plane(handle, _img(0), 1, 1)
+        BP.two_class_plane(handle, _img(0), 1, 1)
 
 
 def test_normal_plane_rejects_an_image_of_the_wrong_shape():
     handle = affine_handle(torch.randn(2, 16), torch.zeros(2), SHAPE)
     with pytest.raises(ValueError, match=r"expected an input of shape \(1, 4, 4\)"):
-        P.normal_plane(handle, torch.rand(1, 8, 8))
+        BP.normal_plane(handle, torch.rand(1, 8, 8))
 
 
 def test_planes_are_exported():
@@ -309,7 +310,7 @@ def test_planes_are_exported():
 def test_curvature_plane_rejects_an_unknown_which():
     handle = ball_handle(torch.full((1, 3, 3), 0.5), 0.4)
     with pytest.raises(ValueError, match="which: expected 'positive' or 'negative', got 'largest'"):
-        P.curvature_plane(handle, torch.full((1, 3, 3), 0.6), which="largest")
+        BP.curvature_plane(handle, torch.full((1, 3, 3), 0.6), which="largest")
 
 
 @pytest.mark.parametrize("names", ["abc", ("a", "a", "b"), ("a", "b"), ("a", "", "c"), ("a", 2, "c")])

@@ -10,11 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import geometry
-from geometry.__main__ import ProgressBar, main
+from geometry.boundary.curvature import boundary_curvature, cached_curvature
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
+from geometry.cli import ProgressBar, main
 from geometry.inspection.robustness import ROTATION_SIZES, shapes_sweep
-from geometry.report.build import SECTION_KEYS, ReportConfig, build_report, report_html, write_report
+from geometry.report import (
+    PAGE_CURVATURE,
+    SECTION_KEYS,
+    ReportConfig,
+    build_report,
+    report_html,
+    report_images,
+    write_report,
+)
+from geometry.report.sections import curvature_section
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +80,38 @@ def test_a_second_report_comes_from_the_cache(digits_report):
     again = build_report(handle, data, ReportConfig.quick(), cache=cache)
     assert len(cache) == entries  # nothing new was computed
     assert again.section("detection").summary == digits_report[0].section("detection").summary
+
+
+def test_the_report_measures_curvature_in_the_curvature_pages_cache_entries(tmp_path):
+    """Each curvature image is one `cached_curvature` call with the Curvature page's default options, so an image the
+    page has shown is not measured again by the report, nor the other way round."""
+    cache = geometry.DiskCache(tmp_path / "c")
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    data = geometry.load_dataset("digits")
+    config = ReportConfig(curvature_images=2)
+    # the page's default settings (views/curvature.py): k 10, 300 random directions, automatic method, seed 0, the
+    # nearest class, no clipping, h and beta at their defaults
+    page = CurvatureOptions(
+        k=10,
+        method="auto",
+        h=None,
+        beta=10.0,
+        num_random=300,
+        seed=0,
+        deepfool=DeepFoolOptions(target=None, clip=False),
+    )
+    assert config.curvature == PAGE_CURVATURE == page
+    x = report_images(data, config.curvature_images, config.seed).images
+    section = curvature_section(handle, x, config, cache=cache)
+    entries = len(cache)
+    for i in range(len(x)):
+        page_result = cached_curvature(handle, x[i : i + 1], page, cache=cache)  # what the page asks for
+        torch.testing.assert_close(page_result.curvatures, section.curvature.curvatures[i : i + 1])
+    assert len(cache) == entries  # nothing measured again
+    # independently of the cache: one batched measurement gives the same principal curvatures
+    batch = boundary_curvature(handle, x, options=page)
+    torch.testing.assert_close(section.curvature.curvatures, batch.curvatures, rtol=1e-3, atol=1e-4)
+    assert section.curvature.random_curvatures.shape == (2, 300) and section.curvature.method == batch.method
 
 
 def test_a_2d_model_gets_every_section_with_the_image_ones_not_applicable(tmp_path):

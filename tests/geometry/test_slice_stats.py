@@ -9,7 +9,7 @@ import torch
 from geometry.slices import planes as P
 from geometry.slices import stats as T
 from geometry.slices.evaluate import SliceResult, evaluate_slice
-from tests.geometry.slice_models import Affine, affine_handle, ball_handle, toy_handle
+from tests.geometry.analytic import Affine, affine_handle, ball_handle, toy_handle
 
 
 def test_area_shares_count_grid_points_per_class():

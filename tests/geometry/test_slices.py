@@ -10,16 +10,17 @@ import pytest
 import torch
 
 import geometry
-from geometry.slices import grid
 from geometry.figures.common import class_color
 from geometry.figures.slices import boundary_lines, slice_colors, slice_figure, slice_image
 from geometry.models.handle import NonFiniteOutputError
 from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import Cancelled, CancelToken
+from geometry.slices import boundary_planes as BP
 from geometry.slices import evaluate as S
+from geometry.slices import grid
 from geometry.slices import planes as P
 from geometry.slices.grid import point_stats, point_stats_torch
-from tests.geometry.slice_models import CircleUnderAConstant, NaNAfter, affine_handle, ball_handle, toy_handle
+from tests.geometry.analytic import CircleUnderAConstant, NaNAfter, affine_handle, ball_handle, toy_handle
 
 SHAPE = (1, 4, 4)
 
@@ -183,7 +184,7 @@ def test_the_label_at_x0_is_the_models_label_for_x0():
     data = geometry.load_dataset("digits")
     for i in (0, 9):
         x0 = data.images[i]
-        plane = P.normal_plane(handle, x0, seed=0)
+        plane = BP.normal_plane(handle, x0, seed=0)
         res = S.evaluate_slice(handle, plane, extent=plane.extent_hint, resolution=33, adaptive=True)
         assert res.a[16] == pytest.approx(0.0, abs=1e-12) and res.b[16] == pytest.approx(0.0, abs=1e-12)
         assert res.labels[16, 16] == int(handle.predict(x0.unsqueeze(0)))
@@ -692,3 +693,15 @@ def test_slice_figure_needs_a_colour_for_every_class_in_view():
     res = S.evaluate_slice(handle, plane, extent=3.0, resolution=16)
     with pytest.raises(ValueError, match=r"missing \[1\]"):
         slice_figure(res, ("zero", "one"), colors={0: "#000000"})
+
+
+def test_slice_options_normalise_so_equal_slices_share_one_cache_key():
+    handle, plane, _, _ = _linear_slice_setup()
+    square = S.SliceOptions(extent=2, resolution=65)
+    assert square.extent == (-2.0, 2.0, -2.0, 2.0) and square.resolution == (65, 65)
+    assert square == S.SliceOptions(extent=(-2, 2, -2, 2), resolution=(65, 65), adaptive=True, coarse=32)
+    key = S.cached_slice.key(handle, plane, extent=2.0, resolution=65)
+    assert key == S.cached_slice.key(handle, plane, options=square)
+    assert key != S.cached_slice.key(handle, plane, extent=2.0, resolution=65, adaptive=False)
+    with pytest.raises(ValueError, match="two different classes"):
+        S.SliceOptions(extent=1, resolution=8, target_pair=(1, 1))

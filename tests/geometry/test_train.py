@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import geometry
+from geometry.cli import main as cli_main
 from geometry.models.training import (
     ActivatedMomentumSGD,
     GradientActivation,
     TrainConfig,
     config_to_argv,
-    main,
     train,
     train_cached,
     trained_model,
@@ -62,6 +62,11 @@ def test_training_is_reproducible_and_loadable(tmp_path, grad_activation):
     test = geometry.load_dataset("moons", split="test")
     assert handle.accuracy(test.images, test.labels) == pytest.approx(card["test_accuracy"], abs=1e-4)
     assert not list((tmp_path / "a").glob("*.tmp"))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m geometry train <argv>``, in this process."""
+    return cli_main(["train", *argv])
 
 
 def test_command_line_needs_a_model_description(capsys):
@@ -191,9 +196,7 @@ def test_trained_models_are_found_by_name(tmp_path, monkeypatch):
     (tmp_path / "moons-mlp.json").write_text((tmp_path / "my-moons.json").read_text())
     (tmp_path / "moons-mlp.safetensors").write_bytes((tmp_path / "my-moons.safetensors").read_bytes())
     assert "moons-mlp" not in geometry.user_models()
-    assert (
-        geometry.model_card("moons-mlp")["training_command"] == "python -m geometry.models.training --preset moons-mlp"
-    )
+    assert geometry.model_card("moons-mlp")["training_command"] == "python -m geometry train --preset moons-mlp"
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         geometry.model_card("nope")
 
@@ -219,9 +222,11 @@ def test_the_recorded_command_trains_the_same_model(tmp_path, monkeypatch):
         seed=3,
     )
     result = train_cached(config, out_dir=tmp_path / "lib")
-    argv = shlex.split(result.card["training_command"])[3:]
+    command = shlex.split(result.card["training_command"])
+    assert command[:4] == ["python", "-m", "geometry", "train"]
+    argv = command[4:]
     assert argv == config_to_argv(config)
-    assert main(argv) == 0  # without --out: the user model folder
+    assert cli_main(command[3:]) == 0  # python -m geometry train ..., without --out: the user model folder
     assert (tmp_path / "cli" / "cmd.safetensors").read_bytes() == result.weights_path.read_bytes()
 
 

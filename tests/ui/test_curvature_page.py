@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 import geometry
+import geometry.boundary.curvature as curvature_module
 import ui.curvature as ui_curvature
+import ui.train as ui_train
+from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
 from geometry.runtime.cache import default_cache
 from tests.ui.apptest import app, decode, figures
 
@@ -89,13 +94,26 @@ def _assert_x_is_projected(fig: dict, x, curvature, direction: int) -> None:
     assert abs(s + float(curvature.boundary_distance[0])) > 1e-2  # the old placement, -||z - x||, was off
 
 
-def test_second_view_comes_from_the_disk_cache(default_page, monkeypatch):
+def _refusing(function):
+    """A stand-in for ``function`` that fails when called; it keeps the function's module and annotations, which
+    the cache key's code version and the result type are read from."""
+
+    @functools.wraps(function)
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed instead of reading the cache")
 
+    return refuse
+
+
+def test_second_view_comes_from_the_disk_cache(default_page, monkeypatch):
     entries = len(default_cache())
-    for name in ("deepfool", "boundary_curvature", "curvature_profiles", "curvature_vulnerability"):
-        monkeypatch.setattr(ui_curvature, name, refuse)
+    for memoized in (
+        geometry.cached_deepfool,
+        geometry.cached_curvature,
+        curvature_module.cached_curvature_profiles,
+        curvature_module.cached_curvature_vulnerability,
+    ):
+        monkeypatch.setattr(memoized, "function", _refusing(memoized.function))
     at = _page()
     assert not at.exception and not at.error
     assert len(default_cache()) == entries
@@ -159,7 +177,7 @@ def test_a_failing_computation_is_an_error_message_not_a_traceback(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("expected a smooth boundary, got a broken one")
 
-    monkeypatch.setattr(ui_curvature, "boundary_curvature", broken)
+    monkeypatch.setattr(curvature_module, "boundary_curvature", broken)  # what cached_curvature computes with
     at = app().run()
     at.switch_page(PAGE)
     at.session_state["curv_seed"] = 4321  # a new cache key: nothing cached to fall back on
@@ -180,3 +198,30 @@ def test_the_flatness_caption_follows_the_measurement():
     flat = ui_curvature.flatness_caption(np.zeros(8), np.zeros(4))
     assert flat.startswith("Every computed principal curvature is 0, and 100% of the 8") and "no curvature" in flat
     assert ui_curvature.flatness_caption(np.zeros(0), kappa) == "No random tangent directions were sampled."
+
+
+def test_the_page_and_the_train_view_share_one_cache_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOUNDARY_ATLAS_CACHE", str(tmp_path / "cache"))
+    handle = geometry.load_model("digits-cnn-silu", device="cpu")
+    x = geometry.load_dataset("digits").images[:1]
+    # the page's options as the view builds them from its widgets (k = 1, nearest class, no clipping), here with no
+    # random directions, which is what the Train view's comparison measures
+    page = CurvatureOptions(
+        k=1, method="auto", h=None, beta=10.0, num_random=0, seed=0, deepfool=DeepFoolOptions(target=None, clip=False)
+    )
+    assert len(default_cache()) == 0
+    assert not geometry.cached_curvature.is_cached(handle, x, page)
+    on_page = ui_curvature.run_curvature(handle, x, page)
+    entries = len(default_cache())
+    assert entries == 2  # the curvature and its DeepFool step
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Train view recomputed what the page had cached")
+
+    monkeypatch.setattr(curvature_module, "boundary_curvature", refuse)
+    assert geometry.cached_curvature.is_cached(handle, x, ui_train.CURVATURE)
+    assert not geometry.cached_curvature.is_cached(handle, x, CurvatureOptions(k=1, num_random=0, seed=1))
+    in_train = ui_train.curvatures(handle, x)
+    assert len(default_cache()) == entries
+    np.testing.assert_array_equal(in_train.curvatures.numpy(), on_page.curvatures.numpy())
+    np.testing.assert_array_equal(in_train.directions.numpy(), on_page.directions.numpy())

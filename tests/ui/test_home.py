@@ -67,7 +67,14 @@ def test_a_state_dict_path_loads_a_users_model(tmp_path):
     net = geometry.build_architecture("cnn", input_shape=(1, 8, 8), num_classes=10)
     path = tmp_path / "mine.pt"
     torch.save(net.state_dict(), path)
-    at = app(model_source="Path", model_path=str(path), model_arch="cnn", model_shape="1, 8, 8").run()
+    at = app(
+        model_source="Path",
+        model_path=str(path),
+        model_arch="cnn",
+        model_shape="1, 8, 8",
+        model_activation="relu",  # what a bare state dict cannot tell: the sidebar asks
+        model_pool="max",
+    ).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value.startswith("Model: cnn (mine.pt)")

@@ -18,8 +18,8 @@ from PIL import Image
 import geometry
 from geometry.data.dct import dct_flip, low_pass
 from geometry.figures import image_to_uint8
-from geometry.figures.inspect import image_grid_figure
-from geometry.report.build import SECTION_TITLES, report_images
+from geometry.figures.images import image_grid_figure
+from geometry.report import SECTION_TITLES, report_images
 from tests.ui.apptest import app, decode, figures
 from ui.views import VIEWS
 
@@ -53,7 +53,7 @@ def test_pages_are_registered_listed_and_free_of_torch():
     registered = {(v.script, v.title) for v in VIEWS}  # app.py makes a page of each, Home links to each
     for stem, title in PAGES.items():
         assert (f"views/{stem}.py", title) in registered
-    for view in sorted((ROOT / "views").glob("*.py")):  # DESIGN: views are thin, torch stays in geometry/ and ui/
+    for view in sorted((ROOT / "views").glob("*.py")):  # docs/DESIGN.md §7: views are thin (torch in geometry/, ui/)
         tree = ast.parse(view.read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
@@ -212,7 +212,13 @@ def test_detection_page_reports_the_librarys_auc_and_a_verdict(digits):
     )
     m = _metrics(at)
     assert m["AUC"] == f"{res.auc:.3f}"
-    assert m["Perturbations"] == f"{int(res.attack_converged.sum())} of 4"
+    assert res.n_held_out == 2 and res.n_calibration == 2  # 4 clean inputs: half set the threshold, half held out
+    assert m["Perturbations"] == f"{int(res.attack_converged.sum())} of 2"
+    assert m["False alarms"] == f"{res.fpr_at_threshold:.0%}"
+    # the sentence on whether the detector works, from the held-out AUC (a warning when it is below 0.5)
+    shown = [w.value for w in at.warning] if res.worse_than_chance else [md.value for md in at.markdown]
+    assert res.reading(handle.name) in shown
+    assert any(c.value.startswith(f"Threshold {res.threshold:.3g} set on 2 calibration inputs") for c in at.caption)
     verdicts = [md.value for md in at.markdown if "Looks" in md.value]
     assert len(verdicts) == 1
     at.radio(key="det_variant").set_value("DeepFool-perturbed").run()

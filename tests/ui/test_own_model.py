@@ -19,6 +19,8 @@ def own_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "model_source": "Path",
         "model_path": str(path),
         "model_arch": "cnn",
+        "model_activation": "relu",  # what a bare state dict cannot tell: the sidebar asks
+        "model_pool": "max",
         "model_shape": "1, 8, 8",
         "model_classes": "0,1,2,3,4,5,6,7,8,9",
         "dataset": "digits",

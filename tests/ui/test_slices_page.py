@@ -12,7 +12,8 @@ from PIL import Image
 
 import geometry
 from geometry.figures.common import class_color
-from geometry.slices.planes import normal_plane, three_image_plane
+from geometry.slices.boundary_planes import normal_plane
+from geometry.slices.planes import three_image_plane
 from tests.ui.apptest import app, decode, figures
 
 PAGE = "views/slices.py"
