@@ -19,7 +19,7 @@ import geometry
 from geometry.inspection import margins as M
 from geometry.inspection.detection import curvature_statistic
 from geometry.inspection.margins import frequency_bands, frequency_margins
-from geometry.report.build import ReportConfig, build_report
+from geometry.report import ReportConfig, build_report
 
 
 def _image_models() -> list[str]:
@@ -79,7 +79,7 @@ def bench_report(model: str, n: int) -> None:
         start = time.perf_counter()
         build_report(handle, data, config, cache=cache)
         t_warm = time.perf_counter() - start
-        from geometry.report.build import report_html
+        from geometry.report import report_html
 
         start = time.perf_counter()
         text = report_html(report)

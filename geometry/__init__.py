@@ -95,7 +95,7 @@ from geometry.models.loading import (
     user_models_dir,
 )
 from geometry.models.training import TrainConfig, TrainResult, train_cached, trained_model
-from geometry.report.build import Report, ReportConfig, build_report, report_html, write_report
+from geometry.report import Report, ReportConfig, build_report, report_html, write_report
 from geometry.runtime.cache import DiskCache, cache_key, default_cache
 from geometry.runtime.compute import Cancelled, CancelToken, default_device, map_batches
 from geometry.slices.boundary_planes import curvature_plane, normal_plane, two_class_plane

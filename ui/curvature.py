@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
@@ -25,6 +26,7 @@ from geometry.boundary.curvature import (
 from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool
 from geometry.boundary.hessian import smooth_handle
 from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
+from geometry.boundary.spectrum import FEW_RULE, CurvatureConcentration
 from geometry.models.handle import ModelHandle
 from geometry.slices.evaluate import SliceResult, cached_slice
 from geometry.slices.planes import plane_from_directions
@@ -57,7 +59,7 @@ def run_deepfool(handle: ModelHandle, x: torch.Tensor, options: DeepFoolOptions)
     return run_cached(cached_deepfool, handle, x, options, label="DeepFool")
 
 
-def target_note(result: DeepFoolResult, names: list[str], image: int = 0) -> str:
+def target_note(result: DeepFoolResult, names: Sequence[str], image: int = 0) -> str:
     """A sentence for a targeted run whose boundary point is not on the boundary with the target (empty otherwise).
 
     z is where the way from x to the target leaves x's region (`deepfool`); when it first enters a third class's
@@ -205,9 +207,30 @@ def flatness(
 
 
 def flatness_caption(
-    random_curvatures: np.ndarray, principal_curvatures: np.ndarray, fraction: float = FLAT_FRACTION
+    random_curvatures: np.ndarray,
+    principal_curvatures: np.ndarray,
+    fraction: float = FLAT_FRACTION,
+    *,
+    spectrum: CurvatureConcentration | None = None,
+    k: int = 0,
 ) -> str:
-    """What the histogram measured, in words that follow the measurement (not the expected picture)."""
+    """What the histogram measured, in words that follow the measurement (not the expected picture).
+
+    ``spectrum``: the point's curvature concentration (`geometry.boundary.spectrum`, ``k`` principal curvatures at
+    each end): "curved along a few" is then said only when the few most curved directions carry most of sum kappa^2
+    (relative to the largest |kappa|, an unstructured random Hessian is also flat along almost every random direction),
+    and the share is quoted."""
+    text = _flatness_words(random_curvatures, principal_curvatures, fraction, spectrum)
+    reading = spectrum.reading(k) if spectrum is not None else ""
+    return f"{text} {reading[0].upper()}{reading[1:]} ({FEW_RULE})." if reading else text
+
+
+def _flatness_words(
+    random_curvatures: np.ndarray,
+    principal_curvatures: np.ndarray,
+    fraction: float,
+    spectrum: CurvatureConcentration | None,
+) -> str:
     share, cutoff, count = flatness(random_curvatures, principal_curvatures, fraction)
     if count == 0:
         return "No random tangent directions were sampled."
@@ -221,6 +244,11 @@ def flatness_caption(
         f"({fraction:.0%} of the largest principal |κ|, {cutoff / fraction:.3g})"
     )
     if share >= 0.9:
+        if spectrum is not None and not spectrum.few_directions:
+            return (
+                head
+                + ": here the boundary is flat along almost every random direction, relative to its most curved one."
+            )
         return head + ": here the boundary is flat along almost every direction and curved along a few."
     if share >= 0.5:
         return head + f": here the boundary is flat along most directions; {1 - share:.0%} of them are more curved."

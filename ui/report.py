@@ -6,12 +6,23 @@ import hashlib
 
 from geometry.data.datasets import Dataset
 from geometry.models.handle import ModelHandle
-from geometry.report import Report, ReportConfig, build_report, report_html
+from geometry.report import Report, ReportConfig, Thresholds, build_report, report_html
 from ui.progress import progress_bar
 
 
-def report_config(n: int, bands: int | None) -> ReportConfig:
-    return ReportConfig.with_images(n, bands=bands)
+def report_config(n: int, bands: int | None, thresholds: Thresholds | None = None) -> ReportConfig:
+    return ReportConfig.with_images(n, bands=bands, thresholds=thresholds or Thresholds())
+
+
+def threshold_flags(thresholds: Thresholds) -> str:
+    """The command-line flags that give ``thresholds`` (only the ones that differ from the defaults)."""
+    default = Thresholds()
+    flags = []
+    for name in ("accuracy", "median_margin", "low_margin", "sweep_accuracy", "detection_auc"):
+        value = getattr(thresholds, name)
+        if value != getattr(default, name):
+            flags.append(f" --min-{name.replace('_', '-')} {'off' if value is None else f'{value:g}'}")
+    return "".join(flags)
 
 
 def report_key(handle: ModelHandle, data: Dataset, config: ReportConfig) -> str:

@@ -85,7 +85,7 @@ def _model_picker(device: str) -> geometry.ModelHandle:
 
 def _builtin_picker(device: str) -> geometry.ModelHandle:
     builtin = geometry.builtin_models()
-    trained = geometry.user_models()  # trained on this machine (the Train view or python -m geometry.models.training)
+    trained = geometry.user_models()  # trained on this machine (the Train view or python -m geometry train)
     names = builtin + trained
     if not builtin:
         st.error(

@@ -38,9 +38,8 @@ DATASETS: dict[str, str] = {
 }
 ARCHITECTURES: dict[str, list[str]] = {"digits": ["mlp", "cnn"]}  # 2D sets: mlp only
 # SGD (the setting of Liu et al.'s defaults; with Adam the activation mostly rescales small gradients, which Adam's
-# normalisation undoes). Learning rates that train both variants well in these epochs (measured here: moons 99.8% /
-# 100%; digits MLP 93.8% / 95.1%); the digits CNN at 0.2 shows the paper's point: plain SGD stalls (33%) where
-# activated gradients train (87%).
+# normalisation undoes). The digits CNN at 0.2 shows the paper's point: plain SGD stalls on some seeds where activated
+# gradients train (bench/bench_activated_gradients.py, docs/BENCHMARKS.md "Activated gradients").
 DEFAULTS: dict[str, dict[str, Any]] = {
     "toy": {"epochs": 60, "batch_size": 64},
     "digits": {"epochs": 15, "batch_size": 64, "augment_shift": 1},

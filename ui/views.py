@@ -98,6 +98,14 @@ VIEWS: list[View] = [
         "boundaries both draw: regions, distances to the boundary, curvature.",
         "Train",
     ),
+    View(
+        "views/playground.py",
+        "Playground",
+        ":material/school:",
+        "a network you build trains live on 2D data (2 to 6 classes, your own points): regions, boundary and loss "
+        "redraw as it learns, with its exact linear regions, margins and curvature; share a link, export the lesson.",
+        "Train",
+    ),
 ]
 
 

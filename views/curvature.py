@@ -9,6 +9,7 @@ import streamlit as st
 
 from geometry.boundary.hessian import default_step, resolve_method
 from geometry.boundary.options import CurvatureOptions, DeepFoolOptions
+from geometry.boundary.spectrum import concentration
 from geometry.figures import image_to_uint8, toy_scatter
 from geometry.figures.curvature import (
     SIGN_CONVENTION,
@@ -139,6 +140,8 @@ st.caption(
         else ""
     )
 )
+if note := U.target_note(df, names):
+    st.info(note)
 if is_toy:
     px = x[0].tolist()
     pr = (x[0] + df.perturbation[0]).tolist()
@@ -289,7 +292,7 @@ if is_toy:
     )
 else:
     st.plotly_chart(curvature_histogram(curv), key="curv_histogram")
-    st.caption(U.flatness_caption(curv.random_curvatures[0].numpy(), kappa))
+    st.caption(U.flatness_caption(curv.random_curvatures[0].numpy(), kappa, spectrum=concentration(curv), k=curv.k))
 
 # -- vulnerability ---------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from geometry.figures import image_to_uint8, probability_bars, toy_scatter
 from ui import page
-from ui.views import VIEWS
+from ui.views import by_section
 
 sel = page.selection()
 handle = sel.handle
@@ -80,7 +80,11 @@ st.caption(
     "Start with **Slices** (the boundary around the first picked image) or **Curvature**; each view reads the "
     "model and images picked in the sidebar."
 )
-for view in VIEWS[1:]:
-    left, right = st.columns([1.3, 5], vertical_alignment="center")
-    left.page_link(view.script, label=view.title, icon=view.icon)
-    right.markdown(view.line)
+for section, views in by_section().items():
+    st.markdown(f"**{section}**")
+    for view in views:
+        if view.script == "views/home.py":
+            continue
+        left, right = st.columns([1.3, 5], vertical_alignment="center")
+        left.page_link(view.script, label=view.title, icon=view.icon)
+        right.markdown(view.line)

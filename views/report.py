@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from geometry.report import SECTION_TITLES
+from geometry.report import SECTION_TITLES, Thresholds
 from ui import margins as margins_ui
 from ui import page, samples
 from ui import report as R
@@ -50,7 +50,35 @@ if samples.is_image_model(handle):
     )
 else:
     bands = None
-config = R.report_config(n, bands)
+with st.expander("Go / no-go thresholds"):
+    st.caption(
+        "The report opens with a go / no-go summary: each number against its threshold, go only if all pass. "
+        "Margins are L2 distances in input units ([0, 1] pixels); 0 lets a check always pass."
+    )
+    default = Thresholds()
+    tcols = st.columns(5)
+    thresholds = Thresholds(
+        accuracy=tcols[0].number_input("Accuracy ≥", 0.0, 1.0, default.accuracy, 0.01, key="rep_t_acc"),
+        median_margin=tcols[1].number_input(
+            "Median margin ≥", 0.0, 100.0, default.median_margin, 0.05, key="rep_t_med"
+        ),
+        low_margin=tcols[2].number_input(
+            "10th-percentile margin ≥", 0.0, 100.0, default.low_margin, 0.05, key="rep_t_low"
+        ),
+        sweep_accuracy=tcols[3].number_input(
+            "Accuracy under each sweep ≥",
+            0.0,
+            1.0,
+            default.sweep_accuracy,
+            0.05,
+            key="rep_t_sweep",
+            help="At half size, rotated by 40°, at half resolution, shifted by 30% in x and y.",
+        ),
+        detection_auc=tcols[4].number_input(
+            "Detection AUC ≥", 0.0, 1.0, default.detection_auc, 0.05, key="rep_t_auc", help="Held-out ROC AUC."
+        ),
+    )
+config = R.report_config(n, bands, thresholds)
 key = R.report_key(handle, data, config)
 cols[2].markdown("&nbsp;")
 too_small = len(data) < 2
@@ -62,7 +90,8 @@ if too_small:
     )
 st.caption(
     f"From the command line: `python -m geometry report --model {handle.name} --dataset {data.name} "
-    f"--split {data.split} --n {n}{f' --bands {bands}' if bands else ''} --out report.html`"
+    f"--split {data.split} --n {n}{f' --bands {bands}' if bands else ''}{R.threshold_flags(thresholds)} "
+    "--out report.html`"
 )
 
 if go:
@@ -72,7 +101,10 @@ if go:
         "key": key,
         "html": text,
         "seconds": rep.seconds,
-        "sections": [(s.key, s.title, s.summary, s.applicable) for s in rep.sections],
+        "sections": [(s.key, s.title, s.summary, s.applicable, list(s.caveats)) for s in rep.sections],
+        "verdict": None
+        if rep.verdict is None
+        else (rep.verdict.go, rep.verdict.summary, rep.verdict.lines, rep.verdict.thresholds.text()),
     }
 
 stored = st.session_state.get(REPORT_KEY)
@@ -97,7 +129,14 @@ st.download_button(
     icon=":material/download:",
     type="primary",
 )
-for _key, title, summary, applicable in stored["sections"]:
+if stored["verdict"] is not None:
+    go, verdict, lines, thresholds_text = stored["verdict"]
+    (st.success if go else st.warning)(f"**{verdict}**", icon=":material/check_circle:" if go else ":material/block:")
+    st.markdown("\n".join(f"- {line}" for line in lines))
+    st.caption(f"Thresholds: {thresholds_text}. A number that could not be measured fails.")
+for _key, title, summary, applicable, caveats in stored["sections"]:
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("" if applicable else " · not applicable"))
         st.markdown(summary)
+        for caveat in caveats:
+            st.warning(f"Caveat: {caveat}", icon=":material/info:")

@@ -202,8 +202,8 @@ def boundary_curvature(
     ``"exact"`` (double backprop), ``"finite-difference"`` (gradients at z +- h v; ``h`` default: 1% of the input
     range) or ``"softplus"`` (exact, on a copy with ReLU -> softplus(``beta``), at z moved onto its boundary).
     ``num_random``: random unit tangent directions per image for the distribution of normal curvatures.
-    ``max_iter``/``tol``: Lanczos steps and relative residual tolerance (Lanczos can miss one of a close pair of
-    principal curvatures at the end of the top or bottom k, more often at 1e-3 than at 1e-4; see `lanczos`). Finite
+    ``max_iter``/``tol``: Lanczos steps and relative residual tolerance (Lanczos starts from a block of vectors so
+    that a close pair of principal curvatures at the end of the top or bottom k is resolved; see `lanczos`). Finite
     differences: up to ``dense_limit`` input dimensions the scale-h Hessian is assembled on a tangent basis (D - 1
     products) and diagonalised exactly, because a piecewise-linear network's difference quotient is not linear in the
     direction (Lanczos would not converge); above it, Lanczos runs on the difference quotients and reports its

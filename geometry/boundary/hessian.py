@@ -65,12 +65,11 @@ def resolve_method(handle: ModelHandle, method: str = "auto") -> tuple[str, str]
 
     ``auto`` is ``exact`` for smooth models (no ReLU / max-pooling: handle.smooth or the model card says so). A
     piecewise-linear network's input Hessian is zero almost everywhere, and finite differences of its gradients are
-    dominated by the kinks between linear pieces unless h is as large as the view (measured on digits-cnn-relu: at
-    h = 0.01 the principal curvatures are 5-15x those of the boundary's own cross-sections, at h = 0.3 within 20%;
-    on the 3,072-d shapes ResNet even h = 0.3 is 3x off). So ``auto`` is ``softplus`` when every piecewise-linear
-    layer can be swapped for a smooth one (`smoothable`): the softplus copy (beta 10) predicts like the model on
-    99.6-99.9% of the built-in models' test inputs and has a well-defined curvature. Otherwise (TorchScript,
-    ReLU6, functional ReLU, ...) ``finite-difference``.
+    dominated by the kinks between linear pieces unless h is as large as the view (the principal curvatures then
+    disagree with the boundary's own cross-sections, `curvature_profiles`). So ``auto`` is ``softplus`` when every
+    piecewise-linear layer can be swapped for a smooth one (`smoothable`): the softplus copy (beta 10) predicts like
+    the model on almost every input and has a well-defined curvature. Otherwise (TorchScript, ReLU6, functional
+    ReLU, ...) ``finite-difference``.
     """
     if method not in METHODS:
         raise ValueError(f"expected method to be one of {', '.join(METHODS)}, got {method!r}")
@@ -83,9 +82,8 @@ def resolve_method(handle: ModelHandle, method: str = "auto") -> tuple[str, str]
                 "the model is piecewise linear (ReLU / max-pooling): its exact input Hessian is zero almost everywhere "
                 "and finite differences of its gradients measure the kinks between linear pieces more than the "
                 "boundary's bend. So the curvature is that of a copy with ReLU → softplus(β) and max-pooling → a "
-                "smooth maximum, which predicts like the model on almost every input (99.6-99.9% of the built-in "
-                "ReLU models' test inputs at β = 10); the cross-sections are drawn on the same copy. Finite "
-                "differences at a chosen scale h are in the settings"
+                "smooth maximum, which predicts like the model on almost every input at β = 10; the cross-sections "
+                "are drawn on the same copy. Finite differences at a chosen scale h are in the settings"
             )
         return "finite-difference", (
             "the model is piecewise linear (ReLU / max-pooling) or of unknown smoothness: its exact input Hessian is "

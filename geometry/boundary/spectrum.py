@@ -32,10 +32,14 @@ import numpy as np
 
 from geometry.boundary.curvature import CurvatureResult
 
-__all__ = ["FEW_FRACTION", "FEW_SHARE", "CurvatureConcentration", "concentration", "energy_from_random"]
+__all__ = ["FEW_FRACTION", "FEW_RULE", "FEW_SHARE", "CurvatureConcentration", "concentration", "energy_from_random"]
 
 FEW_FRACTION = 0.1  # "a few directions": at most this share of the tangent directions
 FEW_SHARE = 0.6  # ... carrying at least this share of the curvature energy (GOE null: 0.31, Wishart: 0.50)
+FEW_RULE = (  # the threshold and its meaning, in the words the readings quote
+    f"'a few' means at least {FEW_SHARE:.0%} of sum kappa^2 in {FEW_FRACTION:.0%} of the directions; an unstructured "
+    "random Hessian puts about 31% there"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,29 @@ class CurvatureConcentration:
     def spread(self) -> bool:
         """True when, at the median point, they carry less than FEW_SHARE of it (the curvature is not in a few)."""
         return self.top >= 1 and self.median_high < FEW_SHARE
+
+    def reading(self, k: int) -> str:
+        """The share and what it says, e.g. "the 6 most curved of the 63 tangent directions carry 75% of the curvature
+        energy sum kappa^2 (6 random directions carry 10%): the boundary is curved in a few directions and nearly flat
+        in the others" (the median over the points when there are several); ``k``: principal curvatures measured at
+        each end (named when they are too few to tell). Empty when there is no reading (D' < 10, nothing measured)."""
+        low, high = self.median_low, self.median_high
+        if self.top < 1 or not math.isfinite(low):
+            return ""
+        share = f"{low:.0%}" if high - low < 0.005 else f"between {low:.0%} and {high:.0%}"
+        over = "median over the points; " if np.isfinite(self.share_low).sum() > 1 else ""
+        head = (
+            f"the {self.top} most curved of the {self.tangent_dims} tangent directions carry {share} of the curvature "
+            f"energy sum kappa^2 ({over}{self.top} random directions carry {self.null_share:.0%})"
+        )
+        if self.few_directions:
+            return f"{head}: the boundary is curved in a few directions and nearly flat in the others"
+        if self.spread:
+            return f"{head}: the curvature is spread over many directions, not concentrated in a few"
+        return (
+            f"{head}: whether it is concentrated in a few directions cannot be told from the {k} principal curvatures "
+            "measured at each end (a larger k tells)"
+        )
 
 
 def energy_from_random(random_curvatures: np.ndarray, tangent_dims: int) -> float:

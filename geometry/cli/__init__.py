@@ -2,11 +2,12 @@
 
     python -m geometry train --preset digits-cnn-silu
     python -m geometry report --model digits-cnn-silu --dataset digits --out report.html [--n 100]
+    python -m geometry atlas --model digits-cnn-silu --data digits --engine ray --out atlas.parquet
 
-One module per command (`geometry.cli.train`, `geometry.cli.report`), each with ``HELP`` (one line), ``DESCRIPTION``,
-``register`` (adds its arguments to a sub-parser) and ``run`` (gets the parsed arguments, returns the exit status);
-`COMMANDS` lists them. A text progress bar goes to stderr; a bad argument or input prints one line ``error: ...`` and
-exits with status 2.
+One module per command (`geometry.cli.train`, `geometry.cli.report`, `geometry.cli.atlas`), each with ``HELP`` (one
+line), ``DESCRIPTION``, ``register`` (adds its arguments to a sub-parser) and ``run`` (gets the parsed arguments,
+returns the exit status); `COMMANDS` lists them. A text progress bar goes to stderr; a bad argument or input prints
+one line ``error: ...`` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from geometry.cli import report, train
+from geometry.cli import atlas, report, train
 from geometry.cli.progress import ProgressBar
 
 __all__ = ["COMMANDS", "ProgressBar", "main"]
 
-COMMANDS: dict[str, ModuleType] = {"train": train, "report": report}
+COMMANDS: dict[str, ModuleType] = {"train": train, "report": report, "atlas": atlas}
 
 
 def _parser() -> argparse.ArgumentParser:

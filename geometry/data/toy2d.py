@@ -13,7 +13,15 @@ import math
 import numpy as np
 from sklearn.datasets import make_blobs, make_circles, make_moons
 
-__all__ = ["TOY2D_CLASSES", "TOY2D_DEFAULT_CLASSES", "TOY2D_DEFAULT_NOISE", "TOY2D_NAMES", "make_toy2d"]
+__all__ = [
+    "TOY2D_ANY_CLASSES",
+    "TOY2D_CLASSES",
+    "TOY2D_DEFAULT_CLASSES",
+    "TOY2D_DEFAULT_NOISE",
+    "TOY2D_NAMES",
+    "make_toy2d",
+    "make_toy2d_any",
+]
 
 TOY2D_NAMES: tuple[str, ...] = ("moons", "circles", "spirals", "blobs")
 TOY2D_CLASSES: dict[str, tuple[int, int]] = {
@@ -27,6 +35,9 @@ TOY2D_DEFAULT_CLASSES: dict[str, int] = {"moons": 2, "circles": 2, "spirals": 2,
 TOY2D_DEFAULT_NOISE: dict[str, float] = {"moons": 0.2, "circles": 0.15, "spirals": 0.15, "blobs": 0.5}
 """Default standard deviation of the Gaussian noise, in output units (spirals: for 2 arms, and
 scaled by 2 / arms for more, since the arms get closer)."""
+
+TOY2D_ANY_CLASSES: tuple[int, int] = (2, 6)
+"""Class counts `make_toy2d_any` draws for every set (the Playground's range), inclusive."""
 
 _MOONS_SHIFT = np.array([0.5, 0.25])
 _MOONS_SCALE = 2.0
@@ -99,3 +110,62 @@ def _spirals(n: int, arms: int, sigma: float, seed: int) -> tuple[np.ndarray, np
     points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     points = points + sigma * rng.standard_normal((n, 2))
     return points, labels
+
+
+def make_toy2d_any(
+    name: str,
+    n: int,
+    *,
+    seed: int,
+    noise: float | None = None,
+    classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`make_toy2d` for any class count in `TOY2D_ANY_CLASSES` (2..6) on every set (the Playground's data).
+
+    Within `TOY2D_CLASSES` it *is* `make_toy2d` (same points). Beyond: moons become a chain of ``classes``
+    interleaved half circles (each the next one's mirror, as scikit-learn's two moons are), circles become
+    ``classes`` concentric rings of radii 2.5 j / classes (j = 1..classes, class 0 the outermost), spirals and blobs
+    get more arms and blobs. Same returns and noise unit as `make_toy2d`.
+    """
+    if name not in TOY2D_NAMES:
+        raise ValueError(f"expected a toy 2D set among {TOY2D_NAMES}, got {name!r}")
+    k = TOY2D_DEFAULT_CLASSES[name] if classes is None else classes
+    lo, hi = TOY2D_ANY_CLASSES
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not lo <= k <= hi:
+        raise ValueError(f"expected {lo}..{hi} classes for {name!r}, got {k!r}")
+    k = int(k)
+    own_lo, own_hi = TOY2D_CLASSES[name]
+    if own_lo <= k <= own_hi:
+        return make_toy2d(name, n, seed=seed, noise=noise, classes=k)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
+        raise ValueError(f"expected n as an int >= {k} (one point per class) for {name!r}, got {n!r}")
+    n = int(n)
+    if noise is None:
+        sigma = TOY2D_DEFAULT_NOISE[name] * (2.0 / k if name == "spirals" else 1.0)
+    else:
+        try:
+            sigma = float(noise)
+        except (TypeError, ValueError):
+            raise TypeError(f"expected noise as a number, got {noise!r}") from None
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"expected noise as a finite number >= 0, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    if name == "spirals":
+        x, y = _spirals(n, k, sigma, seed)
+    elif name == "blobs":
+        angles = 2.0 * np.pi * np.arange(k) / k + np.pi / 2.0
+        centers = _BLOBS_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        x, y = make_blobs(n, centers=centers, cluster_std=sigma, random_state=seed)
+    elif name == "circles":
+        y = rng.permutation(np.arange(n) % k)
+        radius = _CIRCLES_SCALE * (k - y) / k
+        angle = 2.0 * np.pi * rng.random(n)
+        x = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1) + sigma * rng.standard_normal((n, 2))
+    else:  # moons: half circle j centred at (j, 0.5 (j mod 2)), upper for even j, lower for odd j
+        y = rng.permutation(np.arange(n) % k)
+        t = np.pi * rng.random(n)
+        up = y % 2 == 0
+        points = np.stack([y + np.where(up, np.cos(t), -np.cos(t)), np.where(up, np.sin(t), 0.5 - np.sin(t))], 1)
+        scale = min(_MOONS_SCALE, 6.0 / (k + 1))  # the chain is k + 1 units wide: keep it inside about [-3, 3]
+        x = (points - np.array([(k - 1) / 2.0, 0.25])) * scale + sigma * rng.standard_normal((n, 2))
+    return x.astype(np.float32), y.astype(np.int64)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Activation = Literal["relu", "silu", "gelu", "softplus", "tanh"]
+Activation = Literal["relu", "silu", "gelu", "softplus", "tanh", "sigmoid"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -24,9 +24,10 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "softplus": lambda: nn.Softplus(beta=5.0),
     "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,  # the Playground offers it (TensorFlow Playground's classic)
 }
 
-SMOOTH_ACTIVATIONS = frozenset({"silu", "gelu", "softplus", "tanh"})
+SMOOTH_ACTIVATIONS = frozenset({"silu", "gelu", "softplus", "tanh", "sigmoid"})
 
 
 def make_activation(name: str) -> nn.Module:

@@ -64,7 +64,7 @@ def user_models_dir() -> Path:
 
 
 def user_models() -> list[str]:
-    """Names of the models trained on this machine (`python -m geometry.models.training` or the Train view) that are not
+    """Names of the models trained on this machine (`python -m geometry train` or the Train view) that are not
     shadowed by a built-in model of the same name."""
     builtin = set(builtin_models())
     return [n for n in _models_in(user_models_dir()) if n not in builtin]

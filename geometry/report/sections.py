@@ -21,7 +21,7 @@ import torch
 
 from geometry.boundary.curvature import CurvatureResult, cached_curvature
 from geometry.boundary.deepfool import cached_deepfool
-from geometry.boundary.spectrum import FEW_FRACTION, FEW_SHARE, CurvatureConcentration, concentration
+from geometry.boundary.spectrum import FEW_RULE, CurvatureConcentration, concentration
 from geometry.data.datasets import Dataset
 from geometry.inspection.connectivity import PathResult, cached_connectivity_batch
 from geometry.inspection.detection import DetectionResult, cached_evaluate_detection
@@ -248,27 +248,46 @@ class FrequencySection(SectionResult):
     margins: FrequencyMargins | None  # None when not applicable
     input_shape: tuple[int, ...]
 
+    @staticmethod
+    def crossed_median(margins: torch.Tensor, converged: torch.Tensor) -> np.ndarray:
+        """Median over the images (axis 0) with a run that did not cross the boundary counted as infinitely far: its
+        norm is only a lower bound (0 when the subspace holds no gradient at all). inf: most runs did not cross."""
+        values = np.where(converged.numpy(), margins.numpy(), np.inf)
+        return np.median(values, axis=0) if len(values) else np.full(values.shape[1:], np.nan)
+
     @property
     def summary(self) -> str:
+        """The margins of the lowest and the highest band, and which end is closer to the boundary (the smaller
+        median; a band whose runs mostly do not cross counts as farther than any that does)."""
         res = self.margins
         if res is None:
             return self.note
-        med = res.band_median()
+        med = self.crossed_median(res.margins, res.converged)
         labels = res.band_labels()
-        rand = float(np.median(res.random_margins.numpy())) if res.random_margins.numel() else math.nan
+        rand = (
+            float(self.crossed_median(res.random_margins.reshape(-1, 1), res.random_converged.reshape(-1, 1))[0])
+            if res.random_margins.numel()
+            else math.nan
+        )
         nc = int((~res.converged).sum())
         low, high = float(med[0]), float(med[-1])
         if low < high:
             lean = "the model is more sensitive to its lowest frequencies than to its highest (smaller margin)"
         elif high < low:
             lean = "the model is more sensitive to its highest frequencies than to its lowest (smaller margin)"
+        elif math.isinf(low):
+            lean = "most runs cross the boundary in neither band"
         else:
             lean = "the two ends of the spectrum are equally close to the boundary"
+
+        def margin(v: float) -> str:
+            return "not reached (most runs did not cross)" if math.isinf(v) else _fmt(v)
+
         return (
-            f"Median margin {_fmt(low)} in the lowest band ({labels[0]}) and {_fmt(high)} in the highest "
-            f"({labels[-1]}): {lean}; a random subspace of the "
-            f"same dimension ({res.subspace_dim}) gives {_fmt(rand)}. {nc} of {res.margins.numel()} runs did not "
-            "converge (drawn as crosses, lower bounds)."
+            f"Median margin {margin(low)} in the lowest band ({labels[0]}) and {margin(high)} in the highest "
+            f"({labels[-1]}): {lean}; a random subspace of the same dimension ({res.subspace_dim}) gives "
+            f"{margin(rand)}. {nc} of {res.margins.numel()} runs did not converge (drawn as crosses, lower bounds; "
+            "counted as not reached in the medians)."
         )
 
 
@@ -312,35 +331,16 @@ class CurvatureSection(SectionResult):
         conc = self.concentration
         where = f"measured at {int(rows.sum())} boundary points, method {self.curvature.method}"
         sizes = f"largest principal |kappa| {_fmt(top)}, median |kappa| along random tangent directions {_fmt(flat)}"
-        low, high = conc.median_low, conc.median_high
+        concentrated = conc.reading(self.curvature.k)
         if not top > 0:
             reading = f"every principal curvature is 0: the boundary is flat at these points ({sizes})"
-        elif conc.top < 1 or not math.isfinite(low):
+        elif not concentrated:
             reading = (
                 f"{sizes}; with {conc.tangent_dims} tangent direction{'s' if conc.tangent_dims != 1 else ''} there "
                 "is no spectrum to be concentrated in a few directions or spread over many"
             )
         else:
-            rule = (
-                f"'a few' means at least {FEW_SHARE:.0%} of sum kappa^2 in {FEW_FRACTION:.0%} of the directions; an "
-                "unstructured random Hessian puts about 31% there"
-            )
-            share = f"{low:.0%}" if high - low < 0.005 else f"between {low:.0%} and {high:.0%}"
-            head = (
-                f"the {conc.top} most curved of the {conc.tangent_dims} tangent directions carry {share} of the "
-                f"curvature energy sum kappa^2 (median over the points; {conc.top} random directions carry "
-                f"{conc.null_share:.0%})"
-            )
-            if conc.few_directions:
-                verdict = "the boundary is curved in a few directions and nearly flat in the others"
-            elif conc.spread:
-                verdict = "the curvature is spread over many directions, not concentrated in a few"
-            else:
-                verdict = (
-                    f"whether it is concentrated in a few directions cannot be told from the {self.curvature.k} "
-                    "principal curvatures measured at each end (a larger k tells)"
-                )
-            reading = f"{head}: {verdict} ({rule}); {sizes}"
+            reading = f"{concentrated} ({FEW_RULE}); {sizes}"
         return f"{reading[0].upper()}{reading[1:]} ({where})."
 
     @property

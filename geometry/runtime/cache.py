@@ -9,6 +9,13 @@ or mismatching entry is deleted and reported as a miss.
 Root: a per-deployment setting, env `BOUNDARY_ATLAS_CACHE`, else `~/.cache/boundary-atlas/results`
 (`$XDG_CACHE_HOME` honoured); no page changes it. Cap: env `BOUNDARY_ATLAS_CACHE_MAX_MB`, else 2 GiB.
 
+Concurrent identical requests compute once: `get_or_compute` (and `@memoize` on top of it) takes a lock file beside
+the entry (`geometry.runtime.locks`) on a miss, so other threads and processes asking for the same key wait for the
+running computation and read its result; the lock dies with its owner, so a killed owner lets a waiter compute.
+
+Entries, the marker and lock files are readable by group and others as the umask allows (not 0600), since the cache
+is shared by every user of a server.
+
 Upkeep (LRU eviction, removing stale temp files and corrupt entries, `clear`) deletes only in a folder that
 carries the marker file `.boundary-atlas-cache`, which the cache writes when it creates its root (or finds it
 empty): a folder of someone else's `.npz` files that happens to look like the layout is never touched.
@@ -35,6 +42,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from geometry.runtime.locks import LOCK_SUFFIX, EntryLock, OwnerProgress
+
 __all__ = [
     "CACHE_ENV",
     "CACHE_MARKER",
@@ -60,6 +69,27 @@ _STALE_TMP_S = 3600.0  # temp files older than this are leftovers of a crashed w
 CACHE_MARKER = ".boundary-atlas-cache"
 """The file at a cache root that says the folder is this project's cache (upkeep deletes nothing elsewhere)."""
 _MARKER_TEXT = "This folder is a Boundary Atlas result cache; its two-letter subfolders may be deleted at any time.\n"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS says it (Linux), else by setting and restoring."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+"""The mode of the files the cache writes: what ``open()`` would give (mkstemp's temp files are 0600)."""
+
+
+def _share(fd: int) -> None:
+    """Give a freshly made temp file the umask's mode, so other users of a shared cache can read it."""
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, _FILE_MODE)
 
 
 def _is_tensor(value: Any) -> bool:
@@ -336,6 +366,7 @@ class DiskCache:
         if fresh:
             marker = self.root / CACHE_MARKER
             fd, tmp = tempfile.mkstemp(prefix=f"{CACHE_MARKER}-", suffix=_TMP_SUFFIX, dir=self.root)
+            _share(fd)
             with os.fdopen(fd, "w") as f:
                 f.write(_MARKER_TEXT)
             os.replace(tmp, marker)
@@ -478,6 +509,7 @@ class DiskCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=_TMP_SUFFIX, dir=path.parent)
         tmp = Path(tmp_name)
+        _share(fd)
         try:
             with os.fdopen(fd, "wb") as f:
                 meta_bytes = np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8)
@@ -494,19 +526,49 @@ class DiskCache:
             self.evict(keep=path)
         return True
 
-    def get_or_compute(self, key: str, compute: Callable[[], T], cls: type[T] | None = None) -> T:
+    def lock(self, key: str) -> EntryLock:
+        """The lock of `key`'s entry (`geometry.runtime.locks`): the file ``<key>.lock`` beside the entry."""
+        return EntryLock(self.path_for(key).with_suffix(LOCK_SUFFIX))
+
+    def get_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], T],
+        cls: type[T] | None = None,
+        *,
+        on_wait: Callable[[float, OwnerProgress], None] | None = None,
+    ) -> T:
         """The cached value of `key`, else `compute()` stored and returned (not stored if it raises).
 
-        On a miss the freshly computed object itself is returned (tensors where compute put them).
+        On a miss the freshly computed object itself is returned (tensors where compute put them). While another
+        thread or process computes the same key, this waits for it and returns its stored result; ``on_wait``
+        (see `EntryLock.hold`) is called meanwhile and may raise to stop waiting.
         """
+        return self.compute_once(key, lambda _lock: compute(), cls, on_wait=on_wait)
+
+    def compute_once(
+        self,
+        key: str,
+        compute: Callable[[EntryLock], T],
+        cls: type[T] | None = None,
+        *,
+        on_wait: Callable[[float, OwnerProgress], None] | None = None,
+    ) -> T:
+        """`get_or_compute` for a ``compute(lock)`` that publishes its progress with ``lock.report`` for waiters."""
         hit = self.get(key, cls)
         if hit is not None:
             return hit  # type: ignore[return-value]
-        value = compute()
-        if cls is not None and cls is not dict and not isinstance(value, cls):
-            raise TypeError(f"compute() returned a {type(value).__name__}, expected {cls.__name__}")
-        self.put(key, value)
-        return value
+        with contextlib.suppress(OSError):  # a cache we cannot write to: compute unlocked (put will say why)
+            self._prepare_root()  # before the lock's shard folder, so a new root still gets its marker
+        with self.lock(key).hold(on_wait) as lock:
+            hit = self.get(key, cls)  # the computation we waited for has stored it
+            if hit is not None:
+                return hit  # type: ignore[return-value]
+            value = compute(lock)
+            if cls is not None and cls is not dict and not isinstance(value, cls):
+                raise TypeError(f"compute() returned a {type(value).__name__}, expected {cls.__name__}")
+            self.put(key, value)
+            return value
 
     def delete(self, key: str) -> bool:
         """Remove the entry of `key`; True if there was one (always False in a folder without the marker)."""
@@ -560,7 +622,7 @@ class DiskCache:
             if not shard.is_dir(follow_symlinks=False) or len(shard.name) != 2:
                 continue
             for f in os.scandir(shard.path):
-                if f.name.endswith((".npz", _TMP_SUFFIX)):
+                if f.name.endswith((".npz", _TMP_SUFFIX, LOCK_SUFFIX)):
                     _unlink_quietly(Path(f.path))
             with contextlib.suppress(OSError):
                 os.rmdir(shard.path)

@@ -20,6 +20,11 @@ explicit tag on top (for a change of meaning that the code does not show, such a
 
 Entries go to a `DiskCache` (``.npz`` + JSON, never a pickle). ``cache=`` on a call picks another `DiskCache`,
 ``cache=False`` computes without reading or writing. See docs/DESIGN.md §5 ("Cache rules").
+
+Identical calls at the same time compute once: on a miss the call takes the entry's lock
+(`geometry.runtime.locks`); other threads and processes making the same call wait, show the running
+computation's progress through their own ``progress`` callback, honour their ``cancel`` token, and read the
+stored result when it is done. A killed owner's lock is released by the OS, and a waiter computes instead.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import numpy as np
 
 from geometry.runtime.cache import DiskCache, cache_key, default_cache
+from geometry.runtime.locks import EntryLock, OwnerProgress
 
 __all__ = ["Memoized", "code_version", "fingerprint_arguments", "memoize"]
 
@@ -47,7 +53,7 @@ R = TypeVar("R")
 
 ALWAYS_IGNORED = ("progress", "cancel", "cache")
 # Modules whose code does not change what a computation returns: how results are stored and keyed.
-_STORAGE_MODULES = frozenset({"geometry.runtime.cache", "geometry.runtime.memo"})
+_STORAGE_MODULES = frozenset({"geometry.runtime.cache", "geometry.runtime.locks", "geometry.runtime.memo"})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -246,10 +252,51 @@ class Memoized(Generic[P, R]):
         if store is None:
             return self.function(*args, **kwargs)
         key = self.key(*args, **kwargs)
-        return store.get_or_compute(key, lambda: self.function(*args, **kwargs), cls=self.result_type)
+        bound = self.signature.bind(*args, **kwargs)
+        progress = bound.arguments.get("progress") if "progress" in self.signature.parameters else None
+        cancel = bound.arguments.get("cancel") if "cancel" in self.signature.parameters else None
+
+        def compute(lock: EntryLock) -> R:
+            if "progress" in self.signature.parameters:  # waiters in other sessions show the owner's progress
+                bound.arguments["progress"] = _publishing(progress, lock)
+            return self.function(*bound.args, **bound.kwargs)
+
+        return store.compute_once(key, compute, cls=self.result_type, on_wait=_waiting(self.name, progress, cancel))
 
     def __repr__(self) -> str:
         return f"<memoized {self.name}>"
+
+
+def _publishing(progress: Callable[[float, str], None] | None, lock: EntryLock) -> Callable[[float, str], None]:
+    """The owner's progress callback: the caller's, and a copy in the lock file for the requests waiting on it."""
+
+    def update(fraction: float, message: str) -> None:
+        lock.report(fraction, message)
+        if progress is not None:
+            progress(fraction, message)
+
+    return update
+
+
+def _waiting(
+    name: str, progress: Callable[[float, str], None] | None, cancel: Any
+) -> Callable[[float, OwnerProgress], None]:
+    """What a request does while the same computation runs elsewhere: honour its cancel token and show the
+    owner's progress through its own progress callback (which is also where a Streamlit page can be stopped)."""
+    what = name.rsplit(".", 1)[-1]
+
+    def on_wait(waited_s: float, owner: OwnerProgress) -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled(what)
+        if progress is not None:
+            fraction, message = owner if owner is not None else (0.0, "")
+            progress(
+                fraction,
+                f"the same computation is already running for another request; waiting for it ({waited_s:.0f} s"
+                + (f", {message})" if message else ")"),
+            )
+
+    return on_wait
 
 
 @typing.overload

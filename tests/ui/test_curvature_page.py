@@ -127,6 +127,18 @@ def test_choosing_a_target_class_recomputes_towards_it():
     assert any("Towards class 3" in c.value for c in at.caption)
 
 
+def test_a_target_behind_another_class_is_said():
+    # image #0 (predicted 1): the way to class 0 leaves 1's region into class 8 first; to class 3 it goes straight
+    at = _page()
+    at.selectbox(key="curv_target").set_value(0).run()
+    assert not at.exception
+    notes = [i.value for i in at.info if "leaves the region of" in i.value]
+    assert len(notes) == 1 and "into class 8 first" in notes[0] and "not on one with 0" in notes[0]
+    assert "F = f(8) − f(1)" in " ".join(m.value for m in at.markdown)  # the curvature is that of the 1 | 8 boundary
+    at.selectbox(key="curv_target").set_value(3).run()
+    assert not any("leaves the region of" in i.value for i in at.info)
+
+
 def test_clip_is_stated(default_page):
     at = _page()
     at.toggle(key="curv_clip").set_value(True).run()
