@@ -30,6 +30,7 @@ MODEL_RESIZE = "model_resize"  # resize inputs to (H, W) before the network: onl
 
 # the images
 DATASET = "dataset"  # a built-in data set's name, or one of the sidebar's upload choices
+DATASET_MODEL = "dataset_model"  # the model the data set was chosen with (a new model brings its own data set)
 IMAGE_UPLOAD = "image_upload"
 IMAGE_FOLDER = "image_folder"
 IMAGE_FOLDER_MAP = "image_folder_map"  # folder=class pairs for folders not named like the model's classes
@@ -39,6 +40,11 @@ BROWSE_CLASS = "browse_class"
 DEVICE = "device"  # "cpu" or "cuda"
 CACHE_ROOT = "cache_root"
 CLEAR_CACHE = "clear_cache"
+
+SIDEBAR_RECORD = "sidebar_record"
+"""The session's own record of the sidebar's choices ({widget key: value}), under a key that is not a widget's:
+Streamlit drops a widget's state when a page switch interrupts a run before the browser reported that widget, and
+the sidebar then restores the value from here instead of falling back to the widget's default (issue 14.3)."""
 
 LINK_APPLIED = "link_applied"  # a shared link's ?model=...&data=... has been applied to the sidebar once
 

@@ -141,6 +141,11 @@ def live_interval() -> float | None:
     return 1.0 / RATE if st.session_state.get(PLAYING) else None
 
 
+def curves_interval() -> float | None:
+    """The curves' timer: once a second while playing."""
+    return 1.0 if st.session_state.get(PLAYING) else None
+
+
 def note_redraw() -> float | None:
     """Record this redraw's time; the measured redraws per second over the last ones (None before two)."""
     times: list[float] = st.session_state.setdefault(REDRAWS, [])

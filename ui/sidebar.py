@@ -2,6 +2,12 @@
 
 It lives in app.py's run (not in a page), so its widgets and their values survive page switches. Its widget keys
 are in `ui.keys`.
+
+A page switch that interrupts a run can still make Streamlit drop a sidebar widget's state (it keeps only the
+widgets the browser reported with the switch, and a widget being redrawn is not reported): the widget would then
+come back at its default, the first model in the list. So every choice is also kept in the session's own record
+(`keys.SIDEBAR_RECORD`, not a widget key) as soon as it is read, and a widget whose state is missing gets its value
+back from there before it is drawn (`_restore`, `_remember`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from geometry.data.datasets import DATASET_DESCRIPTIONS
 from geometry.figures import image_to_uint8
 from geometry.models.architectures import ARCHITECTURES, FUNCTION_OPTIONS, option_choices
 from geometry.runtime.cache import CACHE_ENV, default_cache
+from geometry.runtime.errors import os_error_sentence
 from geometry.runtime.paths import check_allowed_path, code_uploads_allowed
 from ui import keys, state
 
@@ -25,15 +32,62 @@ UPLOAD_IMAGES = "Upload images…"
 IMAGE_FOLDER = "Image folder…"
 
 
+# The sidebar's widgets whose values the session's record keeps (file uploads cannot be set again, the picked
+# images are kept per data set in `_pick`).
+REMEMBERED = (
+    keys.DEVICE,
+    keys.MODEL_SOURCE,
+    keys.BUILTIN_MODEL,
+    keys.MODEL_PATH,
+    keys.MODEL_ARCH,
+    keys.MODEL_SHAPE,
+    keys.MODEL_CLASSES,
+    keys.MODEL_NORM,
+    keys.MODEL_RESIZE,
+    keys.MODEL_ACTIVATION,
+    keys.MODEL_POOL,
+    keys.DATASET,
+    keys.IMAGE_FOLDER,
+    keys.IMAGE_FOLDER_MAP,
+    keys.BROWSE_CLASS,
+)
+
+
 def render_sidebar() -> state.Selection:
     """Draw the sidebar and return the selection; also stores it in session state for the pages."""
+    _restore(*REMEMBERED)
     with st.sidebar:
         device = _settings_device()
         handle = _model_picker(device)
         sel = _image_picker(handle)
         _settings(handle)
+    _remember(*REMEMBERED)
     st.session_state[keys.SELECTION] = sel
     return sel
+
+
+def _record() -> dict[str, Any]:
+    record = st.session_state.get(keys.SIDEBAR_RECORD)
+    if not isinstance(record, dict):
+        record = st.session_state[keys.SIDEBAR_RECORD] = {}
+    return record
+
+
+def _restore(*widget_keys: str) -> None:
+    """Give back a widget the value the session chose when Streamlit dropped its state (never its default)."""
+    record = _record()
+    for key in widget_keys:
+        if key not in st.session_state and key in record:
+            st.session_state[key] = record[key]
+
+
+def _remember(*widget_keys: str) -> None:
+    """Keep the widgets' current values in the session's record (right after they are read, so a run interrupted
+    later does not lose a change)."""
+    record = _record()
+    for key in widget_keys:
+        if key in st.session_state:
+            record[key] = st.session_state[key]
 
 
 def apply_link() -> None:
@@ -66,12 +120,13 @@ def _model_picker(device: str) -> geometry.ModelHandle:
         key=keys.MODEL_SOURCE,
         help="A shipped model, a weights/TorchScript file you upload, or a file on this machine.",
     )
+    _remember(keys.MODEL_SOURCE)
     if source == "Built-in":
         return _builtin_picker(device)
     try:
         handle = _file_model(source, device)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
-        st.error(f"Could not load that model: {err}")
+    except (ValueError, TypeError, OSError, RuntimeError) as err:  # OSError: a path the server may not read
+        st.error(f"Could not load that model: {_sentence(err)}")
         handle = None
     if handle is None:
         st.info(f"Showing the built-in **{state.DEFAULT_MODEL}** until a model is loaded.")
@@ -108,8 +163,23 @@ def _builtin_picker(device: str) -> geometry.ModelHandle:
         return text + ("  · trained here" if n in trained else "")
 
     name = st.selectbox("Built-in model", names, key=keys.BUILTIN_MODEL, format_func=describe)
+    _remember(keys.BUILTIN_MODEL)
     st.caption(cards[name].get("description", ""))
-    return state.builtin_handle(name, device)
+    try:
+        return state.builtin_handle(name, device)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:  # a damaged model trained here
+        st.error(f"Could not load {name}: {err}")
+        if name == state.DEFAULT_MODEL or state.DEFAULT_MODEL not in names:
+            st.stop()
+        st.info(f"Showing the built-in **{state.DEFAULT_MODEL}** instead.")
+        return state.builtin_handle(state.DEFAULT_MODEL, device)
+
+
+def _sentence(err: BaseException) -> str:
+    """The error's own message, or for an OSError straight from the OS (``[Errno 13] ...``) a sentence."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return os_error_sentence(err, "read", err.filename or "that path")
+    return str(err)
 
 
 def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
@@ -194,6 +264,12 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
     names = state.compatible_datasets(handle)
     is_image_model = len(handle.input_shape) == 3
     options = names + ([UPLOAD_IMAGES, IMAGE_FOLDER] if is_image_model else [])
+    # the data set follows the model: switching models (moons-mlp -> blobs-mlp) picks the new model's own data set,
+    # so its points are not drawn on another model's regions (a link's data= on the first run is kept)
+    own, previous = handle.card.get("dataset"), st.session_state.get(keys.DATASET_MODEL)
+    if previous is not None and previous != handle.name and own in options:
+        st.session_state[keys.DATASET] = own
+    st.session_state[keys.DATASET_MODEL] = handle.name
     if st.session_state.get(keys.DATASET) not in options:
         st.session_state[keys.DATASET] = options[0] if options else UPLOAD_IMAGES
     choice = st.selectbox(
@@ -202,6 +278,7 @@ def _image_picker(handle: geometry.ModelHandle) -> state.Selection:
         key=keys.DATASET,
         format_func=lambda n: f"{n} — {DATASET_DESCRIPTIONS[n]}" if n in DATASET_DESCRIPTIONS else n,
     )
+    _remember(keys.DATASET)
     data = _dataset_for(choice, handle)
     if data is None:
         data = state.dataset(names[0]) if names else None
@@ -261,6 +338,7 @@ def _parse_label_map(text: str) -> dict[str, str | None] | None:
 
 def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selection:
     key = keys.picked(data)
+    _restore(key)
     picked: list[int] = [i for i in st.session_state.get(key, []) if 0 <= i < len(data)]
     if not picked:
         picked = list(range(min(3, len(data))))
@@ -308,6 +386,7 @@ def _pick(handle: geometry.ModelHandle, data: geometry.Dataset) -> state.Selecti
     if not chosen:
         st.warning("Pick at least one image; using the first one meanwhile.")
         chosen = [0]
+    _remember(key)
     return state.Selection(handle=handle, dataset=data, indices=tuple(int(i) for i in chosen))
 
 

@@ -84,6 +84,14 @@ VIEWS: list[View] = [
         "Inspect",
     ),
     View(
+        "views/atlas.py",
+        "Atlas",
+        ":material/grid_view:",
+        "every image of the data set in one table (margin, curvature, frequency margins, detection), computed in "
+        "batch here or on a Ray cluster: a scatter of all images, the robustness curve R(eps), two models compared.",
+        "Inspect",
+    ),
+    View(
         "views/report.py",
         "Report",
         ":material/summarize:",

@@ -133,39 +133,46 @@ if not playing:
 
 
 @st.fragment(run_every=U.live_interval())
-def live_panel() -> None:
+def live_map() -> None:
+    """Trains and redraws the map alone, several times a second (the rest of the page does not rerun)."""
     if st.session_state.get(U.PLAYING):
         try:
             pg.step(speed)
         except ValueError as err:
             st.session_state[U.PLAYING] = False
             st.error(str(err))
-    left, right = st.columns([3, 2])
     rate = U.note_redraw()
+    st.image(
+        U.live_image(pg, regions=show_regions),
+        caption=f"epoch {pg.epoch}" + (f" · {rate:.1f} redraws/s" if rate else ""),
+        width=520,
+        output_format="PNG",
+    )
+
+
+@st.fragment(run_every=U.curves_interval())
+def live_curves() -> None:
+    """The numbers and the loss curves, redrawn about once a second (a chart costs the browser more than an image)."""
     last = pg.history[-1]
-    with left:
-        st.image(
-            U.live_image(pg, regions=show_regions),
-            caption=f"epoch {pg.epoch}" + (f" · {rate:.1f} redraws/s" if rate else ""),
-            width=520,
-        )
-    with right:
-        m = st.columns(2)
-        m[0].metric("Epoch", pg.epoch)
-        m[1].metric(
-            "Test accuracy", f"{last['test_accuracy']:.1%}" if last["test_accuracy"] == last["test_accuracy"] else "–"
-        )
-        m = st.columns(2)
-        m[0].metric("Train loss", f"{last['train_loss']:.3f}")
-        m[1].metric("Test loss", f"{last['test_loss']:.3f}" if last["test_loss"] == last["test_loss"] else "–")
-        history = pd.DataFrame(pg.history).set_index("epoch")[["train_loss", "test_loss"]]
-        st.line_chart(history, height=220, x_label="epoch", y_label="loss")
-        counts = st.session_state.get(U.GRID_COUNTS, {})
-        if config.piecewise_linear and counts:
-            st.caption(f"Linear regions seen on the grid: **{counts[max(counts)]}**")
+    m = st.columns(2)
+    m[0].metric("Epoch", pg.epoch)
+    test_accuracy = last["test_accuracy"]
+    m[1].metric("Test accuracy", f"{test_accuracy:.1%}" if test_accuracy == test_accuracy else "–")
+    m = st.columns(2)
+    m[0].metric("Train loss", f"{last['train_loss']:.3f}")
+    m[1].metric("Test loss", f"{last['test_loss']:.3f}" if last["test_loss"] == last["test_loss"] else "–")
+    history = pd.DataFrame(pg.history).set_index("epoch")[["train_loss", "test_loss"]]
+    st.line_chart(history, height=220, x_label="epoch", y_label="loss")
+    counts = st.session_state.get(U.GRID_COUNTS, {})
+    if config.piecewise_linear and counts:
+        st.caption(f"Linear regions seen on the grid: **{counts[max(counts)]}**")
 
 
-live_panel()
+left, right = st.columns([3, 2])
+with left:
+    live_map()
+with right:
+    live_curves()
 
 # -- what each unit draws --------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from geometry.figures.slices import disagreement_figure, slice_colors, slice_fig
 from geometry.slices.stats import region_iou, slice_statistics
 from ui import page, state
 from ui import slices as U
+from ui import vocabulary as words
 
 U.link_to_sidebar()  # a shared link's model and data set, when this page runs before the sidebar is drawn
 sel = page.selection()
@@ -23,9 +24,10 @@ NONE = "none"
 st.title("Slices")
 st.caption(
     "The model's decision regions on a plane through input space: x0 + a·u + b·v, with u and v orthonormal, so a "
-    "and b are L2 distances in [0, 1] pixel space. Colour = predicted class (paler = less confident), dark lines = "
-    "boundaries (along the grid cells where the label changes), dimmed and hatched = some pixel leaves [0, 1]. "
-    "Click a point to see the input there."
+    f"and b are L2 distances in {words.input_space(handle)}. Colour = predicted class (paler = less confident), dark "
+    "lines = boundaries (along the grid cells where the label changes)"
+    + ("." if words.is_plane(handle) else ", dimmed and hatched = some pixel leaves [0, 1].")
+    + " Click a point to see the input there."
 )
 
 # -- requests from other pages and from a shared link (applied before the widgets exist) ----------------------------
@@ -367,7 +369,8 @@ def slice_view() -> None:
     m[0].metric(
         "To the boundary",
         f"{stats.boundary_distance:.3f}" if np.isfinite(stats.boundary_distance) else "none",
-        help="From x0 to the nearest label change in this view, L2 pixel units (to half a grid cell).",
+        help=f"From x0 to the nearest label change in this view, L2 {words.distance_unit(handle)} (to half a grid "
+        "cell).",
     )
     present = np.flatnonzero(stats.area_share > 0)
     m[1].metric("Classes in view", len(present))
@@ -404,9 +407,10 @@ def slice_view() -> None:
         else ""
     )
     st.caption(
-        f"Area per class: {share_text}. Inputs inside [0, 1]: {result.valid.mean():.1%} of the view. "
-        f"Extent a ∈ [{extent[0]:.3g}, {extent[1]:.3g}], b ∈ [{extent[2]:.3g}, {extent[3]:.3g}] (L2 pixel units)."
-        + interpolated
+        f"Area per class: {share_text}. "
+        + ("" if words.is_plane(handle) else f"Inputs inside [0, 1]: {result.valid.mean():.1%} of the view. ")
+        + f"Extent a ∈ [{extent[0]:.3g}, {extent[1]:.3g}], b ∈ [{extent[2]:.3g}, {extent[3]:.3g}] "
+        f"(L2 {words.distance_unit(handle)})." + interpolated
     )
 
     if second is not None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from geometry.atlas.engines import Engine, make_engine
 from geometry.atlas.options import AtlasOptions
+from geometry.atlas.rows import column_order
 from geometry.atlas.shards import DEFAULT_SHARD_SIZE, Shard, atlas_shard, make_shard, plan_shards
 from geometry.data.datasets import Dataset
 from geometry.models.handle import ModelHandle
@@ -233,7 +234,7 @@ def _frame(
     """The shards' columns stacked in data set order, plus ``correct`` and the provenance columns."""
     if not parts:
         raise ValueError(f"{dataset.name} has no images to make an atlas of")
-    names = list(parts[0])
+    names = column_order(list(parts[0]))
     df = pd.DataFrame({name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in names})
     df.insert(df.columns.get_loc("prediction") + 1, "correct", df["prediction"].to_numpy() == df["label"].to_numpy())
     provenance = {

@@ -18,6 +18,7 @@ Columns, by analysis (always: ``index``, ``label``, ``prediction``, ``confidence
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 
@@ -32,10 +33,49 @@ from geometry.inspection.margins import frequency_margins
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, scaled_progress
 
-__all__ = ["BASE_COLUMNS", "shard_rows"]
+__all__ = ["BASE_COLUMNS", "column_order", "shard_rows"]
 
 Progress = Callable[[float, str], None]
 BASE_COLUMNS = ("index", "label", "prediction", "confidence", "logit_margin")
+
+# columns in the order of the module's docstring (the cache keeps a shard's columns by name, not in order)
+_FIXED = (
+    *BASE_COLUMNS,
+    "margin",
+    "deepfool_norm",
+    "boundary_class",
+    "converged",
+    "deepfool_iterations",
+    "curvature_*",
+    "curvature_max_abs",
+    "curvature_random_mean",
+    "curvature_random_std",
+    "curvature_random_min",
+    "curvature_random_max",
+    "curvature_converged",
+    "freq_*",
+    "detection_score",
+    "detection_recovered",
+)
+_PRINCIPAL = re.compile(r"curvature_(top|bottom)_(\d+)$")
+_BAND = re.compile(r"freq_(margin|converged)_(\d+)-(\d+)$")
+
+
+def column_order(names: list[str]) -> list[str]:
+    """``names`` in the atlas's column order: base, margin, principal curvatures (top_1, bottom_1, top_2, ...), the
+    curvature summary, the bands low to high (margin, converged), detection; unknown names last, alphabetically."""
+
+    def rank(name: str) -> tuple[int, int, str]:
+        if name in _FIXED:
+            return _FIXED.index(name), 0, ""
+        if m := _PRINCIPAL.match(name):
+            return _FIXED.index("curvature_*"), 2 * int(m[2]) + (m[1] == "bottom"), ""
+        if m := _BAND.match(name):
+            return _FIXED.index("freq_*"), 2 * int(m[2]) + (m[1] == "converged"), ""
+        return len(_FIXED), 0, name
+
+    return sorted(names, key=rank)
+
 
 # the share of a shard's time each analysis takes, roughly (for the progress bar only)
 _WEIGHTS = {"margin": 1.0, "curvature": 4.0, "frequency": 3.0, "detection": 1.0}

@@ -31,10 +31,11 @@ from geometry.boundary.deepfool import DeepFoolResult, cached_deepfool, deepfool
 from geometry.boundary.hessian import HessianOperator, default_step, resolve_method, smooth_handle
 from geometry.boundary.lanczos import assembled_eigs, lanczos
 from geometry.boundary.operator import ScaledOperator
-from geometry.boundary.options import CurvatureMethod, CurvatureOptions, with_overrides
+from geometry.boundary.options import CurvatureMethod, CurvatureOptions
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, scaled_progress
 from geometry.runtime.memo import memoize
+from geometry.runtime.options import with_overrides
 from geometry.runtime.validate import check_int, check_positive
 
 __all__ = [

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from geometry.boundary.options import DeepFoolOptions, with_overrides
+from geometry.boundary.options import DeepFoolOptions
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, map_batches
 from geometry.runtime.memo import memoize
+from geometry.runtime.options import with_overrides
 from geometry.runtime.validate import check_int
 
 __all__ = ["DeepFoolOptions", "DeepFoolResult", "cached_deepfool", "deepfool", "evaluation_mode", "subspace_deepfool"]

@@ -10,35 +10,21 @@ Numbers are normalised when an object is made (``overshoot=0`` becomes ``0.0``) 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
-from geometry.runtime.validate import check_int, check_positive
+from geometry.runtime.options import set_field
+from geometry.runtime.validate import check_bool, check_int, check_optional_int, check_positive
 
-__all__ = ["CURVATURE_METHODS", "CurvatureMethod", "CurvatureOptions", "DeepFoolOptions", "with_overrides"]
+__all__ = ["CURVATURE_METHODS", "CurvatureMethod", "CurvatureOptions", "DeepFoolOptions"]
 
 CurvatureMethod = Literal["auto", "exact", "finite-difference", "softplus"]
 CURVATURE_METHODS = ("auto", "exact", "finite-difference", "softplus")
 DEFAULT_BETA = 10.0  # softplus sharpness: softplus(x) = log(1 + exp(beta x)) / beta -> relu(x) as beta grows
 
 Options = TypeVar("Options", "DeepFoolOptions", "CurvatureOptions")
-
-
-def _set(obj: object, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclass: normalise a field once, in __post_init__
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"expected {name} to be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_optional_int(name: str, value: object, minimum: int) -> int | None:
-    return None if value is None else check_int(name, value, minimum)
 
 
 @dataclass(frozen=True)
@@ -61,17 +47,17 @@ class DeepFoolOptions:
     def __post_init__(self) -> None:
         if isinstance(self.target, (bool, np.bool_)) or not isinstance(self.target, (int, np.integer, type(None))):
             raise TypeError(f"expected target as an int class index or None, got {self.target!r}")
-        _set(self, "target", _check_optional_int("target", self.target, 0))
-        _set(self, "candidates", check_int("candidates", self.candidates, 1))
+        set_field(self, "target", check_optional_int("target", self.target, 0))
+        set_field(self, "candidates", check_int("candidates", self.candidates, 1))
         overshoot = self.overshoot
         if isinstance(overshoot, bool) or not isinstance(overshoot, (int, float, np.integer, np.floating)):
             raise ValueError(f"expected overshoot as a number in [0, 10), got {overshoot!r}")
         if not 0 <= overshoot < 10:
             raise ValueError(f"expected overshoot as a number in [0, 10), got {overshoot!r}")
-        _set(self, "overshoot", float(overshoot))
-        _set(self, "max_iter", check_int("max_iter", self.max_iter, 1))
-        _set(self, "clip", _check_bool("clip", self.clip))
-        _set(self, "tol", check_positive("tol", self.tol))
+        set_field(self, "overshoot", float(overshoot))
+        set_field(self, "max_iter", check_int("max_iter", self.max_iter, 1))
+        set_field(self, "clip", check_bool("clip", self.clip))
+        set_field(self, "tol", check_positive("tol", self.tol))
 
 
 @dataclass(frozen=True)
@@ -97,26 +83,17 @@ class CurvatureOptions:
     deepfool: DeepFoolOptions = field(default_factory=DeepFoolOptions)
 
     def __post_init__(self) -> None:
-        _set(self, "k", check_int("k", self.k, 1))
+        set_field(self, "k", check_int("k", self.k, 1))
         if self.method not in CURVATURE_METHODS:
             raise ValueError(f"expected method to be one of {', '.join(CURVATURE_METHODS)}, got {self.method!r}")
-        _set(self, "h", None if self.h is None else check_positive("h", self.h))
-        _set(self, "beta", check_positive("beta", self.beta))
-        _set(self, "num_random", check_int("num_random", self.num_random, 0))
-        _set(self, "max_iter", _check_optional_int("max_iter", self.max_iter, 1))
-        _set(self, "tol", check_positive("tol", self.tol))
-        _set(self, "dense_limit", check_int("dense_limit", self.dense_limit, 0))
+        set_field(self, "h", None if self.h is None else check_positive("h", self.h))
+        set_field(self, "beta", check_positive("beta", self.beta))
+        set_field(self, "num_random", check_int("num_random", self.num_random, 0))
+        set_field(self, "max_iter", check_optional_int("max_iter", self.max_iter, 1))
+        set_field(self, "tol", check_positive("tol", self.tol))
+        set_field(self, "dense_limit", check_int("dense_limit", self.dense_limit, 0))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"expected seed as an int, got {self.seed!r}")
-        _set(self, "seed", int(self.seed))
+        set_field(self, "seed", int(self.seed))
         if not isinstance(self.deepfool, DeepFoolOptions):
             raise TypeError(f"expected deepfool to be a DeepFoolOptions, got {type(self.deepfool).__name__}")
-
-
-def with_overrides(options: Options, **changes: Any) -> Options:
-    """``options`` with the fields in ``changes`` that are not None replaced (and checked again).
-
-    The keyword forms of `deepfool` / `boundary_curvature` use it: a keyword left at None keeps the option's value.
-    """
-    given = {name: value for name, value in changes.items() if value is not None}
-    return dataclasses.replace(options, **given) if given else options  # type: ignore[type-var]

@@ -22,6 +22,7 @@ import torch
 
 from geometry.data.shapes import SHAPE_NAMES, render_shapes, sample_factors
 from geometry.data.toy2d import TOY2D_DEFAULT_CLASSES, TOY2D_NAMES, make_toy2d
+from geometry.runtime.errors import os_error_sentence
 
 __all__ = [
     "DATASET_DESCRIPTIONS",
@@ -48,6 +49,9 @@ TOY_TEST_SEED, TOY_TEST_N = 1, 400
 DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED = 0.25, 0
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_IMAGE_PIXELS = 40_000_000
+"""The largest image (width x height) decoded: a bigger one is refused from its header, before its pixels are
+decoded (a 144-Mpx PNG costs about 400 MB to decode; a "decompression bomb" far more)."""
 
 DATASET_DESCRIPTIONS: dict[str, str] = {
     "digits": "scikit-learn's 8x8 grey handwritten digits, 10 classes, 1,797 images (fixed 75/25 split).",
@@ -460,6 +464,44 @@ def _channels_mode(channels: int | None) -> str:
     raise ValueError(f"expected channels 1 (grey) or 3 (RGB), got {channels!r}")
 
 
+def _check_pixels(image: object, name: str) -> None:
+    """ValueError when the (not yet decoded) image is larger than `MAX_IMAGE_PIXELS`."""
+    width, height = image.size  # type: ignore[attr-defined]
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{name!r} is {width}x{height} pixels ({width * height / 1e6:.0f} Mpx); images of up to "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx are read: shrink it first"
+        )
+
+
+def _open_image(source: object, name: str, mode: str, hw: tuple[int, int] | None) -> np.ndarray:
+    """Decode one image file (a path or a file object) with `_to_array`; ValueError with a sentence otherwise."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # `_check_pixels` says it in words
+            with Image.open(source) as img:  # type: ignore[arg-type]
+                _check_pixels(img, name)
+                return _to_array(img, mode, hw)
+    except Image.DecompressionBombError:  # so large that PIL refuses to open it at all
+        raise ValueError(
+            f"{name!r} has far more than {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx (the most that is read): shrink it first"
+        ) from None
+    except ValueError as err:
+        if str(err).startswith(repr(name)):
+            raise
+        raise ValueError(f"could not read {name!r} as an image: {err}") from None
+    except OSError as err:
+        if err.errno is not None:  # the file itself could not be read (PIL's own errors carry no errno)
+            raise ValueError(os_error_sentence(err, "read the image", name)) from None
+        raise ValueError(f"could not read {name!r} as an image: {err}") from None
+    except Exception as err:  # PIL raises many kinds on damaged files, and a DecompressionBomb* on huge ones
+        raise ValueError(f"could not read {name!r} as an image: {err}") from None
+
+
 def _to_array(image: object, mode: str, hw: tuple[int, int] | None) -> np.ndarray:
     """A PIL image -> float32 (C, H, W) in [0, 1], converted to ``mode``, resized to hw=(H, W)."""
     from PIL import Image, ImageOps
@@ -497,9 +539,20 @@ def load_image_folder(
     image_size (int or (H, W)) if given; otherwise they must all have one size. Returns a
     Dataset named "folder:<path>", split "all", images (N, C, H, W) float32 in [0, 1].
     """
-    from PIL import Image
-
     folder = Path(path).expanduser()
+    try:
+        return _load_image_folder(folder, image_size, channels, class_names, label_map)
+    except OSError as err:  # a folder the server may not read, a path through a file: a sentence, never a listing
+        raise ValueError(os_error_sentence(err, "read the image folder", folder)) from None
+
+
+def _load_image_folder(
+    folder: Path,
+    image_size: int | tuple[int, int] | None,
+    channels: int | None,
+    class_names: Sequence[str] | None,
+    label_map: Mapping[str, str | int | None] | None,
+) -> Dataset:
     if not folder.is_dir():
         raise ValueError(f"expected a folder with one subfolder per class, got {str(folder)!r} (not a folder)")
     hw = _size_hw(image_size)
@@ -521,11 +574,7 @@ def load_image_folder(
         files = sorted(f for f in (folder / cls).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         for f in files:
             rel = f"{cls}/{f.name}"
-            try:
-                with Image.open(f) as img:
-                    arr = _to_array(img, mode, hw)
-            except Exception as err:
-                raise ValueError(f"could not read {rel!r} as an image: {err}") from err
+            arr = _open_image(f, rel, mode, hw)
             if first is None:
                 first = (rel, arr.shape)
             elif arr.shape != first[1]:
@@ -608,8 +657,6 @@ def load_uploaded_images(
     ``input_shape = (C, H, W)``. Returns name "upload", split "upload", labels -1, images
     (N, C, H, W) float32 in [0, 1]; ``class_names`` (e.g. the model's) is carried along.
     """
-    from PIL import Image
-
     try:
         c, h, w = (int(s) for s in input_shape)
     except (TypeError, ValueError):
@@ -625,11 +672,9 @@ def load_uploaded_images(
             filename, content = item
         except (TypeError, ValueError):
             raise TypeError(f"expected uploads as (filename, bytes) pairs, got {type(item).__name__}") from None
-        try:
-            with Image.open(io.BytesIO(bytes(content))) as img:
-                arrays.append(_to_array(img, mode, (h, w)))
-        except Exception as err:
-            raise ValueError(f"could not read {filename!r} as an image: {err}") from err
+        if not isinstance(content, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected the bytes of {filename!r}, got {type(content).__name__}")
+        arrays.append(_open_image(io.BytesIO(bytes(content)), str(filename), mode, (h, w)))
     return Dataset(
         name="upload",
         split="upload",

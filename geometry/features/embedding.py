@@ -22,6 +22,7 @@ import numpy as np
 from geometry.runtime.cache import DiskCache, default_cache_root
 from geometry.runtime.compute import Progress
 from geometry.runtime.memo import memoize
+from geometry.runtime.validate import check_int
 
 __all__ = [
     "EMBEDDING_METHODS",
@@ -63,12 +64,6 @@ def _features(x: Any, what: str = "features") -> np.ndarray:
     return a
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"expected seed as an int >= 0, got {seed!r}")
-    return int(seed)
-
-
 class _Embedding:
     """Common fit/transform plumbing: ``fit(X)`` stores ``embedding_`` (N, 2) float32 of the training rows."""
 
@@ -100,7 +95,7 @@ class PCAEmbedding(_Embedding):
             raise ValueError(f"expected n_components=2 (a 2D view), got {n_components!r}")
         self.n_components = n_components
         self.whiten = bool(whiten)
-        self.seed = _check_seed(seed)
+        self.seed = check_int("seed", seed, 0)
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
         from sklearn.decomposition import PCA
@@ -158,7 +153,7 @@ class TSNEEmbedding(_Embedding):
         self.perplexity = float(perplexity)
         self.learning_rate = learning_rate
         self.max_iter = int(max_iter)
-        self.seed = _check_seed(seed)
+        self.seed = check_int("seed", seed, 0)
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
         from sklearn.manifold import TSNE
@@ -208,7 +203,7 @@ class UMAPEmbedding(_Embedding):
         ):
             raise ValueError(f"expected n_epochs as an int >= 1 or None (umap-learn's default), got {n_epochs!r}")
         self.metric = metric
-        self.seed = _check_seed(seed)
+        self.seed = check_int("seed", seed, 0)
         self.n_epochs = None if n_epochs is None else int(n_epochs)
 
     def _fit(self, x: np.ndarray) -> np.ndarray:
@@ -279,7 +274,7 @@ def embed(
     from geometry.runtime.fingerprint import tensor_fingerprint
 
     x = _features(features)
-    seed = _check_seed(seed)
+    seed = check_int("seed", seed, 0)
     if method not in _CLASSES:
         raise ValueError(f"expected method 'pca', 'umap' or 'tsne', got {method!r}")
     full = {**_DEFAULTS[method], **(params or {})}

@@ -14,7 +14,6 @@ than a single path.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +22,10 @@ import torch
 from geometry.boundary.deepfool import deepfool
 from geometry.inspection.options import PathOptions
 from geometry.models.handle import ModelHandle
-from geometry.runtime.compute import CancelToken
+from geometry.runtime.compute import CancelToken, Progress
 from geometry.runtime.memo import memoize
+from geometry.runtime.options import KeywordOptions, options_with
 from geometry.runtime.validate import check_int
-from geometry.slices.options import KeywordOptions, options_with
 
 __all__ = [
     "PathOptions",
@@ -38,8 +37,6 @@ __all__ = [
     "find_paths",
     "sample_same_class_pairs",
 ]
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,18 @@ Finite differences only: works on any model (smooth or ReLU). Units: logits per 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from geometry.boundary.deepfool import deepfool
-from geometry.inspection.options import DetectionOptions, check_number
+from geometry.inspection.options import DetectionOptions
 from geometry.models.handle import ModelHandle
-from geometry.runtime.compute import CancelToken, map_batches, scaled_progress
+from geometry.runtime.compute import CancelToken, Progress, map_batches, scaled_progress
 from geometry.runtime.memo import memoize
-from geometry.runtime.validate import check_int
-from geometry.slices.options import KeywordOptions, options_with
+from geometry.runtime.options import KeywordOptions, options_with
+from geometry.runtime.validate import check_int, check_number
 
 __all__ = [
     "CurvatureStatistic",
@@ -55,8 +54,6 @@ __all__ = [
     "random_directions",
     "threshold_for_fpr",
 ]
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

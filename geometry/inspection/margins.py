@@ -20,7 +20,7 @@ All margins are L2 distances in the handle's input space ([0, 1] pixels).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +32,9 @@ from geometry.data.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, 
 from geometry.inspection.options import MarginOptions
 from geometry.models.handle import ModelHandle
 from geometry.runtime.cache import DiskCache, default_cache
-from geometry.runtime.compute import CancelToken, scaled_progress
+from geometry.runtime.compute import CancelToken, Progress, scaled_progress
 from geometry.runtime.memo import memoize
-from geometry.slices.options import options_with
+from geometry.runtime.options import options_with
 
 __all__ = [
     "FrequencyBands",
@@ -49,7 +49,6 @@ __all__ = [
     "subspace_margins",
 ]
 
-Progress = Callable[[float, str], None]
 
 _BASIS_BUDGET = 128 * 2**20  # bytes of per-row bases per subspace-DeepFool call (rows x D x m float32)
 _ROW_BUDGET = 2**24  # values of (image, subspace) rows per coefficient-space DeepFool call (64 MB per float32 copy)

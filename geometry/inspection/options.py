@@ -9,12 +9,12 @@ what can change a result is here: progress, cancellation and batch sizes are arg
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from geometry.runtime.validate import check_int
+from geometry.runtime.options import set_field
+from geometry.runtime.validate import check_bool, check_int, check_number, check_seed
 
 __all__ = ["DetectionOptions", "MarginOptions", "PathOptions", "check_number"]
 
@@ -23,40 +23,10 @@ DEFAULT_STEP = 0.5  # h in L2 input units: about a DeepFool margin of the built-
 # a step that spans several linear pieces; smooth ones give the same statistic for any h up to about 1)
 
 
-def _set(obj: object, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclass: normalise a field once, in __post_init__
-
-
-def check_number(name: str, value: object, *, low: float, high: float = math.inf, open_low: bool = True) -> float:
-    """``value`` as a float in ``(low, high]`` (``[low, high]`` when not ``open_low``); ValueError otherwise."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)  # type: ignore[arg-type]
-        ok = math.isfinite(v) and (v > low if open_low else v >= low) and v <= high
-    if not ok:
-        bound = f"({low:g}, {high:g}]" if open_low else f"[{low:g}, {high:g}]"
-        raise ValueError(f"expected {name} as a number in {bound}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
 def _check_overshoot(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value < 10:
         raise ValueError(f"expected overshoot as a number in [0, 10), got {value!r}")
     return float(value)
-
-
-def _check_seed(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"expected seed as an int, got {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: object, *, optional: bool = False) -> bool | None:
-    if optional and value is None:
-        return None
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"expected {name} to be True or False{' or None' if optional else ''}, got {value!r}")
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -81,12 +51,12 @@ class PathOptions:
         resolution = check_int("resolution", self.resolution, 1)
         if resolution % 2 == 0:
             raise ValueError(f"expected an odd resolution (the midpoint is a grid point), got {resolution}")
-        _set(self, "resolution", resolution)
-        _set(self, "max_depth", check_int("max_depth", self.max_depth, 0))
-        _set(self, "max_anchors", check_int("max_anchors", self.max_anchors, 0))
-        _set(self, "overshoot", _check_overshoot(self.overshoot))
-        _set(self, "samples", check_int("samples", self.samples, 2))
-        _set(self, "strip", check_int("strip", self.strip, 2))
+        set_field(self, "resolution", resolution)
+        set_field(self, "max_depth", check_int("max_depth", self.max_depth, 0))
+        set_field(self, "max_anchors", check_int("max_anchors", self.max_anchors, 0))
+        set_field(self, "overshoot", _check_overshoot(self.overshoot))
+        set_field(self, "samples", check_int("samples", self.samples, 2))
+        set_field(self, "strip", check_int("strip", self.strip, 2))
 
 
 @dataclass(frozen=True)
@@ -110,15 +80,15 @@ class MarginOptions:
 
     def __post_init__(self) -> None:
         if self.block is not None:
-            _set(self, "block", check_int("block", self.block, 1))
+            set_field(self, "block", check_int("block", self.block, 1))
         if self.stride is not None:
-            _set(self, "stride", check_int("stride", self.stride, 1))
-        _set(self, "num_random", check_int("num_random", self.num_random, 0))
-        _set(self, "full", _check_bool("full", self.full))
-        _set(self, "seed", _check_seed(self.seed))
-        _set(self, "overshoot", _check_overshoot(self.overshoot))
-        _set(self, "max_iter", check_int("max_iter", self.max_iter, 1))
-        _set(self, "candidates", check_int("candidates", self.candidates, 1))
+            set_field(self, "stride", check_int("stride", self.stride, 1))
+        set_field(self, "num_random", check_int("num_random", self.num_random, 0))
+        set_field(self, "full", check_bool("full", self.full))
+        set_field(self, "seed", check_seed(self.seed))
+        set_field(self, "overshoot", _check_overshoot(self.overshoot))
+        set_field(self, "max_iter", check_int("max_iter", self.max_iter, 1))
+        set_field(self, "candidates", check_int("candidates", self.candidates, 1))
 
 
 @dataclass(frozen=True)
@@ -142,13 +112,13 @@ class DetectionOptions:
     clip: bool | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "num_directions", check_int("num_directions", self.num_directions, 1))
-        _set(self, "h", check_number("h", self.h, low=0.0))
-        _set(self, "seed", _check_seed(self.seed))
-        _set(self, "fpr", check_number("fpr", self.fpr, low=0.0, high=1.0, open_low=False))
+        set_field(self, "num_directions", check_int("num_directions", self.num_directions, 1))
+        set_field(self, "h", check_number("h", self.h, low=0.0))
+        set_field(self, "seed", check_seed(self.seed))
+        set_field(self, "fpr", check_number("fpr", self.fpr, low=0.0, high=1.0, open_low=False))
         share = check_number("calibration_share", self.calibration_share, low=0.0, high=1.0)
         if share >= 1.0:
             raise ValueError(f"expected calibration_share below 1 (some inputs must be held out), got {share!r}")
-        _set(self, "calibration_share", share)
-        _set(self, "overshoot", _check_overshoot(self.overshoot))
-        _set(self, "clip", _check_bool("clip", self.clip, optional=True))
+        set_field(self, "calibration_share", share)
+        set_field(self, "overshoot", _check_overshoot(self.overshoot))
+        set_field(self, "clip", check_bool("clip", self.clip, optional=True))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from geometry.data.shapes import SHAPE_NAMES, ShapeFactors, render_shapes, sample_factors, with_factor
 from geometry.models.handle import ModelHandle
 from geometry.runtime.cache import DiskCache
-from geometry.runtime.compute import CancelToken
+from geometry.runtime.compute import CancelToken, Progress
 from geometry.runtime.memo import memoize
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "transform_images",
 ]
 
-Progress = Callable[[float, str], None]
 ImageTransform = Literal["scale", "shift", "rotate", "resolution"]
 ShapeFactor = Literal["area", "position", "rotation"]
 IMAGE_TRANSFORMS: tuple[str, ...] = ("scale", "shift", "rotate", "resolution")

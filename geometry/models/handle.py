@@ -84,6 +84,50 @@ def _channel_tensor(values: Sequence[float] | None, default: float) -> torch.Ten
     return torch.as_tensor(list(values), dtype=torch.float32).flatten()
 
 
+def probe_output(module: nn.Module, input_shape: tuple[int, ...], device: torch.device, name: str) -> int:
+    """Run ``module`` once on two zero inputs ``(2, *input_shape)`` and return its number of classes K.
+
+    A classifier must return logits ``(2, K)`` with K >= 2; anything else (a 1-D or 0-D output, a 3-D one, one
+    logit, an input shape the network does not accept) is a ValueError that says what came, here rather than as an
+    IndexError in some later computation.
+    """
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(2, *input_shape, device=device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ValueError(
+            f"{name} does not accept inputs of shape (N, {_shape_str(input_shape)}): {_first_line(err)}; check the "
+            "input shape (and resize) given for it"
+        ) from None
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        what = f"a {type(out).__name__} of {len(out)} tensors"
+    elif isinstance(out, torch.Tensor):
+        if out.dim() == 2 and out.shape[0] == 2 and out.shape[1] >= 2:
+            return int(out.shape[1])
+        what = f"a tensor of shape {tuple(out.shape)}"
+    else:
+        what = f"a {type(out).__name__}"
+    raise ValueError(
+        f"{name} is not a classifier Boundary Atlas can measure: for a batch of 2 inputs of shape "
+        f"({_shape_str(input_shape)}) it returned {what}, expected logits of shape (2, K) with K >= 2 classes"
+    )
+
+
+def _looks_like_0_255(x: torch.Tensor, input_range: tuple[float, float] | None) -> bool:
+    """Whether a float batch for a [0, 1] model holds 0-255 pixel values: whole numbers, some above 1.5.
+
+    Points of a slice may leave [0, 1] a little, but they are never all whole numbers.
+    """
+    if input_range != (0.0, 1.0) or not x.numel() or float(x.max()) <= 1.5:
+        return False
+    return bool((x == x.round()).all())
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
 class NonFiniteOutputError(ValueError):
     """The model returned NaN or infinite logits."""
 
@@ -155,12 +199,13 @@ class ModelHandle:
             raise ValueError(f"input_shape must be positive sizes, e.g. (3, 32, 32); got {input_shape}")
         device = torch.device(device) if device is not None else default_device()
         wrapped = PreprocessedModel(Preprocess(mean, std, resize, normalisation_note), module).to(device).eval()
-        if class_names is None:
-            if num_classes is None:
-                with torch.inference_mode():
-                    num_classes = int(wrapped(torch.rand(1, *input_shape, device=device)).shape[-1])
-            class_names = tuple(f"class {i}" for i in range(num_classes))
         name = name or type(module).__name__
+        k = probe_output(wrapped, input_shape, device, name)
+        if class_names is None:
+            class_names = tuple(f"class {i}" for i in range(k))
+        if len(class_names) != k or (num_classes is not None and num_classes != k):
+            given = len(class_names) if class_names is not None else num_classes
+            raise ValueError(f"{name} returns {k} logits per input, but {given} classes were given")
         fingerprint = module_fingerprint(f"{name}|{mean}|{std}|{resize}", wrapped)
         return cls(
             module=wrapped,
@@ -187,7 +232,17 @@ class ModelHandle:
                 f"{self.name} expects inputs of shape (N, {_shape_str(self.input_shape)}), got {tuple(x.shape)}"
             )
         if not x.is_floating_point():
+            if self.input_range is not None and x.dtype != torch.bool and x.numel() and float(x.max()) > 1:
+                raise ValueError(
+                    f"{self.name} takes float images in [{self.input_range[0]:g}, {self.input_range[1]:g}], got "
+                    f"{x.dtype} values up to {float(x.max()):g} (0-255 pixels?); convert with x.float() / 255"
+                )
             x = x.float()
+        elif _looks_like_0_255(x, self.input_range):
+            raise ValueError(
+                f"{self.name} takes images in [0, 1], got whole numbers up to {float(x.max()):g} (0-255 pixels?); "
+                "divide them by 255"
+            )
         if check_range and self.input_range is not None and x.numel():
             lo, hi = self.input_range
             if float(x.min()) < lo - 1e-6 or float(x.max()) > hi + 1e-6:

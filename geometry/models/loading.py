@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import pickle
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from geometry.models.architectures import (
     option_choices,
 )
 from geometry.models.handle import ModelHandle
+from geometry.runtime.errors import os_error_sentence
 from geometry.runtime.paths import ALLOW_CODE_ENV
 
 METADATA_KEY = "boundary_atlas"
@@ -77,19 +81,103 @@ def _models_in(folder: Path) -> list[str]:
 
 
 def model_card(name: str) -> dict[str, Any]:
-    """The model card (json) of a built-in model, or of a model in `user_models_dir()`."""
+    """The model card (json) of a built-in model, or of a model in `user_models_dir()`, checked by `read_card`."""
     for folder in (ASSETS, user_models_dir()):
         path = folder / f"{name}.json"
         if path.exists() and (folder / f"{name}.safetensors").exists():
-            try:
-                card = json.loads(path.read_text())
-            except ValueError as err:
-                raise ValueError(f"the model card {path} is not valid JSON: {err}") from None
-            if not isinstance(card, dict):
-                raise ValueError(f"the model card {path} is not a JSON object")
-            return card
+            return read_card(path)
     known = builtin_models() + user_models()
     raise ValueError(f"unknown model {name!r}; built-in and trained models are: {', '.join(known)}")
+
+
+CARD_FIELDS: dict[str, str] = {
+    "name": "a name (text)",
+    "architecture": f"one of the built-in architectures ({', '.join(sorted(ARCHITECTURES))})",
+    "input_shape": "the input's shape, a list of positive integers such as [1, 8, 8] or [2]",
+    "class_names": "a list of at least two class names",
+}
+"""The fields a model card must have, and what each must be (`read_card`)."""
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A model card read and checked: a JSON object with `CARD_FIELDS`, and where present ``mean``/``std`` (lists of
+    numbers, std > 0), ``input_range`` ([low, high]) and ``architecture_options`` (an object).
+
+    Raises ValueError with a sentence naming the file and the problem (not JSON, not an object, a missing or wrong
+    field) instead of a KeyError or AttributeError later.
+    """
+    return check_card(_card_object(Path(path)), Path(path).name)
+
+
+def _card_object(path: Path) -> dict[str, Any]:
+    """The JSON object in the card file ``path``, or ValueError saying why there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"the model card {path.name} is not a text file (expected JSON)") from None
+    except OSError as err:
+        raise ValueError(os_error_sentence(err, "read the model card", path.name)) from None
+    try:
+        card = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"the model card {path.name} is not valid JSON ({err})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"the model card {path.name} is a JSON {type(card).__name__}, expected an object {{...}}")
+    return card
+
+
+def check_card(card: dict[str, Any], source: str) -> dict[str, Any]:
+    """``card`` if it has every field of `CARD_FIELDS` in the right form (see `read_card`), else a ValueError naming
+    ``source`` (the card's file name) and the problem."""
+    missing = [f for f in CARD_FIELDS if f not in card]
+    if missing:
+        raise ValueError(
+            f"the model card {source} lacks {', '.join(missing)}: "
+            + "; ".join(f"{f} is {CARD_FIELDS[f]}" for f in missing)
+        )
+    problems = _card_problems(card)
+    if problems:
+        raise ValueError(f"the model card {source} is damaged: {'; '.join(problems)}")
+    return card
+
+
+def _card_problems(card: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the fields of a card that has all of `CARD_FIELDS` (empty: nothing)."""
+
+    def numbers(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(_is_number(v) for v in value)
+
+    problems = []
+    if not isinstance(card["name"], str) or not card["name"].strip():
+        problems.append(f"name is {card['name']!r}, expected {CARD_FIELDS['name']}")
+    if card["architecture"] not in ARCHITECTURES:
+        problems.append(f"architecture is {card['architecture']!r}, expected {CARD_FIELDS['architecture']}")
+    shape = card["input_shape"]
+    if not (numbers(shape) and all(float(v).is_integer() and v > 0 for v in shape) and len(shape) in (1, 3)):
+        problems.append(f"input_shape is {shape!r}, expected {CARD_FIELDS['input_shape']} ((C, H, W) or (D,))")
+    names = card["class_names"]
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
+        problems.append(f"class_names is {_short(names)}, expected {CARD_FIELDS['class_names']}")
+    for key in ("mean", "std"):
+        if card.get(key) is not None and not numbers(card[key]):
+            problems.append(f"{key} is {_short(card[key])}, expected a list of numbers (one per channel)")
+    if numbers(card.get("std")) and min(card["std"]) <= 0:
+        problems.append(f"std is {card['std']!r}, expected positive numbers")
+    rng = card.get("input_range")
+    if rng is not None and not (numbers(rng) and len(rng) == 2 and rng[0] < rng[1]):
+        problems.append(f"input_range is {_short(rng)}, expected [low, high] with low < high, or null")
+    if not isinstance(card.get("architecture_options", {}), dict):
+        problems.append(f"architecture_options is {_short(card['architecture_options'])}, expected an object")
+    return problems
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def torchvision_architectures() -> list[str]:
@@ -144,9 +232,12 @@ def load_model(
             f"arch_options are the options of a built-in architecture ({', '.join(sorted(ARCHITECTURES))}); "
             f"{arch!r} takes none"
         )
-    if path.is_file():
-        return _load_file(
-            path,
+    try:
+        is_file = path.is_file()
+    except OSError as err:  # e.g. a path through a folder the server may not enter
+        raise ValueError(os_error_sentence(err, "open the model file", source_str)) from None
+    if is_file:
+        options = dict(
             arch=arch,
             input_shape=input_shape,
             class_names=class_names,
@@ -158,6 +249,7 @@ def load_model(
             resize=resize_hw,
             allow_code=allow_code,
         )
+        return _load_file_once(path, options)
     if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".ts", ".bin") or os.sep in source_str:
         raise FileNotFoundError(f"no such model file: {source_str}")
     return _load_torchvision(
@@ -171,6 +263,40 @@ def load_model(
         device=device,
         resize=resize_hw,
     )
+
+
+_FAILED_LOADS: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+_FAILED_LOADS_KEPT = 64
+_failed_lock = threading.Lock()
+
+
+def _load_file_once(path: Path, options: dict[str, Any]) -> ModelHandle:
+    """`_load_file`, remembering a file that failed to load with these options (by path, size and mtime), so asking
+    again (a page rerun) answers with the same sentence at once instead of reading a large file again.
+
+    A changed file (other size or mtime) or other options load afresh.
+    """
+    try:
+        st = path.stat()
+        key: tuple[Any, ...] | None = (str(path.resolve()), st.st_size, st.st_mtime_ns, repr(sorted(options.items())))
+    except (OSError, TypeError, ValueError):
+        key = None
+    if key is not None:
+        with _failed_lock:
+            message = _FAILED_LOADS.get(key)
+        if message is not None:
+            raise ValueError(message)
+    try:
+        return _load_file(path, **options)
+    except ValueError as err:  # bad input, said in a sentence: the same file will fail the same way
+        if key is not None:
+            with _failed_lock:
+                _FAILED_LOADS[key] = str(err)
+                while len(_FAILED_LOADS) > _FAILED_LOADS_KEPT:
+                    _FAILED_LOADS.popitem(last=False)
+        raise
+    except OSError as err:
+        raise ValueError(os_error_sentence(err, "read the model file", path.name)) from None
 
 
 def _resize_hw(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -381,11 +507,12 @@ def _load_file(
 ) -> ModelHandle:
     card_path = path.with_suffix(".json")
     if path.suffix == ".safetensors" and card_path.exists():
-        card = json.loads(card_path.read_text())
+        card = _card_object(card_path)
         # the card also when the caller names its architecture: only the card knows the activation and widths
-        # (a SiLU checkpoint loaded as a default "cnn" would load without error and compute a ReLU network)
+        # (a SiLU checkpoint loaded as a default "cnn" would load without error and compute a ReLU network);
+        # a JSON file of the same name that is not about a built-in architecture is someone else's, and ignored
         if card.get("architecture") in ARCHITECTURES and arch in (None, card["architecture"]):
-            return _load_with_card(card, path, device, arch_options)
+            return _load_with_card(check_card(card, card_path.name), path, device, arch_options)
     recorded = read_architecture_metadata(path)
     if recorded is not None and arch in (None, recorded["architecture"]):
         return _load_recorded(path, recorded, arch_options, class_names, device)
@@ -496,9 +623,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                     "arbitrary objects (they can run code). Save the model's state_dict() instead "
                     "(torch.save(model.state_dict(), ...) or safetensors), or export it with TorchScript."
                 ) from None
-            raise ValueError(f"{path.name} is not a PyTorch checkpoint ({err})") from None
+            raise ValueError(f"{path.name} is not a PyTorch checkpoint ({_torch_reason(err)})") from None
         except Exception as err:  # torch.load raises many kinds (IndexError, EOFError, RuntimeError) on junk
-            raise ValueError(f"{path.name} is not a PyTorch checkpoint ({err})") from None
+            raise ValueError(f"{path.name} is not a PyTorch checkpoint ({_torch_reason(err)})") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -508,6 +635,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return dict(state)
+
+
+def _torch_reason(err: BaseException) -> str:
+    """torch.load's complaint in one line, without its advice to load with ``weights_only=False`` (never safe here)."""
+    text = str(err).strip()
+    if text.startswith("Weights only load failed"):
+        return "it is a pickle that holds more than tensors, or not a torch.save file"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first[:300]
 
 
 def load_state_dict_checked(network: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:

@@ -12,7 +12,8 @@ Coordinates are points of the plane (the data's own units, about [-3, 3]); dista
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -226,6 +227,19 @@ class Frame:
 MAX_FRAMES = 200  # recorded epochs kept for the lesson (about 20 kB each at 100 x 100)
 
 
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: the Playground's networks are tiny, and on a busy 2-core machine
+    torch's thread pool costs far more than it gains (measured: one epoch 28 ms on one thread, several times that on
+    two threads under load). Process-wide while it lasts; the previous count comes back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- the trainer ----------------------------------------------------------------------------------------------------
 
 
@@ -286,30 +300,35 @@ class Playground:
 
         Raises ValueError (and keeps the network of the last finite epoch) when the loss diverges.
         """
-        for _ in range(check_int("epochs", epochs, 0)):
-            order = torch.randperm(len(self.x_train), generator=self._generator)
-            state = [p.detach().clone() for p in self._params]
-            for start in range(0, len(order), self.config.batch_size):
-                idx = order[start : start + self.config.batch_size]
-                loss = F.cross_entropy(self.network(self.x_train[idx]), self.y_train[idx])
-                if self.config.l2:
-                    loss = loss + 0.5 * self.config.l2 * sum((w * w).sum() for w in self._weights)
-                if not torch.isfinite(loss.detach()):
-                    with torch.no_grad():
-                        for p, saved in zip(self._params, state, strict=True):
-                            p.copy_(saved)
-                    raise ValueError(
-                        f"training diverged in epoch {self.epoch + 1} (the loss became {float(loss)}): "
-                        f"lower the learning rate (now {self.config.lr:g})"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self._activate is not None:
-                    self._activate(self._params)
-                self.optimizer.step()
-            self.epoch += 1
-            self.history.append(self._measure())
-            self._record()
+        with single_thread():
+            for _ in range(check_int("epochs", epochs, 0)):
+                self._epoch()
+
+    def _epoch(self) -> None:
+        """One shuffled pass over the training points, then measure and record."""
+        order = torch.randperm(len(self.x_train), generator=self._generator)
+        state = [p.detach().clone() for p in self._params]
+        for start in range(0, len(order), self.config.batch_size):
+            idx = order[start : start + self.config.batch_size]
+            loss = F.cross_entropy(self.network(self.x_train[idx]), self.y_train[idx])
+            if self.config.l2:
+                loss = loss + 0.5 * self.config.l2 * sum((w * w).sum() for w in self._weights)
+            if not torch.isfinite(loss.detach()):
+                with torch.no_grad():
+                    for p, saved in zip(self._params, state, strict=True):
+                        p.copy_(saved)
+                raise ValueError(
+                    f"training diverged in epoch {self.epoch + 1} (the loss became {float(loss)}): "
+                    f"lower the learning rate (now {self.config.lr:g})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self._activate is not None:
+                self._activate(self._params)
+            self.optimizer.step()
+        self.epoch += 1
+        self.history.append(self._measure())
+        self._record()
 
     def train_to(self, epoch: int) -> None:
         """Train until `epoch` epochs are done (a shared link's epoch); nothing when it is there already."""
@@ -347,7 +366,8 @@ class Playground:
         """Class probabilities on ``grid`` (default: the data's view, 100 x 100): float32 ``(R, R, K)``."""
         grid = grid or self.grid
         self.network.eval()
-        logits = self.network(grid.points())
+        with single_thread():
+            logits = self.network(grid.points())
         self.network.train()
         return torch.softmax(logits, dim=1).numpy().reshape(grid.resolution, grid.resolution, -1)
 

@@ -208,7 +208,8 @@ class _Encoder:
         if isinstance(v, np.ndarray):
             if v.dtype.hasobject:
                 raise TypeError(f"cannot cache {path}: numpy arrays of dtype object would need pickle")
-            return {"__ndarray__": self._add(np.ascontiguousarray(v))}
+            # ascontiguousarray would make a 0-d array 1-d
+            return {"__ndarray__": self._add(np.ascontiguousarray(v).reshape(v.shape))}
         if isinstance(v, np.generic):
             if v.dtype.hasobject:
                 raise TypeError(f"cannot cache {path}: numpy object scalars would need pickle")

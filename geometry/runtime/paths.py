@@ -22,6 +22,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from geometry.runtime.errors import os_error_sentence
+
 __all__ = [
     "ALLOWED_ROOTS_ENV",
     "ALLOW_CODE_ENV",
@@ -50,7 +52,10 @@ def check_allowed_path(path: str | os.PathLike[str]) -> Path:
     Raises ValueError otherwise, before anything at the path is read; the message names the setting and the
     roots, never what the path's folder holds (nor whether it exists).
     """
-    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except OSError as err:  # e.g. /proc/1/cwd: a link the server may not follow
+        raise ValueError(os_error_sentence(err, "open", path)) from None
     roots = allowed_roots()
     if any(resolved.is_relative_to(root) for root in roots):
         return resolved

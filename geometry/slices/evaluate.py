@@ -26,16 +26,15 @@ from scipy import ndimage
 from geometry.models.handle import ModelHandle
 from geometry.runtime.compute import CancelToken, Progress, scaled_progress
 from geometry.runtime.memo import memoize
+from geometry.runtime.options import KeywordOptions, options_with
 from geometry.runtime.validate import check_int
 from geometry.slices.grid import GridEvaluator, default_batch_size
 from geometry.slices.options import (
     MAX_RESOLUTION,
-    KeywordOptions,
     SliceOptions,
     normalize_extent,
     normalize_resolution,
     normalize_target_pair,
-    options_with,
 )
 from geometry.slices.planes import Plane
 

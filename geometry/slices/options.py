@@ -1,31 +1,27 @@
-"""The options of a slice, in one place, and the keyword form shared by the cached functions of the upper families.
+"""The options of a slice, in one place.
 
 `SliceOptions` is what `evaluate_slice` is asked to compute: a frozen dataclass, checked and normalised once when it
 is made (``extent=2`` becomes ``(-2.0, 2.0, -2.0, 2.0)``, ``resolution=65`` becomes ``(65, 65)``), so equal slices
 give equal cache keys (`geometry.runtime.memo` keys dataclasses field by field). Its defaults are THE defaults of
 `evaluate_slice` and `cached_slice`.
 
-`KeywordOptions` lets a memoized function of ``options=`` also be called with the options' fields as keywords
-(``cached_slice(handle, plane, extent=2, resolution=65)``): the keywords are folded into one options object before
-the call is keyed, so both spellings of the same configuration share one cache entry.
+The keyword form shared by the cached functions (``cached_slice(handle, plane, extent=2)``) is
+`geometry.runtime.options.KeywordOptions`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-from geometry.runtime.memo import Memoized
+from geometry.runtime.options import set_field
 from geometry.runtime.validate import check_int
 
 __all__ = [
     "MAX_RESOLUTION",
-    "KeywordOptions",
     "SliceOptions",
     "normalize_extent",
     "normalize_resolution",
@@ -36,10 +32,6 @@ MAX_RESOLUTION = 4096  # points per axis
 
 Opts = TypeVar("Opts")
 R = TypeVar("R")
-
-
-def _set(obj: object, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclass: normalise a field once, in __post_init__
 
 
 def normalize_extent(extent: Any) -> tuple[float, float, float, float]:
@@ -126,74 +118,11 @@ class SliceOptions:
     guard: int = 1
 
     def __post_init__(self) -> None:
-        _set(self, "extent", normalize_extent(self.extent))
-        _set(self, "resolution", normalize_resolution(self.resolution))
+        set_field(self, "extent", normalize_extent(self.extent))
+        set_field(self, "resolution", normalize_resolution(self.resolution))
         if not isinstance(self.adaptive, (bool, np.bool_)):
             raise TypeError(f"expected adaptive to be True or False, got {self.adaptive!r}")
-        _set(self, "adaptive", bool(self.adaptive))
-        _set(self, "target_pair", normalize_target_pair(self.target_pair))
-        _set(self, "coarse", check_int("coarse", self.coarse, 1))
-        _set(self, "guard", check_int("guard", self.guard, 0))
-
-
-def options_with(options_type: type[Opts], options: Opts | None, fields: dict[str, Any]) -> Opts:
-    """``options`` (default: ``options_type()``) with the ``fields`` that are not None replaced and checked again."""
-    given = {name: value for name, value in fields.items() if value is not None}
-    if options is None:
-        return options_type(**given)
-    if not isinstance(options, options_type):
-        raise TypeError(f"expected options to be a {options_type.__name__}, got {type(options).__name__}")
-    return dataclasses.replace(options, **given) if given else options  # type: ignore[type-var]
-
-
-class KeywordOptions(Generic[R]):
-    """A memoized function of ``options=`` that also takes the options' fields as keywords.
-
-    ``f(handle, x, resolution=7)`` is ``f(handle, x, options=Options(resolution=7))``; ``options=`` and keywords
-    together: the keywords that are not None replace those fields. ``.cached``, ``.is_cached`` and ``.key`` fold
-    the same way, so `ui.progress.run_cached` can take the keyword form. ``extra(*args, **kwargs)``: further
-    keyword arguments derived from the call (e.g. a property of the handle that its fingerprint does not hold).
-    """
-
-    def __init__(
-        self,
-        memoized: Memoized[..., R],
-        options_type: type,
-        *,
-        extra: Callable[..., dict[str, Any]] | None = None,
-        doc: str | None = None,
-    ) -> None:
-        self.memoized = memoized
-        self.options_type = options_type
-        self.extra = extra
-        self.fields = frozenset(f.name for f in dataclasses.fields(options_type))
-        self.__name__ = memoized.__name__
-        self.__qualname__ = getattr(memoized, "__qualname__", memoized.__name__)
-        self.__module__ = memoized.__module__
-        self.__doc__ = doc or memoized.__doc__
-        self.__wrapped__ = memoized
-
-    def fold(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """``kwargs`` with the option fields moved into one ``options`` object (and the ``extra`` arguments)."""
-        kwargs = dict(kwargs)
-        fields = {name: kwargs.pop(name) for name in list(kwargs) if name in self.fields}
-        if fields or kwargs.get("options") is None:
-            kwargs["options"] = options_with(self.options_type, kwargs.get("options"), fields)
-        if self.extra is not None:
-            kwargs.update(self.extra(*args, **kwargs))
-        return kwargs
-
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        return self.memoized(*args, **self.fold(args, kwargs))
-
-    def cached(self, *args: Any, **kwargs: Any) -> R | None:
-        return self.memoized.cached(*args, **self.fold(args, kwargs))
-
-    def is_cached(self, *args: Any, **kwargs: Any) -> bool:
-        return self.memoized.is_cached(*args, **self.fold(args, kwargs))
-
-    def key(self, *args: Any, **kwargs: Any) -> str:
-        return self.memoized.key(*args, **self.fold(args, kwargs))
-
-    def __repr__(self) -> str:
-        return f"<memoized {self.memoized.name} with {self.options_type.__name__} keywords>"
+        set_field(self, "adaptive", bool(self.adaptive))
+        set_field(self, "target_pair", normalize_target_pair(self.target_pair))
+        set_field(self, "coarse", check_int("coarse", self.coarse, 1))
+        set_field(self, "guard", check_int("guard", self.guard, 0))

@@ -25,12 +25,29 @@ from geometry.atlas import (
 )
 from geometry.boundary.curvature import boundary_curvature
 from geometry.boundary.deepfool import deepfool
+from geometry.boundary.options import CurvatureOptions
 from geometry.cli import main
+from geometry.inspection.options import DetectionOptions
 from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import Cancelled, CancelToken
 from tests.geometry.analytic import ball_handle
 
-N, SHARD = 36, 8  # 5 shards, the last one short
+N, SHARD = 28, 8  # 4 shards, the last one short
+# every analysis, small settings (the tests run on a shared 2-core machine)
+OPTIONS = AtlasOptions(
+    analyses=("margin", "curvature", "frequency", "detection"),
+    curvature=CurvatureOptions(k=2, num_random=8),
+    detection=DetectionOptions(num_directions=8),
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the machine's two cores are shared, and two threads each then run far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +66,7 @@ def full(silu, digits, tmp_path_factory) -> pd.DataFrame:
     return build_atlas(
         silu,
         digits,
-        analyses="margin,curvature,frequency,detection",
+        options=OPTIONS,
         limit=N,
         shard_size=SHARD,
         cache=DiskCache(tmp_path_factory.mktemp("atlas-full")),
@@ -77,20 +94,20 @@ def test_margin_column_is_deepfools_boundary_distance(silu, digits, full):
     df = deepfool(silu, digits.images[shard])
     assert np.array_equal(full["margin"].to_numpy()[shard], df.boundary_distance.numpy(), equal_nan=True)
     assert full["boundary_class"].to_numpy()[shard].tolist() == df.boundary_class.tolist()
-    for i in (0, 7, 19, 35):  # any batch: the same distance to DeepFool's bisection tolerance
+    for i in (0, 7, 19, 27):  # any batch: the same distance to DeepFool's bisection tolerance
         one = deepfool(silu, digits.images[i : i + 1])
         assert full["margin"][i] == pytest.approx(float(one.boundary_distance[0]), abs=1e-4)
         assert bool(full["converged"][i]) == bool(one.converged[0])
 
 
 def test_curvature_columns_are_the_ends_of_the_principal_spectrum(silu, digits, full):
-    k = AtlasOptions().curvature.k
+    k = OPTIONS.curvature.k
     top = full[[f"curvature_top_{i + 1}" for i in range(k)]].to_numpy()
     bottom = full[[f"curvature_bottom_{i + 1}" for i in range(k)]].to_numpy()
     assert (np.diff(top, axis=1) <= 0).all() and (np.diff(bottom, axis=1) >= 0).all()
     np.testing.assert_array_equal(full["curvature_max_abs"], np.maximum(np.abs(top[:, 0]), np.abs(bottom[:, 0])))
     shard = slice(SHARD, 2 * SHARD)
-    res = boundary_curvature(silu, digits.images[shard], options=AtlasOptions().curvature)
+    res = boundary_curvature(silu, digits.images[shard], options=OPTIONS.curvature)
     np.testing.assert_allclose(top[shard, 0], res.curvatures[:, 0].numpy(), rtol=1e-6)
     np.testing.assert_allclose(bottom[shard, 0], res.curvatures[:, -1].numpy(), rtol=1e-6)
     rand = res.random_curvatures.double().numpy()
@@ -112,7 +129,7 @@ def test_a_ball_has_known_margins_and_curvatures(store):
     r = torch.linspace(0.02, 0.25, 10)  # not the centre, where the normal is undefined
     images = (center.flatten() + r[:, None] * directions).reshape(10, 1, 4, 4)
     data = geometry.Dataset("ball", "test", images, torch.ones(10, dtype=torch.int64), ("out", "in"), (0.0, 1.0))
-    options = AtlasOptions(analyses="curvature", curvature=AtlasOptions().curvature)
+    options = AtlasOptions(analyses="curvature", curvature=CurvatureOptions(k=2, num_random=8))
     df = build_atlas(handle, data, options=options, shard_size=4, cache=store)
     assert df["prediction"].tolist() == [1] * 10 and df["correct"].all()
     np.testing.assert_allclose(df["margin"], radius - r.numpy(), atol=1e-4)
@@ -127,32 +144,33 @@ def test_an_interrupted_run_resumes_with_the_missing_shards_only(silu, digits, s
 
     def counting(handle, images, labels, indices, options, **kw):
         calls.append(int(indices[0]))
+        rows = real(handle, images, labels, indices, options, **kw)
         if len(calls) == 2:
             cancel.cancel()  # "Ctrl-C" after the second shard: the engine stops before the third
-        return real(handle, images, labels, indices, options, **kw)
+        return rows
 
     monkeypatch.setattr(shards_module, "shard_rows", counting)
-    options = AtlasOptions(analyses="margin,curvature,frequency,detection")
+    options = OPTIONS
     with pytest.raises(Cancelled):
         build_atlas(silu, digits, options=options, limit=N, shard_size=SHARD, cache=store, cancel=cancel)
     assert calls == [0, SHARD]
-    assert atlas_status(silu, digits, options=options, limit=N, shard_size=SHARD, cache=store) == (2, 5)
+    assert atlas_status(silu, digits, options=options, limit=N, shard_size=SHARD, cache=store) == (2, 4)
     assert cached_atlas(silu, digits, options=options, limit=N, shard_size=SHARD, cache=store) is None
     calls.clear()
     seen: list[str] = []
     df = build_atlas(
         silu, digits, options=options, limit=N, shard_size=SHARD, cache=store, progress=lambda f, t: seen.append(t)
     )
-    assert calls == [2 * SHARD, 3 * SHARD, 4 * SHARD]  # the three missing shards, nothing else
+    assert calls == [2 * SHARD, 3 * SHARD]  # the two missing shards, nothing else
     pd.testing.assert_frame_equal(df, full)  # the same rows as one uninterrupted run
-    assert seen[-1].startswith("5/5 shards") and "images/s" in seen[-1]
+    assert seen[-1].startswith("4/4 shards") and "images/s" in seen[-1]
     calls.clear()
     again = cached_atlas(silu, digits, options=options, limit=N, shard_size=SHARD, cache=store)
     pd.testing.assert_frame_equal(again, full)
     assert calls == []
     # a longer --limit reuses the full shards it shares and computes the rest
     build_atlas(silu, digits, options=options, limit=N + 4, shard_size=SHARD, cache=store)
-    assert calls == [4 * SHARD]  # the old short last shard [32, 36) is now [32, 40)
+    assert calls == [3 * SHARD]  # the old short last shard [24, 28) is now [24, 32)
 
 
 def test_parquet_round_trip(full, tmp_path):
@@ -198,7 +216,8 @@ def test_bad_input_says_what_was_expected(silu, digits):
     with pytest.raises(ValueError, match="expects inputs of shape"):
         build_atlas(silu, shapes, cache=False)
     with pytest.raises(ValueError, match="workers"):
-        build_atlas(silu, digits, engine=LocalEngine(), workers=0, cache=False, limit=2)  # engine objects pass
+        build_atlas(silu, digits, workers=0, cache=False, limit=2)
+    assert len(build_atlas(silu, digits, engine=LocalEngine(threads=1), cache=False, limit=2)) == 2
 
 
 def test_command_line_writes_the_parquet(tmp_path, capsys, digits):

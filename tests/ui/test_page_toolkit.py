@@ -156,6 +156,6 @@ def test_the_menu_has_each_view_once_under_its_section():
     assert list(groups) == list(SECTIONS) == ["Explore", "Inspect", "Train"]
     assert [v for views in groups.values() for v in views] == VIEWS  # menu order is the registry's order
     assert [v.title for v in groups["Explore"]] == ["Home", "Slices", "Curvature", "Feature space"]
-    assert [v.title for v in groups["Train"]] == ["Train"]
+    assert [v.title for v in groups["Train"]] == ["Train", "Playground"]  # issue 15 added the Playground
     assert all((ROOT / v.script).is_file() for v in VIEWS)
     assert VIEWS[0].script == "views/home.py"  # the default page
