@@ -297,10 +297,8 @@ def _dataset_for(choice: str, handle: geometry.ModelHandle) -> geometry.Dataset 
             st.info("Upload images to analyse; until then the model's own data set is used.")
             return None
         try:
-            return geometry.load_uploaded_images(
-                [(f.name, f.getvalue()) for f in files], input_shape=handle.input_shape
-            )
-        except ValueError as err:
+            return state.uploaded_images([(f.name, f.getvalue()) for f in files], handle.input_shape)
+        except (ValueError, TypeError) as err:
             st.error(str(err))
             return None
     if choice == IMAGE_FOLDER:

@@ -9,6 +9,7 @@ Imports go one way: `ui.page` (what pages call) -> `ui.sidebar` (draws the selec
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,20 @@ def file_handle(digest: str, path: str, device: str, options: tuple[tuple[str, A
 def save_upload(data: bytes, filename: str) -> tuple[str, str]:
     """Store an uploaded model file in this process's private upload folder (mode 0700); returns (sha256, path)."""
     return paths.save_upload(data, filename)
+
+
+@st.cache_resource(show_spinner="Reading the images…", max_entries=8)
+def _uploaded_images(
+    key: tuple[tuple[str, str], ...], input_shape: tuple[int, ...], _files: tuple[tuple[str, bytes], ...]
+) -> Dataset:
+    return geometry.load_uploaded_images(list(_files), input_shape=input_shape)
+
+
+def uploaded_images(files: list[tuple[str, bytes]], input_shape: tuple[int, ...]) -> Dataset:
+    """Uploaded images ``(name, bytes)`` as a data set, decoded once per set of files (keyed by name and sha256)
+    rather than on every rerun: a large PNG costs hundreds of MB to decode."""
+    key = tuple((name, hashlib.sha256(data).hexdigest()) for name, data in files)
+    return _uploaded_images(key, tuple(input_shape), tuple(files))
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=16)

@@ -188,7 +188,8 @@ def run_shard_task(recipe: ModelRecipe, shard: Shard, options: AtlasOptions, hoo
 class RayEngine:
     """Shards as Ray tasks on a cluster: ``address`` joins one (``"auto"``, ``"ray://host:10001"``...), None starts
     a local one with ``workers`` CPUs (default: all) and shuts it down afterwards; a Ray session already started in
-    this process is used as it is. ``workers`` also caps the tasks in flight (None: every shard at once).
+    this process is used as it is. ``workers`` also caps the tasks in flight, so at most that many run at once on a
+    larger cluster (None: every shard is submitted at once and the cluster's resources decide).
     ``max_retries``: how often a task whose worker died is run again. ``hook``: called in the worker before each
     shard (for tests). ``source`` / ``load_options``: how workers load the model (see `model_recipe`)."""
 
@@ -239,7 +240,7 @@ class RayEngine:
                 num_cpus=1, num_gpus=1 if gpus else 0, max_retries=self.max_retries
             )
             recipe = ray.put(model_recipe(handle, source=self.source, load_options=self.load_options))
-            window = 2 * self.workers if self.workers else len(shards)
+            window = self.workers or len(shards)  # tasks in flight: at most `workers` run at once
             queue = iter(shards)
 
             def submit() -> None:
