@@ -33,7 +33,8 @@ def main() -> None:
     p.add_argument("--boundary", type=int, default=100, help="images whose DeepFool points are compared")
     args = p.parse_args()
     print(
-        f"Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; {dt.date.today()}"
+        f"Machine: {platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {dt.date.today()}"
     )
     print()
     print("| model | beta | test inputs | same prediction | boundary points | same top-2 classes there |")

@@ -24,8 +24,8 @@ def _model_box(page):
 
 
 def _shown_model(page) -> str:
-    """The model the sidebar's selectbox shows now (its first word: the name before the accuracy)."""
-    text = _model_box(page).locator('[data-baseweb="select"]').inner_text(timeout=60_000)
+    """The model the sidebar's selectbox shows now (its combobox input's value: "digits-cnn-relu  (99.1%)")."""
+    text = _model_box(page).get_by_role("combobox").input_value(timeout=60_000)
     return text.split()[0] if text.split() else ""
 
 

@@ -119,3 +119,26 @@ def test_a_selected_image_goes_to_the_picks_to_slices_and_to_curvature(expected)
     assert at.title[0].value == "Curvature"
     picked = at.session_state["picked::digits::test::450"]
     assert picked[at.session_state["curv_image"]] == 7
+
+
+def test_a_second_model_shares_the_robustness_plot_and_is_compared_image_by_image(expected):
+    relu = geometry.load_model("digits-cnn-relu", device="cpu")
+    data = geometry.load_dataset("digits", "test")
+    other = build_atlas(relu, data, options=AtlasOptions(analyses=("margin",)), limit=LIMIT)  # into the app's cache
+    at = app(atlas_analyses=["margin"], atlas_limit=LIMIT, atlas_model2="digits-cnn-relu").run()
+    at.switch_page(PAGE).run()
+    if any(b.key == "atlas_run" for b in at.button):
+        at.button(key="atlas_run").click().run()
+    assert not at.exception, at.exception
+    robust = next(f for f in figures(at) if "Robustness curve" in str(f["layout"]["title"]))
+    lines = {t["name"]: decode(t["y"]) for t in robust["data"] if t["name"].endswith("all images")}
+    assert set(lines) == {"digits-cnn-silu: all images", "digits-cnn-relu: all images"}
+    eps = eps_grid(np.concatenate([expected["margin"].to_numpy(), other["margin"].to_numpy()]))
+    np.testing.assert_allclose(lines["digits-cnn-relu: all images"], robustness_curve(other, eps)["all"].to_numpy())
+    compare = next(f for f in figures(at) if "image by image" in str(f["layout"]["title"]))
+    points = [t for t in compare["data"] if t.get("customdata") is not None]
+    x = np.concatenate([decode(t["x"]) for t in points])
+    idx = np.concatenate([decode(t["customdata"]).ravel() for t in points])
+    y = np.concatenate([decode(t["y"]) for t in points])
+    np.testing.assert_allclose(x, expected["margin"].to_numpy()[idx], rtol=1e-6)  # silu's margin across
+    np.testing.assert_allclose(y, other["margin"].to_numpy()[idx], rtol=1e-6)  # relu's up
