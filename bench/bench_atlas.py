@@ -148,8 +148,10 @@ def main() -> None:
     print()
     print("| Ray overhead per shard | 1 worker | 2 workers |")
     print("| --- | ---: | ---: |")
-    print(f"| no-op task with a {args.shard_size}-image digits shard, one at a time (ms) | "
-          f"{overhead[1][0]:.1f} | {overhead[2][0]:.1f} |")  # fmt: skip
+    print(
+        f"| no-op task with a {args.shard_size}-image digits shard, one at a time (ms) | "
+        f"{overhead[1][0]:.1f} | {overhead[2][0]:.1f} |"
+    )
     print(f"| the same, pipelined (ms per task) | {overhead[1][1]:.1f} | {overhead[2][1]:.1f} |")
     for name, (_size, _t, o) in fitted.items():
         print(f"| (ray 1 - local x1) / shards, {name} (ms) | {1000 * o:.1f} | |")
@@ -176,9 +178,11 @@ def main() -> None:
             driver = _ray_overhead(ray, probe, 10, 200)[1] / 1000  # the driver's time per shard, all CPUs busy
         finally:
             ray.shutdown()
-        print(f"\nModel: images/s(W) = min(W s / (t + o), s / d), d = {1000 * driver:.1f} ms per shard (pipelined "
-              "no-op tasks: what one driver turns around), t = local x1 time per shard, o = the no-op task's round "
-              "trip with one worker.\n")  # fmt: skip
+        print(
+            f"\nModel: images/s(W) = min(W s / (t + o), s / d), d = {1000 * driver:.1f} ms per shard (pipelined "
+            "no-op tasks: what one driver turns around), t = local x1 time per shard, o = the no-op task's round "
+            "trip with one worker.\n"
+        )
         widths = (1, 2, 8, 32, 128, 512)
         print("| job | shard s | t (ms) | o (ms) | " + " | ".join(f"W={w}" for w in widths) + " |")
         print("| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in widths) + " |")

@@ -41,14 +41,22 @@ analyses = cols[0].multiselect(
 )
 limit = int(
     cols[1].number_input(
-        "Images", min_value=1, max_value=len(data), value=min(len(data), 450), step=50, key="atlas_limit",
+        "Images",
+        min_value=1,
+        max_value=len(data),
+        value=min(len(data), 450),
+        step=50,
+        key="atlas_limit",
         help=f"The first N images of {data.name} ({data.split}, {len(data):,} images).",
     )
-)  # fmt: skip
+)
 engine = cols[2].radio(
-    "Engine", ["local", "ray"], key="atlas_engine", horizontal=True,
+    "Engine",
+    ["local", "ray"],
+    key="atlas_engine",
+    horizontal=True,
     help="local: in this process. ray: shards as Ray tasks on a local cluster of this machine's CPUs.",
-)  # fmt: skip
+)
 others = ["none", *state.comparable_models(handle)]
 second = cols[3].selectbox(
     "Second model", others, key="atlas_model2", help="Its robustness curve on the same plot, and image-by-image."
@@ -98,8 +106,13 @@ default_x = "margin" if "margin" in numeric else numeric[0]
 c = st.columns([2, 2, 2, 1])
 x_col = c[0].selectbox("x", numeric, index=numeric.index(default_x), key="atlas_x", format_func=column_label)
 y_col = c[1].selectbox("y", numeric, index=numeric.index(default_y), key="atlas_y", format_func=column_label)
-color_by = c[2].radio("Colour", ["class", "correct"], key="atlas_color", horizontal=True,
-                      format_func=lambda v: "by true class" if v == "class" else "correct / wrong")  # fmt: skip
+color_by = c[2].radio(
+    "Colour",
+    ["class", "correct"],
+    key="atlas_color",
+    horizontal=True,
+    format_func=lambda v: "by true class" if v == "class" else "correct / wrong",
+)
 log_y = c[3].toggle("log y", key="atlas_logy", value=False)
 fig = atlas_scatter(df, x_col, y_col, class_names=class_names, color_by=color_by, log_y=log_y)
 

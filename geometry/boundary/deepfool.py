@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from geometry.boundary.options import DeepFoolOptions
-from geometry.models.handle import ModelHandle
+from geometry.models.handle import ModelHandle, NonFiniteOutputError
 from geometry.runtime.compute import CancelToken, map_batches
 from geometry.runtime.memo import memoize
 from geometry.runtime.options import with_overrides
@@ -420,6 +420,12 @@ def _deepfool_batch(
     targeted = target >= 0
     with torch.no_grad():
         f0 = _logits(module, shape, x)
+    if not torch.isfinite(f0).all():  # NaN logits would make every point silently unmovable
+        bad = int((~torch.isfinite(f0).all(dim=1)).sum())
+        raise NonFiniteOutputError(
+            f"the model returned NaN or infinite logits for {bad} of {len(f0)} inputs, so DeepFool cannot start "
+            "there; check its weights and that the inputs are in its input range"
+        )
     k_classes = f0.shape[1]
     j0 = f0.argmax(dim=1)
     # candidate classes, chosen once at x: the target alone (targeted; one backward per iteration), or the c classes

@@ -230,7 +230,7 @@ def margin_change_figure(joined: pd.DataFrame, names: tuple[str, str], class_nam
             line=dict(color="grey", dash="dot"),
             name="same margin",
             hoverinfo="skip",
-        )  # fmt: skip
+        )
     )
     fig.update_layout(
         title=f"Margins image by image: {names[0]} vs {names[1]}",

@@ -16,10 +16,12 @@ from plotly.subplots import make_subplots
 
 from geometry.figures.common import class_colors
 from geometry.figures.images import png_data_url
+from geometry.playground.digits import DigitsPlayground
 from geometry.playground.linear_regions import pattern_map
 from geometry.playground.trainer import PlaneGrid, Playground, single_thread
 
 __all__ = [
+    "digits_image",
     "live_image",
     "lesson_figure",
     "margin_figure",
@@ -86,6 +88,15 @@ def live_image(pg: Playground, *, scale: int = 4, regions: bool = False) -> tupl
     ]
     image = region_image(probs.argmax(2), probs.max(2), pg.num_classes, scale=scale, regions=ids, points=points)
     return image, count
+
+
+def digits_image(pg: DigitsPlayground, *, scale: int = 6) -> np.ndarray:
+    """The digits slice now as an ``(R*scale, R*scale, 3)`` uint8 image: each grid point in its predicted digit's
+    colour (paler where unsure), the boundaries dark, the three digits the plane passes through as discs of their
+    true digit's colour."""
+    frame = pg.frames[-1]
+    anchors = [(pg.anchor_pixels(scale), np.array(pg.anchor_labels), False)]
+    return region_image(frame.labels, frame.confidence, pg.num_classes, scale=scale, points=anchors)
 
 
 def _edges(ids: np.ndarray) -> np.ndarray:

@@ -1,13 +1,14 @@
 """The classroom Playground: a small MLP trained live on 2D data, and the geometry no playground shows.
 
 `trainer` (the config, the network stepped epoch by epoch, the link), `linear_regions` (exact regions of ReLU
-nets), `margins` (DeepFool margins and the boundary's curvature on the plane), `readings` (one-line claims that can
+nets), `digits` (the same live loop for the small digits CNN, seen through a fixed slice), `margins` (DeepFool margins and the boundary's curvature on the plane), `readings` (one-line claims that can
 come out false). The exported lesson (`geometry.playground.lesson`) draws figures, so it sits at the report's level
 and is not imported here.
 """
 
 from __future__ import annotations
 
+from geometry.playground.digits import DIGITS_ANCHORS, DigitsConfig, DigitsFrame, DigitsPlayground
 from geometry.playground.linear_regions import (
     LinearRegions,
     exact_linear_regions,
@@ -29,6 +30,10 @@ from geometry.playground.trainer import (
 )
 
 __all__ = [
+    "DIGITS_ANCHORS",
+    "DigitsConfig",
+    "DigitsFrame",
+    "DigitsPlayground",
     "PLAYGROUND_ACTIVATIONS",
     "PLAYGROUND_DATASETS",
     "Frame",

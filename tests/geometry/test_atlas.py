@@ -222,8 +222,22 @@ def test_bad_input_says_what_was_expected(silu, digits):
 
 def test_command_line_writes_the_parquet(tmp_path, capsys, digits):
     out = tmp_path / "a.parquet"
-    status = main(["atlas", "--model", "digits-cnn-silu", "--data", "digits", "--limit", "20", "--shard-size", "8",
-                   "--out", str(out), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "atlas",
+            "--model",
+            "digits-cnn-silu",
+            "--data",
+            "digits",
+            "--limit",
+            "20",
+            "--shard-size",
+            "8",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert status == 0
     df = read_atlas(out)
     assert len(df) == 20 and df["index"].tolist() == list(range(20)) and "margin" in df.columns

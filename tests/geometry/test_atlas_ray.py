@@ -43,17 +43,24 @@ def digits() -> geometry.Dataset:
 @pytest.fixture(scope="module")
 def local(silu, digits) -> pd.DataFrame:
     """The local engine's rows with one torch thread, as a Ray task with one CPU runs."""
-    return build_atlas(silu, digits, options=OPTIONS, limit=N, shard_size=SHARD, engine=LocalEngine(threads=1),
-                       cache=False)  # fmt: skip
+    return build_atlas(
+        silu, digits, options=OPTIONS, limit=N, shard_size=SHARD, engine=LocalEngine(threads=1), cache=False
+    )
 
 
 def test_ray_rows_equal_local_rows_bit_for_bit(silu, digits, local, tmp_path):
     store = DiskCache(tmp_path / "cache")
     seen: list[str] = []
     df = build_atlas(
-        silu, digits, options=OPTIONS, limit=N, shard_size=SHARD, engine="ray", cache=store,
+        silu,
+        digits,
+        options=OPTIONS,
+        limit=N,
+        shard_size=SHARD,
+        engine="ray",
+        cache=store,
         progress=lambda f, t: seen.append(t),
-    )  # fmt: skip
+    )
     pd.testing.assert_frame_equal(df, local, check_exact=True)
     assert seen[-1].startswith("4/4 shards")
     # the driver stored every shard: the app (or a rerun) finds the atlas without computing
@@ -104,7 +111,16 @@ def test_cancel_stops_the_tasks_and_keeps_finished_shards(silu, digits, tmp_path
             cancel.cancel()  # Stop (or Ctrl-C) once the first shard is in
 
     with pytest.raises(Cancelled):
-        build_atlas(silu, digits, options=OPTIONS, limit=4 * N, shard_size=SHARD, engine=RayEngine(workers=1),
-                    cache=store, progress=progress, cancel=cancel)  # fmt: skip
+        build_atlas(
+            silu,
+            digits,
+            options=OPTIONS,
+            limit=4 * N,
+            shard_size=SHARD,
+            engine=RayEngine(workers=1),
+            cache=store,
+            progress=progress,
+            cancel=cancel,
+        )
     done, total = atlas_status(silu, digits, options=OPTIONS, limit=4 * N, shard_size=SHARD, cache=store)
     assert 1 <= done < total == 16

@@ -446,3 +446,22 @@ def test_basis_must_be_orthonormal(silu, digits):
 def test_basis_shape(silu, digits):
     with pytest.raises(ValueError, match=r"expected basis of shape \(D, m\) or \(N, D, m\) with D = 64 and N = 1"):
         subspace_deepfool(silu, digits.images[:1], torch.eye(10)[:, :2])
+
+
+class _NaNWhereFirstPixelIsBright(nn.Module):
+    """Affine logits, except NaN for inputs whose first pixel is above 0.5 (a model that breaks on some inputs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        logits = torch.stack([flat.sum(dim=1) - 1.0, 1.0 - flat.sum(dim=1)], dim=1)
+        return torch.where(flat[:, :1] > 0.5, torch.full_like(logits, math.nan), logits)
+
+
+def test_nan_logits_are_an_error_not_a_silent_nan_result():
+    handle = geometry.ModelHandle.from_module(_NaNWhereFirstPixelIsBright(), input_shape=(1, 2, 2), device="cpu")
+    fine = torch.full((2, 1, 2, 2), 0.1)
+    assert torch.isfinite(deepfool(handle, fine).boundary_distance).all()  # the probe and clean inputs work
+    broken = fine.clone()
+    broken[1, 0, 0, 0] = 0.9
+    with pytest.raises(geometry.NonFiniteOutputError, match="NaN or infinite logits for 1 of 2 inputs"):
+        deepfool(handle, broken)
