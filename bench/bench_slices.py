@@ -27,7 +27,8 @@ from collections.abc import Iterator
 import torch
 
 from geometry.data.datasets import load_dataset
-from geometry.models.loading import builtin_models, load_model
+from geometry.models.cards import builtin_models
+from geometry.models.loading import load_model
 from geometry.slices.boundary_planes import normal_plane
 from geometry.slices.evaluate import default_batch_size, evaluate_slice
 from geometry.slices.planes import input_space_plane, three_image_plane

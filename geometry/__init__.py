@@ -84,16 +84,9 @@ from geometry.inspection.robustness import (
     transform_images,
 )
 from geometry.models.architectures import build_architecture
+from geometry.models.cards import builtin_models, model_card, save_model, user_models, user_models_dir
 from geometry.models.handle import ModelHandle, NonFiniteOutputError
-from geometry.models.loading import (
-    builtin_models,
-    load_model,
-    model_card,
-    read_state_dict,
-    torchvision_architectures,
-    user_models,
-    user_models_dir,
-)
+from geometry.models.loading import load_model, read_state_dict, torchvision_architectures
 from geometry.models.training import TrainConfig, TrainResult, train_cached, trained_model
 from geometry.report import Report, ReportConfig, build_report, report_html, write_report
 from geometry.runtime.cache import DiskCache, cache_key, default_cache
@@ -221,6 +214,7 @@ __all__ = [
     "ReportConfig",
     "resolve_method",
     "ROTATION_SIZES",
+    "save_model",
     "shapes_rotation_sweeps",
     "shapes_sweep",
     "slice_statistics",

@@ -68,7 +68,7 @@ def test_an_editable_install_imports_geometry_from_anywhere_and_finds_the_builti
     python, src = installed
     probe = (
         "import json, importlib.metadata as md, geometry\n"
-        "from geometry.models.loading import ASSETS\n"
+        "from geometry.models.cards import ASSETS\n"
         "h = geometry.load_model('digits-cnn-silu', device='cpu')\n"
         "print(json.dumps({'file': geometry.__file__, 'assets': str(ASSETS), 'models': geometry.builtin_models(),\n"
         "  'classes': len(h.class_names), 'dist': str(md.distribution('boundary-atlas').locate_file(''))}))\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ import numpy as np
 import streamlit as st
 
 from geometry.data.datasets import load_dataset
+from geometry.figures.images import png_data_url
 from geometry.figures.playground import live_image as figures_live_image
-from geometry.models.loading import save_model, user_models_dir
+from geometry.figures.playground import unit_thumbnail
+from geometry.models.cards import save_model, user_models_dir
 from geometry.playground import (
     Playground,
     PlaygroundConfig,
@@ -38,6 +40,9 @@ MARGINS = "pg_margins"  # {epoch: margins} measured while paused (the histogram 
 GRID_COUNTS = "pg_grid_counts"  # {epoch: linear regions seen on the grid}
 EXACT_COUNTS = "pg_exact_counts"  # {epoch: exact linear regions in the view}
 REDRAWS = "pg_redraws"  # redraw times of the live panel (the rate shown under the map)
+ADDED = "pg_added"  # [(x, y, class)]: points the teacher clicked in (the point editor)
+EDITOR = "pg_editor"  # the point editor's chart (its selection event)
+ADD_CLASS = "pg_add_class"  # the class a click adds
 
 SCALE = 4  # display pixels per map pixel: a 100 x 100 map is drawn 400 x 400
 RATE = 8.0  # live redraws asked per second (the fragment's timer)
@@ -87,6 +92,7 @@ def read_link() -> None:
         st.warning(f"The link's settings could not be read ({err}); starting from the defaults.")
         return
     set_widgets(config)
+    st.session_state[ADDED] = list(config.added)
     st.session_state[TARGET_EPOCH] = epoch
 
 
@@ -99,6 +105,8 @@ def set_widgets(config: PlaygroundConfig) -> None:
 def write_link(pg: Playground) -> None:
     """Put the config and the epoch in the URL (other parameters, such as the sidebar's model, are kept)."""
     wanted = config_to_query(pg.config, pg.epoch)
+    if "add" not in wanted and "add" in st.query_params:  # the clicked points were cleared
+        del st.query_params["add"]
     if any(st.query_params.get(k) != v for k, v in wanted.items()):
         st.query_params.update(wanted)
 
@@ -107,6 +115,10 @@ def ensure_trainer(config: PlaygroundConfig) -> Playground:
     """The session's Playground for ``config``: the same one while the settings stay, a fresh one when they change
     (and the link's epoch, once, trained to)."""
     pg: Playground | None = st.session_state.get(TRAINER)
+    if pg is not None and pg.config != config and replace(pg.config, added=()) == replace(config, added=()):
+        # only the clicked points changed: the same run with them, trained to the epoch it had (so the map shows
+        # their effect at once, and the link, which trains from scratch, reproduces it)
+        st.session_state.setdefault(TARGET_EPOCH, pg.epoch)
     if pg is None or pg.config != config:
         custom = st.session_state.get(CUSTOM) if config.dataset == "custom" else None
         if config.dataset == "custom" and custom is None:
@@ -125,6 +137,39 @@ def reset(config: PlaygroundConfig) -> None:
     """on_click of Reset: a fresh network (same settings), paused."""
     st.session_state.pop(TRAINER, None)
     st.session_state[PLAYING] = False
+
+
+def added_points(classes: int) -> tuple[tuple[float, float, int], ...]:
+    """The clicked points of classes that exist now (lowering the class count drops the others)."""
+    return tuple(tuple(p) for p in st.session_state.get(ADDED, ()) if p[2] < classes)  # type: ignore[misc]
+
+
+def picked_point(event: Any) -> tuple[float, float] | None:
+    """The plane point of a click on the point editor: its selection event (``{"selection": {"points": [{"x", "y",
+    ...}]}}``, as `st.plotly_chart(on_select=...)` keeps it) -> (x, y), or None when nothing was picked."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points or ():
+        if isinstance(point, dict) and "x" in point and "y" in point:
+            return float(point["x"]), float(point["y"])
+    return None
+
+
+def on_pick() -> None:
+    """on_select of the point editor: add the clicked point with the chosen class (`ADDED`)."""
+    xy = picked_point(st.session_state.get(EDITOR))
+    if xy is not None:
+        st.session_state[ADDED] = [*st.session_state.get(ADDED, []), (*xy, int(st.session_state.get(ADD_CLASS, 0)))]
+
+
+def undo_point() -> None:
+    st.session_state[ADDED] = list(st.session_state.get(ADDED, []))[:-1]
+
+
+def clear_points() -> None:
+    st.session_state[ADDED] = []
 
 
 def reset_records() -> None:
@@ -156,12 +201,61 @@ def note_redraw() -> float | None:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def epoch_readout(epoch: int, measures: dict[str, float]) -> tuple[str, list[tuple[str, str]]]:
+    """The live panel's caption and metrics, from one epoch's measurements: drawn in the same fragment run as the
+    map, so the caption's epoch and the "Epoch" metric are always the same number (they once came from two
+    fragments with two timers and disagreed by one while training)."""
+    if int(measures["epoch"]) != epoch:
+        raise ValueError(f"expected the measurements of epoch {epoch}, got those of epoch {int(measures['epoch'])}")
+
+    def share(v: float) -> str:
+        return f"{v:.1%}" if v == v else "–"
+
+    def loss(v: float) -> str:
+        return f"{v:.3f}" if v == v else "–"
+
+    return f"epoch {epoch}", [
+        ("Epoch", str(epoch)),
+        ("Test accuracy", share(measures["test_accuracy"])),
+        ("Train loss", loss(measures["train_loss"])),
+        ("Test loss", loss(measures["test_loss"])),
+    ]
+
+
 def live_image(pg: Playground, *, regions: bool) -> np.ndarray:
     """The live region map (`geometry.figures.playground.live_image`); notes the grid's region count per epoch."""
     image, count = figures_live_image(pg, scale=SCALE, regions=regions)
     if count is not None:
         st.session_state.setdefault(GRID_COUNTS, {})[pg.epoch] = count
     return image
+
+
+THUMB = 56  # display size of a unit's map, in CSS pixels
+ENLARGED = 3.5  # how much a map grows under the pointer
+
+
+def unit_grid_html(layers: list[np.ndarray], *, size: int = 100) -> str:
+    """The hidden units' maps as an HTML grid, one row per layer, each map small and enlarged under the pointer
+    (CSS ``:hover``, no script, so it works in ``st.html``). layers: (units, R, R) activations per layer
+    (`Playground.unit_activations`); each map is sent at ``size`` px so the enlarged one stays sharp."""
+    style = (
+        "<style>.pg-units{display:flex;flex-direction:column;gap:6px}"
+        ".pg-units .row{display:flex;flex-wrap:wrap;gap:4px;align-items:center}"
+        ".pg-units .name{width:64px;font-size:12px;color:#666}"
+        f".pg-units img{{width:{THUMB}px;height:{THUMB}px;image-rendering:pixelated;border:1px solid #ddd;"
+        "transition:transform .12s ease-out;transform-origin:center;position:relative}"
+        f".pg-units img:hover{{transform:scale({ENLARGED});z-index:20;box-shadow:0 2px 12px rgba(0,0,0,.35)}}"
+        "</style>"
+    )
+    rows = []
+    for i, layer in enumerate(layers):
+        cells = "".join(
+            f'<img src="{png_data_url(unit_thumbnail(a, size=size))}" alt="layer {i + 1}, unit {j + 1}" '
+            f'title="layer {i + 1}, unit {j + 1}">'
+            for j, a in enumerate(layer)
+        )
+        rows.append(f'<div class="row"><span class="name">layer {i + 1}</span>{cells}</div>')
+    return f'{style}<div class="pg-units">{"".join(rows)}</div>'
 
 
 def parse_csv(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +298,8 @@ def card(pg: Playground, name: str) -> dict[str, Any]:
         except ValueError:
             dataset = None
     last = pg.history[-1]
-    return {
+    playground_link = "?" + "&".join(f"{k}={v}" for k, v in config_to_query(c, pg.epoch).items())
+    return {  # the fields the Train view's cards have (the Home view reads them), for a 2D network
         "name": name,
         "description": f"Trained in the Playground: {c.dataset}, {c.classes} classes, noise {c.noise:g}, "
         f"hidden {list(c.hidden)}, {c.activation}, {pg.epoch} epochs.",
@@ -220,8 +315,10 @@ def card(pg: Playground, name: str) -> dict[str, Any]:
         "std": None,
         "seed": c.seed,
         "training": {**asdict(c), "hidden": list(c.hidden), "epochs": pg.epoch},
-        "playground_link": "?" + "&".join(f"{k}={v}" for k, v in config_to_query(c, pg.epoch).items()),
-        "test_accuracy": round(float(last["test_accuracy"]), 4) if np.isfinite(last["test_accuracy"]) else None,
+        "playground_link": playground_link,
+        "train_size": len(pg.x_train),
+        "training_command": f"the Playground ({playground_link})",
+        **({"test_accuracy": round(float(last["test_accuracy"]), 4)} if np.isfinite(last["test_accuracy"]) else {}),
         "history": [{k: round(v, 5) for k, v in h.items()} for h in pg.history],
     }
 

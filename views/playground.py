@@ -9,8 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from geometry.data.toy2d import TOY2D_ANY_CLASSES
-from geometry.figures.images import tile_mosaic
-from geometry.figures.playground import margin_figure, mesh_figure, region_count_figure, unit_thumbnail
+from geometry.figures.playground import editor_figure, margin_figure, mesh_figure, region_count_figure
 from geometry.models.training import OPTIMIZERS
 from geometry.playground import (
     PLAYGROUND_ACTIVATIONS,
@@ -36,6 +35,12 @@ st.caption(
     "boundary, and how the boundary bends. The link in the address bar reproduces the run."
 )
 U.read_link()
+mode = st.radio("Mode", ("2D points", "digits"), horizontal=True, key="pg_mode", label_visibility="collapsed")
+if mode == "digits":
+    from ui import playground_digits
+
+    playground_digits.render()
+    st.stop()
 defaults = PlaygroundConfig()
 for field, key in U.WIDGETS.items():  # first visit: the defaults (a link has set its own already)
     if key not in st.session_state:
@@ -100,6 +105,7 @@ with page.guard("These settings cannot be trained"):
         batch_size=batch_size,
         l2=l2,
         activated_gradients=activated,
+        added=U.added_points(classes),
     )
     pg = U.ensure_trainer(config)
 
@@ -134,7 +140,8 @@ if not playing:
 
 @st.fragment(run_every=U.live_interval())
 def live_map() -> None:
-    """Trains and redraws the map alone, several times a second (the rest of the page does not rerun)."""
+    """Trains and redraws the map and the numbers of the same epoch, several times a second (the rest of the page
+    does not rerun)."""
     if st.session_state.get(U.PLAYING):
         try:
             pg.step(speed)
@@ -142,25 +149,23 @@ def live_map() -> None:
             st.session_state[U.PLAYING] = False
             st.error(str(err))
     rate = U.note_redraw()
-    st.image(
+    caption, metrics = U.epoch_readout(pg.epoch, pg.history[-1])
+    left, right = st.columns([3, 2])
+    left.image(
         U.live_image(pg, regions=show_regions),
-        caption=f"epoch {pg.epoch}" + (f" · {rate:.1f} redraws/s" if rate else ""),
+        caption=caption + (f" · {rate:.1f} redraws/s" if rate else ""),
         width=520,
         output_format="PNG",
     )
+    with right:
+        for row in (metrics[:2], metrics[2:]):
+            for col, (label, value) in zip(st.columns(2), row, strict=True):
+                col.metric(label, value)
 
 
 @st.fragment(run_every=U.curves_interval())
 def live_curves() -> None:
-    """The numbers and the loss curves, redrawn about once a second (a chart costs the browser more than an image)."""
-    last = pg.history[-1]
-    m = st.columns(2)
-    m[0].metric("Epoch", pg.epoch)
-    test_accuracy = last["test_accuracy"]
-    m[1].metric("Test accuracy", f"{test_accuracy:.1%}" if test_accuracy == test_accuracy else "–")
-    m = st.columns(2)
-    m[0].metric("Train loss", f"{last['train_loss']:.3f}")
-    m[1].metric("Test loss", f"{last['test_loss']:.3f}" if last["test_loss"] == last["test_loss"] else "–")
+    """The loss curves, redrawn about once a second (a chart costs the browser more than an image)."""
     history = pd.DataFrame(pg.history).set_index("epoch")[["train_loss", "test_loss"]]
     st.line_chart(history, height=220, x_label="epoch", y_label="loss")
     counts = st.session_state.get(U.GRID_COUNTS, {})
@@ -168,21 +173,47 @@ def live_curves() -> None:
         st.caption(f"Linear regions seen on the grid: **{counts[max(counts)]}**")
 
 
-left, right = st.columns([3, 2])
-with left:
-    live_map()
-with right:
-    live_curves()
+live_map()
+live_curves()
+
+# -- the point editor ------------------------------------------------------------------------------------------------
+
+with st.expander(f"Point editor: click the map to add training points ({len(config.added)} added)", expanded=False):
+    if playing:
+        st.info("Pause to add points.")
+    else:
+        cols = st.columns([2, 1, 1])
+        cols[0].selectbox(
+            "Class of the next point",
+            range(config.classes),
+            key=U.ADD_CLASS,
+            format_func=lambda k: f"class {k}",
+        )
+        cols[1].button("Undo the last point", key="pg_undo", on_click=U.undo_point, disabled=not config.added)
+        cols[2].button("Clear the added points", key="pg_clear", on_click=U.clear_points, disabled=not config.added)
+        st.plotly_chart(
+            editor_figure(
+                U.live_image(pg, regions=False), pg.grid.extent, added=config.added, num_classes=config.classes
+            ),
+            key=U.EDITOR,
+            on_select=U.on_pick,
+            selection_mode="points",
+        )
+        st.caption(
+            "Each click adds a training point of the chosen class (crosses), rounded to 0.01; the network is "
+            "retrained from the start with it to the same epoch, so the link (which carries the points) reproduces "
+            "the run and the exported lesson shows them."
+        )
 
 # -- what each unit draws --------------------------------------------------------------------------------------------
 
 if config.hidden and st.toggle("What each hidden unit draws", value=False, key="pg_units"):
     layers = pg.unit_activations()
-    st.caption("Orange where the unit's output is high, blue where it is low, over the same view (one row per layer).")
-    width = max(len(a) for a in layers)
-    blank = unit_thumbnail(layers[0][0] * 0 + 1, size=64) * 0 + 255
-    rows = [[unit_thumbnail(a, size=64) for a in layer] + [blank] * (width - len(layer)) for layer in layers]
-    st.image(tile_mosaic(rows, gap=4), width=min(72 * width, 1200))
+    st.caption(
+        "Orange where the unit's output is high, blue where it is low, over the same view (one row per layer); "
+        "point at a map to enlarge it."
+    )
+    st.html(U.unit_grid_html(layers))
     st.markdown(str(unit_reading(layers)))
 
 # -- geometry (while paused) -----------------------------------------------------------------------------------------

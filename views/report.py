@@ -8,6 +8,7 @@ from geometry.report import SECTION_TITLES, Thresholds
 from ui import margins as margins_ui
 from ui import page, samples
 from ui import report as R
+from ui.vocabulary import distance_unit
 
 sel = page.selection()
 handle, data = sel.handle, sel.dataset
@@ -53,7 +54,7 @@ else:
 with st.expander("Go / no-go thresholds"):
     st.caption(
         "The report opens with a go / no-go summary: each number against its threshold, go only if all pass. "
-        "Margins are L2 distances in input units ([0, 1] pixels); 0 lets a check always pass."
+        f"Margins are L2 distances in {distance_unit(handle)}; 0 lets a check always pass."
     )
     default = Thresholds()
     tcols = st.columns(5)

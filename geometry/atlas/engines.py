@@ -27,8 +27,9 @@ import torch
 
 from geometry.atlas.options import AtlasOptions
 from geometry.atlas.shards import Shard, atlas_shard
+from geometry.models.cards import builtin_models, user_models
 from geometry.models.handle import ModelHandle
-from geometry.models.loading import builtin_models, load_model, user_models
+from geometry.models.loading import load_model
 from geometry.runtime.cache import DiskCache
 from geometry.runtime.compute import CancelToken, scaled_progress
 

@@ -33,6 +33,7 @@ from geometry.boundary.lanczos import assembled_eigs, lanczos
 from geometry.boundary.operator import ScaledOperator
 from geometry.boundary.options import CurvatureMethod, CurvatureOptions
 from geometry.models.handle import ModelHandle
+from geometry.runtime.budget import check_budget
 from geometry.runtime.compute import CancelToken, scaled_progress
 from geometry.runtime.memo import memoize
 from geometry.runtime.options import with_overrides
@@ -54,6 +55,7 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 PRINCIPAL_OPTIONS = CurvatureOptions(k=1, num_random=0)  # `principal_directions`: the most curved pair only
+_EVALUATIONS_PER_PRODUCT = 3  # a Hessian-vector product (double backprop) costs about three forward passes
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,14 @@ def boundary_curvature(
     dim = math.prod(shape)
     if dim < 2:
         raise ValueError(f"curvature needs inputs of at least 2 dimensions, got input shape {shape}")
+    if num_random:  # drawn at once as (N, num_random, D) floats, twice (drawn and projected): check before DeepFool
+        check_budget(
+            f"curvature along {num_random:,} random directions at {n:,} images of {dim:,} dimensions",
+            evaluations=n * num_random * _EVALUATIONS_PER_PRODUCT,
+            bytes=2 * n * num_random * dim * 4,
+            handle=handle,
+            lower="ask for fewer random directions (num_random) or fewer images",
+        )
     df = deepfool_result
     if df is None:
         df = deepfool(

@@ -106,7 +106,7 @@ def configs_of(args: argparse.Namespace) -> list[TrainConfig]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geometry.models.loading import ASSETS, user_models_dir
+    from geometry.models.cards import ASSETS, user_models_dir
 
     configs = configs_of(args)
     preset = bool(args.preset or args.all_presets)

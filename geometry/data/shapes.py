@@ -24,6 +24,8 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
+from geometry.runtime.budget import check_budget
+
 __all__ = [
     "BACKGROUNDS",
     "SHAPE_NAMES",
@@ -69,6 +71,7 @@ _N_UNIFORMS = 72
 _N_COLOUR_CANDIDATES = 8
 _NOISE_GRID = 4
 _CHUNK_PIXELS = 1 << 21  # pixels per vectorised batch, bounds peak memory (~100 MB)
+_FACTOR_BYTES = 600  # memory of one ShapeFactors (measured about 550 bytes), for the budget of sample_factors
 
 
 def shape_unit_area(shape: int) -> float:
@@ -196,6 +199,7 @@ def sample_factors(
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"expected n as an int >= 0, got {n!r}")
+    check_budget(f"{int(n):,} shape factors", bytes=int(n) * _FACTOR_BYTES, lower="ask for fewer images")
     area_lo, area_hi = _range(area, "area")
     if area_lo < MIN_AREA or area_hi > MAX_AREA:
         raise ValueError(f"expected area within [{MIN_AREA}, {MAX_AREA}], got {(area_lo, area_hi)}")
@@ -323,7 +327,8 @@ def render_shapes(factors: Sequence[ShapeFactors], *, size: int = 32) -> torch.T
     """Render images from factors: (N, 3, size, size) float32 in [0, 1].
 
     The object's anti-aliased coverage alpha blends its colour over the background. Objects may
-    lie partly outside the image. Deterministic: the same factors give the same pixels.
+    lie partly outside the image. Deterministic: the same factors give the same pixels. Raises `OverBudgetError`
+    (a ValueError) before allocating when the images would not fit the memory budget (`geometry.runtime.budget`).
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
         raise ValueError(f"expected size as an int >= 8, got {size!r}")
@@ -334,6 +339,11 @@ def render_shapes(factors: Sequence[ShapeFactors], *, size: int = 32) -> torch.T
         if not isinstance(f, ShapeFactors):
             raise TypeError(f"expected ShapeFactors, got {type(f).__name__} at index {i}")
     size = int(size)
+    check_budget(  # the images are allocated at once: 4096 px for 2,000 images would be 375 GiB
+        f"{len(factors):,} shape images of {size} x {size} pixels",
+        bytes=len(factors) * 3 * size * size * 4,
+        lower="lower the image size or ask for fewer images",
+    )
     out = np.empty((len(factors), 3, size, size), dtype=np.float32)
     chunk = max(1, _CHUNK_PIXELS // (size * size))
     for start in range(0, len(factors), chunk):

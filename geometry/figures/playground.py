@@ -22,6 +22,7 @@ from geometry.playground.trainer import PlaneGrid, Playground, single_thread
 
 __all__ = [
     "digits_image",
+    "editor_figure",
     "live_image",
     "lesson_figure",
     "margin_figure",
@@ -186,6 +187,61 @@ def mesh_figure(
     fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, title="x₁")
     fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, title="x₂", scaleanchor="x", autorange=False)
     fig.update_layout(title=title, height=height, margin={"l": 40, "r": 10, "t": 40, "b": 40}, showlegend=False)
+    return fig
+
+
+def editor_figure(
+    image: np.ndarray,
+    extent: tuple[float, float, float, float],
+    *,
+    added: Sequence[tuple[float, float, int]] = (),
+    num_classes: int = 2,
+    cells: int = 60,
+    height: int = 520,
+) -> go.Figure:
+    """The point editor: the region image with an invisible ``cells`` x ``cells`` layer of clickable markers at
+    cell centres (a click on the map selects the nearest, whose (x, y) the page adds as a point: plotly reports
+    clicks on markers only), and the points added so far as crosses of their class's colour.
+
+    image: (H, W, 3) uint8 from `region_image`; extent: (x_min, x_max, y_min, y_max) in plane units; added: (x, y,
+    class) in plane units.
+    """
+    fig = mesh_figure(image, extent, height=height)
+    x0, x1, y0, y1 = extent
+    xs = x0 + (x1 - x0) * (np.arange(cells) + 0.5) / cells
+    ys = y0 + (y1 - y0) * (np.arange(cells) + 0.5) / cells
+    gx, gy = np.meshgrid(np.round(xs, 2), np.round(ys, 2))
+    size = max(4.0, 0.8 * height / cells)
+    fig.add_trace(
+        go.Scatter(
+            x=gx.ravel(),
+            y=gy.ravel(),
+            mode="markers",
+            marker={"size": size, "color": "rgba(0,0,0,0)", "symbol": "square"},
+            hovertemplate="add a point at (%{x:.2f}, %{y:.2f})<extra></extra>",
+            name="click to add",
+        )
+    )
+    if added:
+        colors = class_colors(num_classes)
+        pts = np.array([p[:2] for p in added], dtype=np.float64)
+        fig.add_trace(
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="markers",
+                marker={
+                    "size": 11,
+                    "symbol": "x",
+                    "color": [colors[int(p[2])] for p in added],
+                    "line": {"color": "rgb(40,40,40)", "width": 1},
+                },
+                hovertemplate="added (%{x:.2f}, %{y:.2f})<extra></extra>",
+                unselected={"marker": {"opacity": 1.0}},
+                name="added",
+            )
+        )
+    fig.update_layout(clickmode="event+select", dragmode=False)
     return fig
 
 

@@ -31,6 +31,7 @@ from geometry.boundary.deepfool import deepfool, subspace_deepfool
 from geometry.data.dct import dct_basis_block, dct_diagonal_blocks, dct_matrix, default_dct_blocks
 from geometry.inspection.options import MarginOptions
 from geometry.models.handle import ModelHandle
+from geometry.runtime.budget import check_budget
 from geometry.runtime.cache import DiskCache, default_cache
 from geometry.runtime.compute import CancelToken, Progress, scaled_progress
 from geometry.runtime.memo import memoize
@@ -52,6 +53,7 @@ __all__ = [
 
 _BASIS_BUDGET = 128 * 2**20  # bytes of per-row bases per subspace-DeepFool call (rows x D x m float32)
 _ROW_BUDGET = 2**24  # values of (image, subspace) rows per coefficient-space DeepFool call (64 MB per float32 copy)
+_TYPICAL_STEPS = 3  # DeepFool steps a margin usually takes (max_iter is a bound), for the budget's estimate
 _ROUND_OFF = 1e-5  # a projected gradient below this share of the full one is round-off (as in subspace_deepfool)
 
 
@@ -635,6 +637,13 @@ def _margins_of(
     if n == 0 or count == 0:
         return margins, converged, iterations
     dim, m = math.prod(handle.input_shape), layout.subspace_dim
+    check_budget(  # a step runs the model forward and back for the candidate classes; random bases are dense D x m
+        f"frequency margins of {n:,} images in {count:,} subspaces ({len(starts)} bands, {len(seeds)} random)",
+        evaluations=n * count * _TYPICAL_STEPS * (1 + candidates),
+        bytes=len(seeds) * dim * m * 4,
+        handle=handle,
+        lower="use fewer images, bands or random subspaces",
+    )
     groups: list[_Subspaces] = [_DctBlocks(layout.input_shape, starts, layout.block)] if starts else []
     groups += [_Dense(random_subspace(dim, m, seed=s)) for s in seeds]
     model = _InSubspaces(handle.module, tuple(handle.input_shape), [g.to(handle.device) for g in groups])

@@ -25,8 +25,8 @@ from torch import nn
 
 from geometry.data.datasets import load_dataset
 from geometry.models.architectures import ARCHITECTURES, SMOOTH_ACTIVATIONS, build_architecture
+from geometry.models.cards import ASSETS, card_metadata, user_models_dir
 from geometry.models.handle import ModelHandle, parameter_count
-from geometry.models.loading import ASSETS, card_metadata, user_models_dir
 from geometry.runtime.cache import cache_key
 from geometry.runtime.compute import CancelToken
 from geometry.runtime.validate import check_int, check_positive

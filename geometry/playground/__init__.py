@@ -1,9 +1,10 @@
 """The classroom Playground: a small MLP trained live on 2D data, and the geometry no playground shows.
 
 `trainer` (the config, the network stepped epoch by epoch, the link), `linear_regions` (exact regions of ReLU
-nets), `digits` (the same live loop for the small digits CNN, seen through a fixed slice), `margins` (DeepFool margins and the boundary's curvature on the plane), `readings` (one-line claims that can
-come out false). The exported lesson (`geometry.playground.lesson`) draws figures, so it sits at the report's level
-and is not imported here.
+nets), `digits` (the same live loop for the small digits CNN, seen through a fixed slice), `margins` (DeepFool
+margins and the boundary's curvature on the plane), `readings` (one-line claims that can come out false). The
+exported lesson (`geometry.playground.lesson`) draws figures, so it sits at the report's level and is not imported
+here.
 """
 
 from __future__ import annotations

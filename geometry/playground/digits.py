@@ -115,7 +115,9 @@ class DigitsPlayground:
         self._generator = torch.Generator().manual_seed(config.seed)
         i, j, k = config.anchors
         self.anchor_labels = tuple(int(self.y_test[a]) for a in config.anchors)
-        names = tuple(f"{self.class_names[y]} (test #{a})" for y, a in zip(self.anchor_labels, config.anchors))
+        names = tuple(
+            f"{self.class_names[y]} (test #{a})" for y, a in zip(self.anchor_labels, config.anchors, strict=True)
+        )
         self.plane: Plane = three_image_plane(self.x_test[i], self.x_test[j], self.x_test[k], names=names)
         self.epoch = 0
         self.history: list[dict[str, float]] = [self._measure()]

@@ -63,9 +63,11 @@ class PlaygroundConfig:
     batch_size: int = 16
     l2: float = 0.0  # L2 penalty on the weights (not the biases): loss + l2/2 * sum(w^2)
     activated_gradients: bool = False  # g -> 0.3 arctan(4.5 g) before the optimiser step (Liu et al.)
+    added: tuple[tuple[float, float, int], ...] = ()  # points the teacher clicked in: (x, y, class), training only
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "added", _check_added(self.added, self.classes))
         if self.dataset not in PLAYGROUND_DATASETS:
             raise ValueError(f"expected dataset as one of {', '.join(PLAYGROUND_DATASETS)}, got {self.dataset!r}")
         lo, hi = TOY2D_ANY_CLASSES
@@ -117,13 +119,52 @@ _QUERY_NAMES = {
     "batch_size": "batch",
     "l2": "l2",
     "activated_gradients": "ga",
+    "added": "add",
 }
+ADDED_DECIMALS = 2  # clicked points are rounded to 0.01 plane units: short links, and the link is exact
+MAX_ADDED = 500  # clicked points kept (a link of about 8 kB at most)
+
+
+def _check_added(added: Any, classes: int) -> tuple[tuple[float, float, int], ...]:
+    """``added`` as a tuple of (x, y, class) with x, y rounded to `ADDED_DECIMALS` and class in 0..classes-1."""
+    out = []
+    try:
+        for x, y, k in added:
+            point = (round(float(x), ADDED_DECIMALS), round(float(y), ADDED_DECIMALS), int(k))
+            if not (math.isfinite(point[0]) and math.isfinite(point[1]) and 0 <= point[2] < classes):
+                raise ValueError
+            out.append(point)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"expected added points as (x, y, class) with finite x, y and class in 0..{classes - 1}, got {added!r}"
+        ) from None
+    if len(out) > MAX_ADDED:
+        raise ValueError(f"expected at most {MAX_ADDED} added points, got {len(out)}")
+    return tuple(out)
+
+
+def _added_text(added: tuple[tuple[float, float, int], ...]) -> str:
+    """``((0.5, -1.25, 2), ...)`` -> ``"0.5,-1.25,2;..."``."""
+    return ";".join(f"{x!r},{y!r},{k}" for x, y, k in added)
+
+
+def _parse_added(text: str) -> tuple[tuple[float, float, int], ...]:
+    points = []
+    for part in filter(None, text.split(";")):
+        x, y, k = part.split(",")
+        points.append((float(x), float(y), int(k)))
+    return tuple(points)
 
 
 def config_to_query(config: PlaygroundConfig, epoch: int) -> dict[str, str]:
-    """The config and the epoch as URL query parameters (short names, plain text: ``layers=8-8&act=relu&epoch=40``)."""
+    """The config and the epoch as URL query parameters (short names, plain text: ``layers=8-8&act=relu&epoch=40``).
+    Clicked points, when there are any, as ``add=x,y,class;x,y,class`` (coordinates to 0.01)."""
     out = {"epoch": str(int(epoch))}
     for name, value in asdict(config).items():
+        if name == "added":
+            if value:
+                out[_QUERY_NAMES[name]] = _added_text(config.added)
+            continue
         if name == "hidden":
             text = "-".join(str(h) for h in value) or "0"
         elif isinstance(value, bool):
@@ -152,6 +193,8 @@ def config_from_query(
         try:
             if name == "hidden":
                 changes[name] = () if text in ("", "0") else tuple(int(h) for h in text.split("-"))
+            elif name == "added":
+                changes[name] = _parse_added(text)
             elif name == "activated_gradients":
                 changes[name] = text in ("1", "true", "True")
             elif types[name] in ("int", int):
@@ -270,7 +313,11 @@ class Playground:
         n_test = int(round(config.test_fraction * len(points)))
         n_test = min(n_test, len(points) - 1)
         test, train = order[:n_test], order[n_test:]
-        self.x_train, self.y_train = torch.from_numpy(points[train]), torch.from_numpy(labels[train])
+        x_train, y_train = points[train], labels[train]
+        if config.added:  # the teacher's points train; the view stays the drawn data's
+            x_train = np.concatenate([x_train, np.array([p[:2] for p in config.added], dtype=np.float32)])
+            y_train = np.concatenate([y_train, np.array([p[2] for p in config.added], dtype=np.int64)])
+        self.x_train, self.y_train = torch.from_numpy(x_train), torch.from_numpy(y_train)
         self.x_test, self.y_test = torch.from_numpy(points[test]), torch.from_numpy(labels[test])
         self.grid = PlaneGrid.around(points)
         with torch.random.fork_rng(devices=[]):

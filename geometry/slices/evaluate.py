@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from geometry.models.handle import ModelHandle
+from geometry.runtime.budget import check_budget
 from geometry.runtime.compute import CancelToken, Progress, scaled_progress
 from geometry.runtime.memo import memoize
 from geometry.runtime.options import KeywordOptions, options_with
@@ -284,7 +285,8 @@ def evaluate_slice(
     batch_size: grid points per model call (default: `default_batch_size`; results do not depend on it).
     ``options``: a `SliceOptions` holding these settings (its defaults are this function's); a keyword that is not
     None overrides the option of the same name. Without ``options``, ``extent`` and ``resolution`` are required.
-    Raises TypeError/ValueError on bad arguments, NonFiniteOutputError when the model returns NaN or +-inf.
+    Raises TypeError/ValueError on bad arguments, `OverBudgetError` (a ValueError) for a dense slice over the budget of
+    `geometry.runtime.budget`, NonFiniteOutputError when the model returns NaN or +-inf.
     """
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"handle: expected a geometry.ModelHandle, got {type(handle).__name__}")
@@ -313,6 +315,13 @@ def evaluate_slice(
         raise TypeError(f"progress: expected a callable (fraction, text) or None, got {type(progress).__name__}")
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise TypeError(f"cancel: expected a geometry.runtime.compute.CancelToken or None, got {type(cancel).__name__}")
+    if not adaptive:  # a dense slice's size is known: refuse one that would run for an hour (adaptive ones stop early)
+        check_budget(
+            f"a dense slice of {na} x {nb} points",
+            evaluations=na * nb,
+            handle=handle,
+            lower="lower the resolution or turn on adaptive refinement",
+        )
 
     start = time.perf_counter()
     a = np.linspace(ext[0], ext[1], na)

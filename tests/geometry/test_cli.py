@@ -16,7 +16,7 @@ import geometry.cli.train as train_command
 import geometry.report
 from geometry.boundary.options import CurvatureOptions
 from geometry.cli import main
-from geometry.models.loading import ASSETS
+from geometry.models.cards import ASSETS
 from geometry.models.training import PRESETS, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -183,7 +183,7 @@ def test_a_card_beside_the_file_wins_even_when_the_architecture_is_named(tmp_pat
     # a SiLU checkpoint loaded as a plain "cnn" would load without error and silently compute a ReLU network
     import shutil
 
-    from geometry.models.loading import ASSETS
+    from geometry.models.cards import ASSETS
 
     for suffix in (".safetensors", ".json"):
         shutil.copy(ASSETS / f"digits-cnn-silu{suffix}", tmp_path / f"mine{suffix}")

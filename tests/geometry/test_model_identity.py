@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import geometry
-from geometry.models import loading
+from geometry.models import cards
 from geometry.models.architectures import build_architecture
 
 
@@ -52,7 +52,7 @@ def test_stated_options_build_the_checkpoints_function(tmp_path):
 def test_saved_weights_carry_every_option_and_load_back_as_the_same_function(tmp_path):
     net = _silu_cnn()
     path = tmp_path / "mine.safetensors"
-    loading.save_model(
+    cards.save_model(
         net,
         path,
         arch="cnn",
@@ -64,7 +64,7 @@ def test_saved_weights_carry_every_option_and_load_back_as_the_same_function(tmp
     )
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
-    recorded = loading.architecture_metadata(
+    recorded = cards.architecture_metadata(
         "cnn", {"activation": "silu", "pool": "avg", "channels": (4, 8), "hidden": 16}, input_shape=(1, 8, 8)
     )
     assert '"pool": "avg"' in meta["boundary_atlas"] and '"activation": "silu"' in meta["boundary_atlas"]
@@ -79,7 +79,7 @@ def test_saved_weights_carry_every_option_and_load_back_as_the_same_function(tmp
 
 def test_stated_options_that_contradict_the_file_are_refused(tmp_path):
     path = tmp_path / "mine.safetensors"
-    loading.save_model(
+    cards.save_model(
         _silu_cnn(),
         path,
         arch="cnn",
@@ -92,7 +92,7 @@ def test_stated_options_that_contradict_the_file_are_refused(tmp_path):
 
 def test_unknown_option_names_are_refused():
     with pytest.raises(ValueError, match=r"unknown option.*'activaton'.*activation"):
-        loading.architecture_metadata("cnn", {"activaton": "silu"})
+        cards.architecture_metadata("cnn", {"activaton": "silu"})
 
 
 # -- fingerprints --------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_softplus_sharpness_is_part_of_the_fingerprint():
 
 def test_same_model_loaded_twice_same_fingerprint(tmp_path):
     path = tmp_path / "mine.safetensors"
-    loading.save_model(
+    cards.save_model(
         _silu_cnn(),
         path,
         arch="cnn",

@@ -4,6 +4,7 @@ determinism, the exported lesson, margins and curvature on analytic boundaries, 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -237,3 +238,34 @@ def test_bad_settings_say_what_was_expected() -> None:
         PlaygroundConfig(hidden=(8, 0))
     with pytest.raises(ValueError, match="expected labels in 0..1"):
         Playground(PlaygroundConfig(dataset="custom", classes=2), np.zeros((4, 2)), np.array([0, 1, 2, 1]))
+
+
+def test_clicked_points_train_go_in_the_link_rounded_and_show_in_the_lesson() -> None:
+    added = ((0.123, -1.987, 1), (2.5, -2.5, 0), (2.6, -2.4, 0), (2.4, -2.6, 0))
+    config = PlaygroundConfig(dataset="moons", points=100, hidden=(4,), added=added)
+    assert config.added[:2] == ((0.12, -1.99, 1), (2.5, -2.5, 0))  # rounded to 0.01 plane units
+    query = config_to_query(config, 3)
+    assert query["add"] == "0.12,-1.99,1;2.5,-2.5,0;2.6,-2.4,0;2.4,-2.6,0"
+    assert config_from_query(query) == (config, 3)
+    assert "add" not in config_to_query(PlaygroundConfig(), 0)  # no clicked points: a short link
+    plain, edited = Playground(replace(config, added=())), Playground(config)
+    assert len(edited.x_train) == len(plain.x_train) + 4 and len(edited.x_test) == len(plain.x_test)
+    assert np.allclose(edited.x_train[-4:-2].numpy(), [[0.12, -1.99], [2.5, -2.5]])
+    assert edited.y_train[-4:].tolist() == [1, 0, 0, 0]
+    assert edited.grid == plain.grid  # the view stays the drawn data's
+    # around (2.5, -2.5), far below the moons, the plain run is sure of class 1; the clicked class-0 points pull
+    # class 0's probability there up by orders of magnitude
+    plain.step(120)
+    edited.step(120)
+    corner = PlaneGrid((2.45, 2.55, -2.55, -2.45), 2)
+    assert plain.probabilities(corner)[..., 0].max() < 0.01 and edited.probabilities(corner)[..., 0].min() > 0.2
+    assert "add=0.12,-1.99,1;2.5,-2.5,0" in lesson_html(edited)
+
+
+def test_bad_clicked_points_say_what_was_expected() -> None:
+    with pytest.raises(ValueError, match=r"expected added points as \(x, y, class\).*class in 0\.\.1"):
+        PlaygroundConfig(added=((0.0, 0.0, 2),))
+    with pytest.raises(ValueError, match="expected added points"):
+        PlaygroundConfig(added=((float("nan"), 0.0, 0),))
+    with pytest.raises(ValueError, match=r"the link's add='1,2' is not a valid added"):
+        config_from_query({"add": "1,2"})
