@@ -23,8 +23,8 @@ import time
 import torch
 from PIL import Image
 
-from geometry.figures.playground import live_image
-from geometry.playground import Playground, PlaygroundConfig
+from geometry.figures.playground import digits_image, live_image
+from geometry.playground import DigitsConfig, DigitsPlayground, Playground, PlaygroundConfig
 
 SETTINGS = [
     ("moons, 2 classes", PlaygroundConfig(dataset="moons", hidden=(8, 8), activation="relu"), False),
@@ -44,6 +44,22 @@ def redraw(pg: Playground, regions: bool, speed: int) -> int:
     image, _ = live_image(pg, scale=4, regions=regions)
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
+    return len(buf.getvalue())
+
+
+DIGITS_SETTINGS = [
+    ("digits CNN 8-16-32, relu, 64 x 64 slice", DigitsConfig()),
+    ("digits CNN 8-16-32, silu + avg, 64 x 64 slice", DigitsConfig(activation="silu", pool="avg")),
+    ("digits CNN 8-16-32, relu, 96 x 96 slice", DigitsConfig(resolution=96)),
+]
+
+
+def digits_redraw(pg: DigitsPlayground, speed: int) -> int:
+    """The digits mode's redraw: ``speed`` epochs on the 1,347 training digits, the slice evaluated densely, drawn
+    6 x larger and encoded."""
+    pg.step(speed)
+    buf = io.BytesIO()
+    Image.fromarray(digits_image(pg, scale=6)).save(buf, format="PNG")
     return len(buf.getvalue())
 
 
@@ -73,6 +89,19 @@ def main() -> None:
             for _ in range(args.redraws):
                 size = redraw(pg, regions, args.speed)
             rates.append(args.redraws / (time.perf_counter() - start))
+        median = statistics.median(rates)
+        print(
+            f"| {label} | {median:.1f} | {min(rates):.1f}-{max(rates):.1f} | {1000 / median:.0f} | {size / 1024:.0f} |"
+        )
+    for label, digits_config in DIGITS_SETTINGS:
+        rates, size = [], 0
+        redraws = max(1, args.redraws // 4)  # an epoch of digits is a few times one of 280 points
+        for _ in range(args.repeat):
+            dpg = DigitsPlayground(digits_config)
+            start = time.perf_counter()
+            for _ in range(redraws):
+                size = digits_redraw(dpg, args.speed)
+            rates.append(redraws / (time.perf_counter() - start))
         median = statistics.median(rates)
         print(
             f"| {label} | {median:.1f} | {min(rates):.1f}-{max(rates):.1f} | {1000 / median:.0f} | {size / 1024:.0f} |"

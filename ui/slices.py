@@ -385,11 +385,49 @@ def link_to_sidebar() -> None:
     apply_link_to_sidebar()
 
 
+def _nearest(value: int, choices: list[int]) -> int:
+    return min(choices, key=lambda c: (abs(c - value), c))
+
+
+def clamp_link_values(qp: dict[str, Any], handle: ModelHandle, data: Dataset) -> list[str]:
+    """Bring the link's out-of-range numbers (``res``, ``x0``, ``dct``, ``target``) into the page's ranges, in place;
+    one sentence per change, for the page to show (a link is often typed or edited by hand)."""
+    notes = []
+    if "res" in qp and qp["res"] not in RESOLUTIONS:
+        res, low, high = qp["res"], RESOLUTIONS[0], RESOLUTIONS[-1]
+        qp["res"] = _nearest(res, RESOLUTIONS)  # beyond either end, the nearest is that end
+        if res > high:
+            where = f"above the maximum {high}"
+        elif res < low:
+            where = f"below the minimum {low}"
+        else:
+            where = f"not one of the page's resolutions ({', '.join(map(str, RESOLUTIONS))})"
+        notes.append(f"resolution {res} in the link is {where}: using {qp['res']}")
+    if "x0" in qp and len(data) and not 0 <= qp["x0"] < len(data):
+        x0, qp["x0"] = qp["x0"], min(max(qp["x0"], 0), len(data) - 1)
+        notes.append(
+            f"image {x0} in the link is not among the {len(data)} images of {data.name} (0 to {len(data) - 1}): "
+            f"using image {qp['x0']}"
+        )
+    if "dct" in qp and len(handle.input_shape) == 3:
+        top = max(2, min(handle.input_shape[1:]) // 2)  # as the page's band-size slider
+        if not 1 <= qp["dct"] <= top:
+            dct, qp["dct"] = qp["dct"], min(max(qp["dct"], 1), top)
+            notes.append(f"DCT band size {dct} in the link is outside 1 to {top}: using {qp['dct']}")
+    if "target" in qp and qp["target"] != NEAREST and not 0 <= qp["target"] < handle.num_classes:
+        notes.append(
+            f"class {qp.pop('target')} in the link is not one of {handle.name}'s {handle.num_classes} classes: "
+            "using the nearest class"
+        )
+    return notes
+
+
 def apply_link(handle: ModelHandle, data: Dataset) -> None:
     """Once per session, set the page's widgets from the URL's parameters (see `query_params_of`).
 
     app.py applies the link's ``model`` and ``data`` to the sidebar before drawing it; here a model or data set
-    that could not be loaded is reported. Bad parameters show an error and are ignored.
+    that could not be loaded is reported. Bad parameters show an error and are ignored; numbers out of the page's
+    ranges are brought into them with a note (`clamp_link_values`).
     """
     if st.session_state.get("slices_qp_done"):
         return
@@ -405,6 +443,8 @@ def apply_link(handle: ModelHandle, data: Dataset) -> None:
         st.warning(f"The link names the model {qp['model']!r}, which is not available here; showing {handle.name}.")
     if qp.get("data") and qp["data"] != data.name:
         st.warning(f"The link names the data set {qp['data']!r}; showing {data.name}.")
+    for note in clamp_link_values(qp, handle, data):
+        st.info(note)
     for key, widget in _LINK_WIDGETS.items():
         if key in qp:
             st.session_state[widget] = qp[key]

@@ -28,9 +28,18 @@ cols[3].metric("Test accuracy", f"{card['test_accuracy']:.1%}" if "test_accuracy
 if card:
     smooth = "smooth (curvature is exact)" if card.get("smooth") else "piecewise linear (ReLU / max-pooling)"
     st.caption(
-        f"{card.get('description', '')} Architecture `{card['architecture']}`, activation "
-        f"`{card['activation']}`: {smooth}. Trained on `{card['dataset']}` ({card['train_size']:,} images, "
-        f"seed {card['seed']}) by `{card['training_command']}`."
+        " ".join(
+            part
+            for part in (
+                card.get("description", ""),
+                f"Architecture `{card.get('architecture', '?')}`, activation `{card.get('activation', '?')}`:",
+                f"{smooth}.",
+                f"Trained on `{card['dataset']}`" if "dataset" in card else "",
+                f"({card['train_size']:,} images, seed {card.get('seed', '?')})" if "train_size" in card else "",
+                f"by `{card['training_command']}`." if "training_command" in card else "",
+            )
+            if part
+        )
     )
     with st.expander("Model card (json)"):
         st.json(card)

@@ -23,7 +23,7 @@ from geometry.playground import (
     region_reading,
     unit_reading,
 )
-from geometry.playground.lesson import lesson_html
+from geometry.report.lesson import lesson_html
 from ui import page
 from ui import playground as U
 
@@ -178,7 +178,8 @@ live_curves()
 
 # -- the point editor ------------------------------------------------------------------------------------------------
 
-with st.expander(f"Point editor: click the map to add training points ({len(config.added)} added)", expanded=False):
+with st.expander("Point editor: click the map to add training points"):  # a fixed label: it stays open
+    st.caption(f"{len(config.added)} point{'' if len(config.added) == 1 else 's'} added.")
     if playing:
         st.info("Pause to add points.")
     else:

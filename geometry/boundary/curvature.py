@@ -246,7 +246,7 @@ def boundary_curvature(
         raise ValueError(f"curvature needs inputs of at least 2 dimensions, got input shape {shape}")
     if num_random:  # drawn at once as (N, num_random, D) floats, twice (drawn and projected): check before DeepFool
         check_budget(
-            f"curvature along {num_random:,} random directions at {n:,} images of {dim:,} dimensions",
+            f"curvature along {num_random:,} random directions at {n:,} image{'s' * (n != 1)} of {dim:,} dimensions",
             evaluations=n * num_random * _EVALUATIONS_PER_PRODUCT,
             bytes=2 * n * num_random * dim * 4,
             handle=handle,

@@ -638,7 +638,8 @@ def _margins_of(
         return margins, converged, iterations
     dim, m = math.prod(handle.input_shape), layout.subspace_dim
     check_budget(  # a step runs the model forward and back for the candidate classes; random bases are dense D x m
-        f"frequency margins of {n:,} images in {count:,} subspaces ({len(starts)} bands, {len(seeds)} random)",
+        f"frequency margins of {n:,} image{'s' * (n != 1)} in {count:,} subspaces "
+        f"({len(starts)} bands, {len(seeds)} random)",
         evaluations=n * count * _TYPICAL_STEPS * (1 + candidates),
         bytes=len(seeds) * dim * m * 4,
         handle=handle,

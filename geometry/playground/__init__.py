@@ -3,7 +3,7 @@
 `trainer` (the config, the network stepped epoch by epoch, the link), `linear_regions` (exact regions of ReLU
 nets), `digits` (the same live loop for the small digits CNN, seen through a fixed slice), `margins` (DeepFool
 margins and the boundary's curvature on the plane), `readings` (one-line claims that can come out false). The
-exported lesson (`geometry.playground.lesson`) draws figures, so it sits at the report's level and is not imported
+exported lesson (`geometry.report.lesson`) draws figures, so it sits at the report's level and is not imported
 here.
 """
 

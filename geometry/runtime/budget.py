@@ -152,8 +152,9 @@ _measure_lock = threading.Lock()
 def seconds_per_evaluation(handle: Any) -> float | None:
     """Seconds one model evaluation takes here, measured once per model and process (None if it cannot be run).
 
-    Times the model (``handle.module``, no gradients) on a batch of mid-range inputs, doubling the batch from 4 until
-    a call takes about 50 ms (or 1024 inputs): the per-input cost of a batched call, as slices and sweeps run.
+    Times the model (``handle.module`` in eval mode, its modes restored after; no gradients) on a batch of mid-range
+    inputs, doubling the batch from 4 until a call takes about 50 ms (or 1024 inputs): the per-input cost of a
+    batched call, as slices and sweeps run.
     """
     key = (str(getattr(handle, "fingerprint", id(handle))), str(getattr(handle, "device", "cpu")))
     with _measure_lock:
@@ -164,7 +165,11 @@ def seconds_per_evaluation(handle: Any) -> float | None:
 
 
 def _measure(handle: Any) -> float | None:
+    modes: list[tuple[torch.nn.Module, bool]] = []  # the caller's train/eval modes, restored below
     try:
+        module = handle.module
+        modes = [(m, m.training) for m in module.modules()]
+        module.eval()  # as the computations run it; a training-mode BatchNorm would also change its statistics
         shape = tuple(int(s) for s in handle.input_shape)
         device = torch.device(handle.device)
         low, high = handle.input_range if handle.input_range is not None else (0.0, 0.0)
@@ -175,7 +180,7 @@ def _measure(handle: Any) -> float | None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            handle.module(x)
+            module(x)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             return time.perf_counter() - start
@@ -189,6 +194,9 @@ def _measure(handle: Any) -> float | None:
                 elapsed = seconds(batch)
     except Exception:  # noqa: BLE001 - a model that cannot run here gets no time estimate; its own call will say why
         return None
+    finally:
+        for m, training in modes:  # parents first, so a child's own mode wins
+            m.train(training)
     return elapsed / batch
 
 
@@ -228,7 +236,7 @@ def check_budget(
     what: str,
     *,
     evaluations: int | None = None,
-    bytes: int | None = None,  # noqa: A002 - the unit is the clearest name
+    bytes: int | None = None,  # shadows the builtin inside: the unit is the clearest name
     handle: Any = None,
     lower: str = "",
 ) -> Estimate:
@@ -245,31 +253,27 @@ def check_budget(
         cost = seconds_per_evaluation(handle)
         seconds = evaluations * cost if cost is not None else None
     estimate = Estimate(evaluations=evaluations, seconds=seconds, bytes=bytes)
-    how = f": {lower}" if lower else ""
+    over = []  # the limits this request exceeds, in words
     if evaluations is not None and evaluations > budget.max_evaluations:
-        raise OverBudgetError(
-            f"{what} needs {_evaluations_text(evaluations, seconds)}, more than the budget of "
-            f"{format_count(budget.max_evaluations)} ({MAX_EVALUATIONS_ENV}){how}"
-        )
+        over.append(f"the budget of {format_count(budget.max_evaluations)} evaluations ({MAX_EVALUATIONS_ENV})")
     if seconds is not None and seconds > budget.max_seconds:
-        raise OverBudgetError(
-            f"{what} needs {_evaluations_text(evaluations or 0, seconds)}, more than the budget of "
-            f"{format_seconds(budget.max_seconds)} ({MAX_SECONDS_ENV}){how}"
-        )
+        over.append(f"the budget of {format_seconds(budget.max_seconds)} ({MAX_SECONDS_ENV})")
+    memory_over = False
     if bytes is not None:
         free = available_memory()
+        memory_over = bytes > min(budget.max_bytes, free)
         if bytes > budget.max_bytes:
-            raise OverBudgetError(
-                f"{what} needs {format_bytes(bytes)} of memory, more than the budget of "
-                f"{format_bytes(budget.max_bytes)} ({MAX_BYTES_ENV}){how}"
-            )
-        if bytes > free:
-            raise OverBudgetError(
-                f"{what} needs {format_bytes(bytes)} of memory, more than the {format_bytes(free)} free here{how}"
-            )
+            over.append(f"the budget of {format_bytes(budget.max_bytes)} of memory ({MAX_BYTES_ENV})")
+        elif bytes > free:
+            over.append(f"the {format_bytes(free)} of memory free here")
+    if over:
+        needs = []
+        if evaluations is not None:
+            needs.append(f"{format_count(evaluations)} model evaluations")
+            if seconds is not None:
+                needs[-1] += f", about {format_seconds(seconds)} here"
+        if bytes is not None and (memory_over or not needs):  # a few KiB beside a long run would be noise
+            needs.append(f"{format_bytes(bytes)} of memory")
+        how = f": {lower}" if lower else ""
+        raise OverBudgetError(f"{what} needs {' and '.join(needs)}, more than {' and '.join(over)}{how}")
     return estimate
-
-
-def _evaluations_text(evaluations: int, seconds: float | None) -> str:
-    text = f"{format_count(evaluations)} model evaluations"
-    return text + (f", about {format_seconds(seconds)} here" if seconds is not None else "")

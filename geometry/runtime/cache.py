@@ -16,6 +16,9 @@ running computation and read its result; the lock dies with its owner, so a kill
 Entries, the marker and lock files are readable by group and others as the umask allows (not 0600), since the cache
 is shared by every user of a server.
 
+Temp files are named ``.<key[:16]>.<host>.<pid>-<random>.tmp``: one whose writer process is gone (killed mid-write)
+is removed at the next upkeep, one still being written counts towards the size cap.
+
 Upkeep (LRU eviction, removing stale temp files and corrupt entries, `clear`) deletes only in a folder that
 carries the marker file `.boundary-atlas-cache`, which the cache writes when it creates its root (or finds it
 empty): a folder of someone else's `.npz` files that happens to look like the layout is never touched.
@@ -30,6 +33,7 @@ import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -66,6 +70,8 @@ _META = "__meta__"
 _KEY_RE = re.compile(r"^[0-9a-f]{16,128}$")
 _TMP_SUFFIX = ".tmp"
 _STALE_TMP_S = 3600.0  # temp files older than this are leftovers of a crashed writer
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # in temp names: a pid means this machine's
+_TMP_WRITER = re.compile(r"^\.[0-9a-f]{1,16}\.([0-9a-f]{8})\.(\d+)-")  # `.<key[:16]>.<host>.<pid>-<random>.tmp`
 CACHE_MARKER = ".boundary-atlas-cache"
 """The file at a cache root that says the folder is this project's cache (upkeep deletes nothing elsewhere)."""
 _MARKER_TEXT = "This folder is a Boundary Atlas result cache; its two-letter subfolders may be deleted at any time.\n"
@@ -283,7 +289,7 @@ class CacheStats:
     """Size of a cache: entry count, bytes on disk, its root folder and size cap (None: no cap)."""
 
     entries: int
-    bytes: int
+    bytes: int  # entries and temp files being written
     root: Path
     max_bytes: int | None
 
@@ -373,12 +379,21 @@ class DiskCache:
             os.replace(tmp, marker)
 
     def _entries(self) -> list[tuple[Path, os.stat_result]]:
-        """All entry files with their stat, skipping temp files (and removing stale ones in our own cache)."""
+        """All entry files with their stat (see `_scan`)."""
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[list[tuple[Path, os.stat_result]], int]:
+        """All entry files with their stat, and the bytes of temp files still being written.
+
+        In our own cache a temp file whose writer process is gone, or that is older than an hour, is removed; the
+        others count towards the size (a big result being written takes disk space before it is an entry).
+        """
         out: list[tuple[Path, os.stat_result]] = []
+        writing = 0
         try:
             shards = list(os.scandir(self.root))
         except FileNotFoundError:
-            return out
+            return out, writing
         owned = self.owns_root()
         now = time.time()
         for shard in shards:
@@ -394,12 +409,14 @@ class DiskCache:
                 except FileNotFoundError:
                     continue
                 if f.name.endswith(_TMP_SUFFIX):
-                    if owned and now - st.st_mtime > _STALE_TMP_S:
+                    if owned and (now - st.st_mtime > _STALE_TMP_S or _writer_gone(f.name)):
                         _unlink_quietly(Path(f.path))
+                    else:
+                        writing += st.st_size
                     continue
                 if f.name.endswith(".npz") and f.is_file(follow_symlinks=False):
                     out.append((Path(f.path), st))
-        return out
+        return out, writing
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -508,7 +525,7 @@ class DiskCache:
         meta_text = json.dumps(meta, sort_keys=True, allow_nan=False)
         self._prepare_root()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=_TMP_SUFFIX, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(key), suffix=_TMP_SUFFIX, dir=path.parent)
         tmp = Path(tmp_name)
         _share(fd)
         try:
@@ -589,8 +606,8 @@ class DiskCache:
         if self.max_bytes is None or not self.owns_root():
             return 0
         with self._evict_lock:
-            entries = self._entries()
-            total = sum(st.st_size for _, st in entries)
+            entries, writing = self._scan()
+            total = writing + sum(st.st_size for _, st in entries)  # temp files in progress take space too
             removed = 0
             if total <= self.max_bytes:
                 return 0
@@ -631,21 +648,45 @@ class DiskCache:
     # -- size -------------------------------------------------------------------------------
 
     def size_bytes(self) -> int:
-        """Total bytes of all entries."""
-        return sum(st.st_size for _, st in self._entries())
+        """Total bytes of all entries and of the temp files being written."""
+        entries, writing = self._scan()
+        return writing + sum(st.st_size for _, st in entries)
 
     def __len__(self) -> int:
         return len(self._entries())
 
     def stats(self) -> CacheStats:
         """Entry count, bytes, root and cap."""
-        entries = self._entries()
+        entries, writing = self._scan()
         return CacheStats(
             entries=len(entries),
-            bytes=sum(st.st_size for _, st in entries),
+            bytes=writing + sum(st.st_size for _, st in entries),
             root=self.root,
             max_bytes=self.max_bytes,
         )
+
+
+def _tmp_prefix(key: str) -> str:
+    """The start of a temp file's name: the key, this machine and the writer's pid, so upkeep can tell a killed
+    writer's leftover (often tens of MB) from a file still being written."""
+    return f".{key[:16]}.{_HOST}.{os.getpid()}-"
+
+
+def _writer_gone(name: str) -> bool:
+    """True when the temp file ``name`` names a writer process on this machine that no longer runs."""
+    found = _TMP_WRITER.match(name)
+    if found is None or found.group(1) != _HOST or os.name != "posix":  # os.kill(pid, 0) would kill on Windows
+        return False
+    pid = int(found.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it runs, as another user
+        return False
+    return False
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -376,6 +376,55 @@ def test_the_cache_marks_the_root_it_creates_and_cleans_only_there(tmp_path: Pat
     assert len(cache) == 0 and (cache.root / cache_mod.CACHE_MARKER).is_file()
 
 
+def _temp_of(cache: DiskCache, key: str, pid: int, size: int) -> Path:
+    """A fresh temp file of ``size`` bytes named as the writer ``pid`` on this machine names it."""
+    path = cache.path_for(key).parent / f".{key[:16]}.{cache_mod._HOST}.{pid}-abc123.tmp"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * size)
+    return path
+
+
+def test_a_killed_writers_temp_file_is_removed_and_a_running_ones_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 6: a writer killed mid-write left a 50-75 MB .tmp that the size cap ignored for an hour."""
+    prefixes: list[str] = []
+    mkstemp = cache_mod.tempfile.mkstemp
+    monkeypatch.setattr(cache_mod.tempfile, "mkstemp", lambda **kw: prefixes.append(kw["prefix"]) or mkstemp(**kw))
+    cache = DiskCache(tmp_path / "cache", max_bytes=10 * 2**20)
+    key = _key()
+    cache.put(key, _result())
+    assert prefixes[-1] == f".{key[:16]}.{cache_mod._HOST}.{os.getpid()}-"  # the writer's pid is in the name
+    entry = cache.size_bytes()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a writer that has exited
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        killed = _temp_of(cache, key, gone.pid, 3 * 2**20)
+        alive = _temp_of(cache, key, running.pid, 2 * 2**20)
+        ours = _temp_of(cache, key, os.getpid(), 2**20)
+        assert cache.size_bytes() == entry + 3 * 2**20  # the running writers' temp files count, the dead one is gone
+        assert not killed.exists() and alive.exists() and ours.exists()
+        assert cache.stats().bytes == entry + 3 * 2**20 and len(cache) == 1
+        running.kill()
+        running.wait()
+        assert cache.size_bytes() == entry + 2**20 and not alive.exists()  # its writer was killed meanwhile
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_temp_files_being_written_push_entries_out_under_the_cap(tmp_path: Path) -> None:
+    probe = DiskCache(tmp_path / "probe", unlimited=True)
+    probe.put(_key(i=0), _result())
+    size = probe.size_bytes()
+    cache = DiskCache(tmp_path / "capped", max_bytes=3 * size)
+    cache.put(_key(i=1), _result())
+    _temp_of(cache, _key(i=2), os.getpid(), 2 * size)  # another result being written
+    cache.put(_key(i=2), _result())  # 2 entries + the temp file = 4 entries' worth > the cap: the oldest goes
+    assert _key(i=1) not in cache and _key(i=2) in cache
+
+
 def test_an_empty_existing_folder_becomes_a_cache(tmp_path: Path) -> None:
     cache = DiskCache(tmp_path, max_bytes=10 * 2**20)
     cache.put(_key(), _result())

@@ -28,7 +28,7 @@ from geometry.playground import (
     region_reading,
     unit_reading,
 )
-from geometry.playground.lesson import lesson_html
+from geometry.report.lesson import lesson_html
 
 
 def _mlp(*weights: tuple[list[list[float]], list[float]]) -> nn.Sequential:

@@ -8,8 +8,10 @@ AttributeError, JSONDecodeError) instead.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,9 @@ import torch
 
 import geometry
 from geometry.models.handle import ModelHandle, NonFiniteOutputError
+from geometry.runtime.budget import OverBudgetError
 from geometry.runtime.paths import check_allowed_path
+from geometry.slices.planes import random_plane
 from tests.reliability import inputs as make
 
 
@@ -53,6 +57,22 @@ def _folder(classes: dict[str, list[bytes]], **options: object) -> Callable[[Pat
 
 def _handle(kind: str, **options: object) -> Callable[[Path], object]:
     return lambda d: ModelHandle.from_module(make.module(kind), input_shape=(1, 8, 8), device="cpu", **options)
+
+
+class _SlowLinear(torch.nn.Module):
+    """A linear classifier taking 1 ms per input: its time estimates are over any budget on any machine."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(1e-3 * len(x))
+        return self.linear(x.flatten(1))
+
+
+def _slow(shape: tuple[int, int, int] = (1, 8, 8)) -> ModelHandle:
+    return ModelHandle.from_module(_SlowLinear(math.prod(shape)), input_shape=shape, device="cpu")
 
 
 CASES: dict[str, Case] = {
@@ -215,6 +235,32 @@ CASES: dict[str, Case] = {
     "a slice of 1 point": Case(lambda d: geometry.SliceOptions(extent=1.0, resolution=1), r"resolution"),
     "an unknown data set": Case(lambda d: geometry.load_dataset("digitz"), r"expected a dataset name among"),
     "an unknown split": Case(lambda d: geometry.load_dataset("digits", split="val"), r"expected split 'train'"),
+    # -- requests over the budget (checked before any work; geometry.runtime.budget) --------------------------------
+    "a dense 4096 x 4096 slice": Case(
+        lambda d: geometry.evaluate_slice(
+            _slow(), random_plane(torch.rand(1, 8, 8), seed=0), extent=1.0, resolution=4096, adaptive=False
+        ),
+        r"a dense slice of 4096 x 4096 points needs 16\.8 M model evaluations, about [\d.]+ h here, more than the "
+        r"budget of 10 min .*: lower the resolution or turn on adaptive refinement",
+        OverBudgetError,
+    ),
+    "shapes at 4096 pixels": Case(
+        lambda d: geometry.load_dataset("shapes", split="test", image_size=4096),
+        r"2,000 shape images of 4096 x 4096 pixels needs 375 GiB of memory, more than .*lower the image size",
+        OverBudgetError,
+    ),
+    "ten million random directions for curvature": Case(
+        lambda d: geometry.boundary_curvature(_slow((3, 32, 32)), torch.rand(1, 3, 32, 32), num_random=10**7),
+        r"curvature along 10,000,000 random directions at 1 image of 3,072 dimensions needs 30\.0 M model "
+        r"evaluations, about [\d.]+ h here.*: ask for fewer random directions",
+        OverBudgetError,
+    ),
+    "frequency margins of 20,000 images x 8 subspaces": Case(
+        lambda d: geometry.frequency_margins(_slow(), torch.rand(20_000, 1, 8, 8), num_random=1, full=False),
+        r"frequency margins of 20,000 images in 8 subspaces \(7 bands, 1 random\) needs 5\.3 M model evaluations, "
+        r"about .* here, more than the budget of 10 min .*: use fewer images, bands or random subspaces",
+        OverBudgetError,
+    ),
 }
 
 

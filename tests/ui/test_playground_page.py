@@ -174,3 +174,20 @@ def test_each_hidden_unit_has_a_map_that_enlarges_under_the_pointer():
     # each map is sent large enough to stay sharp when enlarged (56 px shown, 3.5 x under the pointer)
     sizes = {Image.open(io.BytesIO(base64.b64decode(b64))).size for b64, _, _ in images}
     assert sizes == {(100, 100)}
+
+
+def test_the_readout_refuses_measurements_of_another_epoch():
+    import pytest
+
+    from ui.playground import epoch_readout
+
+    measures = {"epoch": 11.0, "test_accuracy": 0.5, "train_loss": 0.4, "test_loss": float("nan")}
+    caption, metrics = epoch_readout(11, measures)
+    assert caption == "epoch 11" and metrics == [
+        ("Epoch", "11"),
+        ("Test accuracy", "50.0%"),
+        ("Train loss", "0.400"),
+        ("Test loss", "–"),
+    ]
+    with pytest.raises(ValueError, match="expected the measurements of epoch 12, got those of epoch 11"):
+        epoch_readout(12, measures)

@@ -15,6 +15,7 @@ from geometry.figures.common import class_color
 from geometry.slices.boundary_planes import normal_plane
 from geometry.slices.planes import three_image_plane
 from tests.ui.apptest import app, decode, figures
+from ui import slices as U
 
 PAGE = "views/slices.py"
 
@@ -319,3 +320,37 @@ def test_a_link_to_another_model_switches_the_sidebar_to_it():
     assert not at.exception, at.exception
     assert _slice_figure(at)["layout"]["title"]["text"].startswith("digits-cnn-relu")
     assert at.query_params["model"] == "digits-cnn-relu"
+
+
+def test_out_of_range_numbers_in_a_link_are_brought_into_range_with_a_note(digits):
+    """Issue 14 item 6: a link's numbers outside the page's ranges were clamped without a word."""
+    at = app()
+    for key, value in {"plane": "dct", "res": "1", "x0": "100000", "dct": "50"}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    notes = [i.value for i in at.info]
+    assert "resolution 1 in the link is below the minimum 64: using 64" in notes
+    assert "DCT band size 50 in the link is outside 1 to 4: using 4" in notes
+    image_note = next(n for n in notes if n.startswith("image 100000 in the link is not among the"))
+    last = int(image_note.rsplit(" ", 1)[1])
+    assert at.select_slider(key="slices_res").value == 64
+    assert at.slider(key="slices_dct").value == 4
+    assert at.selectbox(key="slices_x0").value == last
+    assert not at.error
+
+
+def test_link_numbers_above_the_page_maximum_are_clamped_to_it(silu, digits):
+    qp = {"res": 99999, "target": 42, "x0": -5}
+    notes = U.clamp_link_values(qp, silu, digits)
+    assert notes == [
+        "resolution 99999 in the link is above the maximum 1024: using 1024",
+        f"image -5 in the link is not among the {len(digits)} images of digits (0 to {len(digits) - 1}): using image 0",
+        "class 42 in the link is not one of digits-cnn-silu's 10 classes: using the nearest class",
+    ]
+    assert qp == {"res": 1024, "x0": 0}
+    assert U.clamp_link_values({"res": 300, "dct": 2}, silu, digits) == [
+        "resolution 300 in the link is not one of the page's resolutions (64, 128, 192, 256, 384, 512, 768, 1024): "
+        "using 256"
+    ]
