@@ -1,10 +1,13 @@
-"""Loading classifiers: built-in models, torchvision architectures, state dicts, TorchScript archives.
+"""Loading classifiers: built-in models, torchvision / timm / Hugging Face architectures, state dicts, TorchScript and
+``torch.export`` archives.
 
 Nothing here unpickles arbitrary objects: state dicts go through safetensors or
 ``torch.load(weights_only=True)``, and a file that needs more is refused with an explanation.
 TorchScript archives are the exception that must be named: an archive is a program, and loading
 it runs the code inside it (``allow_code=False`` refuses them; the app does so for uploads unless
-the operator sets ``BOUNDARY_ATLAS_ALLOW_CODE=1``). ``torch.export`` archives are not loaded.
+the operator sets ``BOUNDARY_ATLAS_ALLOW_CODE=1``). A ``torch.export`` archive (``.pt2``) is a graph of
+tensor operations, not arbitrary Python, but loading one still deserialises what its author wrote, so it is
+treated the same way. timm and Hugging Face models load through `geometry.models.hub`.
 
 The model measured is the model given: a weights file of a built-in architecture records every
 architecture option in its safetensors metadata (`save_model`, `architecture_metadata`), and one
@@ -85,12 +88,30 @@ def load_model(
       ``arch_options`` (e.g. ``{"activation": "silu", "pool": "avg"}``); layer widths are read from the weights.
     - ``load_model("model.ts", input_shape=(3, 32, 32), mean=..., std=...)``: a TorchScript archive. Loading one
       RUNS THE CODE INSIDE IT; pass ``allow_code=False`` for files you did not choose yourself.
+    - ``load_model("model.pt2", mean=..., std=...)``: a ``torch.export`` archive (``torch.export.save``); its input
+      shape is ``input_shape`` or that of the example input it was exported with. Refused with ``allow_code=False``
+      like TorchScript.
+    - ``load_model("timm:resnet18", weights="resnet18.safetensors")``: a timm architecture (weights: a local state
+      dict, None for random init, or ``"pretrained"`` to download); preprocessing from timm's data config.
+    - ``load_model("hf:path/to/folder")``: a Hugging Face image classifier saved with ``save_pretrained`` and its
+      image processor (a hub id such as ``hf:google/vit-base-patch16-224`` downloads; needs internet).
 
     ``input_shape``, ``mean`` and ``std`` as stated win over presets; ``resize`` (an int or (H, W)) bilinearly
     resizes inputs to what the network expects, and happens only when given. A model card or recorded metadata
     fixes input shape and normalisation itself. ``handle.pipeline`` says what is done to an input.
     """
     source_str = os.fspath(source)
+    if source_str.startswith(("timm:", "hf:")):
+        return _load_from_hub(
+            source_str,
+            weights=weights,
+            num_classes=num_classes,
+            class_names=class_names,
+            input_shape=input_shape,
+            resize=_resize_hw(resize),
+            device=device,
+            stated={"arch": arch, "mean": mean, "std": std, "arch_options": arch_options},
+        )
     if source_str in builtin_models() and weights is None:
         return _load_builtin(source_str, device)
     if weights is None and os.sep not in source_str and source_str in user_models():
@@ -121,7 +142,7 @@ def load_model(
             allow_code=allow_code,
         )
         return _load_file_once(path, options)
-    if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".ts", ".bin") or os.sep in source_str:
+    if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".ts", ".pt2", ".bin") or os.sep in source_str:
         raise FileNotFoundError(f"no such model file: {source_str}")
     return _load_torchvision(
         source_str,
@@ -133,6 +154,49 @@ def load_model(
         std=std,
         device=device,
         resize=resize_hw,
+    )
+
+
+def _load_from_hub(
+    source: str,
+    *,
+    weights: str | os.PathLike | None,
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+    input_shape: Sequence[int] | None,
+    resize: tuple[int, int] | None,
+    device: torch.device | str | None,
+    stated: Mapping[str, Any],
+) -> ModelHandle:
+    """``timm:<name>`` / ``hf:<folder or hub id>``: the library states the preprocessing, so options that would
+    contradict it are refused rather than silently ignored."""
+    from geometry.models import hub
+
+    contradicting = [name for name, value in stated.items() if value is not None]
+    if contradicting:
+        raise ValueError(
+            f"{source}: the model's library states its architecture and normalisation; leave out "
+            f"{', '.join(contradicting)}"
+        )
+    if source.startswith(hub.TIMM_PREFIX):
+        name = source.removeprefix(hub.TIMM_PREFIX).strip()
+        return hub.load_timm(
+            name,
+            weights=weights,
+            num_classes=num_classes,
+            class_names=class_names,
+            input_shape=input_shape,
+            resize=resize,
+            device=device,
+        )
+    if weights is not None or num_classes is not None:
+        raise ValueError(f"{source}: a Hugging Face folder holds its own weights and classes; leave out weights=")
+    return hub.load_hf(
+        source.removeprefix(hub.HF_PREFIX).strip(),
+        class_names=class_names,
+        input_shape=input_shape,
+        resize=resize,
+        device=device,
     )
 
 
@@ -259,6 +323,17 @@ def _load_file(
     recorded = read_architecture_metadata(path)
     if recorded is not None and arch in (None, recorded["architecture"]):
         return _load_recorded(path, recorded, arch_options, class_names, device)
+    if _is_exported_program(path):
+        return _load_exported_program(
+            path,
+            input_shape=input_shape,
+            class_names=class_names,
+            mean=mean,
+            std=std,
+            device=device,
+            resize=resize,
+            allow_code=allow_code,
+        )
     if _is_torchscript(path):
         return _load_torchscript(
             path,
@@ -416,6 +491,102 @@ def _is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any("/code/" in name or name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def _is_exported_program(path: Path) -> bool:
+    """A ``torch.export.save`` archive: a zip with ``<name>/archive_format`` and a serialised graph."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.endswith("/archive_format") for n in names) and any("/models/" in n for n in names)
+
+
+def _load_exported_program(
+    path: Path,
+    *,
+    input_shape: Sequence[int] | None,
+    class_names: Sequence[str] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    device: torch.device | str | None,
+    resize: tuple[int, int] | None = None,
+    allow_code: bool = True,
+) -> ModelHandle:
+    """Load a ``torch.export`` archive: a graph of tensor operations (no Python source), with its weights.
+
+    The input shape is ``input_shape`` as stated, else that of the example input the model was exported with
+    (minus its batch dimension). Export with a dynamic batch dimension (``torch.export.Dim``) so that batches of
+    any size run.
+    """
+    if not allow_code:
+        raise ValueError(
+            f"{path.name} is a torch.export archive: a graph of tensor operations rather than Python code, but "
+            f"loading one deserialises what its author wrote, so archives from uploads are refused unless the "
+            f"operator sets {ALLOW_CODE_ENV}=1. Load it from a path on the server instead, or upload its state "
+            "dict (.safetensors or .pt) with the name of its architecture"
+        )
+    try:
+        program = torch.export.load(str(path))
+        module = program.module()
+    except Exception as err:  # torch raises many kinds on a damaged or newer-format archive
+        raise ValueError(f"{path.name} could not be loaded as a torch.export archive ({err})") from None
+    if input_shape is None:
+        input_shape = _example_input_shape(program)
+        if input_shape is None:
+            raise ValueError(f"{path.name} records no example input: give its input_shape, e.g. (3, 32, 32)")
+    handle = ModelHandle.from_module(
+        ExportedGraph(module),
+        input_shape=input_shape,
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        resize=resize,
+        name=f"{path.name} (torch.export)",
+        device=device,
+    )
+    handle.smooth = _graph_smooth(module)  # a graph has no nn.ReLU modules to look for: read its operations
+    return handle
+
+
+class ExportedGraph(nn.Module):
+    """The module of a ``torch.export`` program, which has its train/eval mode fixed at export (it refuses
+    ``.train()`` / ``.eval()``): the wrapper takes the mode calls and leaves the graph as exported."""
+
+    def __init__(self, graph_module: nn.Module) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+
+    def train(self, mode: bool = True) -> ExportedGraph:
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph_module(x)
+
+
+_PIECEWISE_LINEAR_OPS = ("relu", "hardtanh", "max_pool", "threshold", "clamp", "leaky_relu", "prelu")
+
+
+def _graph_smooth(module: nn.Module) -> bool | None:
+    """False if an exported graph calls a piecewise-linear operation (ReLU, max-pool, ...); None when it cannot
+    be told (no graph, or none of those operations, which does not prove smoothness of every operation)."""
+    graph = getattr(module, "graph", None)
+    if graph is None:
+        return None
+    for node in graph.nodes:
+        if node.op == "call_function" and any(op in str(node.target) for op in _PIECEWISE_LINEAR_OPS):
+            return False
+    return None
+
+
+def _example_input_shape(program: Any) -> tuple[int, ...] | None:
+    """Shape of one input (no batch dimension) from the example inputs an exported program was saved with."""
+    example = getattr(program, "example_inputs", None)
+    args = example[0] if example else ()
+    if len(args) >= 1 and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+        return tuple(int(s) for s in args[0].shape[1:])
+    return None
 
 
 def _load_torchscript(
