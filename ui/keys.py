@@ -21,6 +21,7 @@ BUILTIN_MODEL = "builtin_model"  # the name of a built-in model or one trained h
 MODEL_UPLOAD = "model_upload"
 MODEL_PATH = "model_path"
 MODEL_ARCH = "model_arch"
+MODEL_TIMM_WEIGHTS = "model_timm_weights"
 MODEL_SHAPE = "model_shape"
 MODEL_CLASSES = "model_classes"
 MODEL_NORM = "model_norm"

@@ -193,9 +193,16 @@ def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
             return None
         digest, path = state.save_upload(upload.getvalue(), upload.name)
     else:
-        path = st.text_input("Path to a weights or TorchScript file", key=keys.MODEL_PATH).strip()
+        path = st.text_input(
+            "Path to a weights, TorchScript or torch.export file, or timm:<name> / hf:<folder>",
+            key=keys.MODEL_PATH,
+            help="timm:resnet18 (with a weights file below) or hf:/path/to/saved_pretrained/folder: the library's own "
+            "configuration gives the input size, normalisation and class names.",
+        ).strip()
         if not path:
             return None
+        if path.startswith(("timm:", "hf:")):
+            return _hub_model(path, device)
         path = str(check_allowed_path(path))  # before anything at the path is read
         digest = f"{path}:{os.path.getmtime(path) if os.path.exists(path) else 0}"
     arch = st.text_input(
@@ -242,6 +249,28 @@ def _file_model(source: str, device: str) -> geometry.ModelHandle | None:
         options["mean"] = _parse_floats(mean, "mean")
         options["std"] = _parse_floats(std, "std")
     return state.file_handle(digest, path, device, tuple(sorted(options.items())))
+
+
+def _hub_model(source: str, device: str) -> geometry.ModelHandle:
+    """A timm or Hugging Face model: the library states its preprocessing; only weights and class names are asked."""
+    options: dict[str, Any] = {}
+    stamp = ""
+    if source.startswith("hf:"):
+        folder = source[3:]
+        if os.path.exists(folder):  # a local folder (a hub id needs the internet): only inside the allowed roots
+            source = "hf:" + str(check_allowed_path(folder))
+            stamp = str(os.path.getmtime(source[3:]))
+    else:
+        weights = st.text_input(
+            "Weights file for the timm model (optional: random weights without one)", key=keys.MODEL_TIMM_WEIGHTS
+        ).strip()
+        if weights:
+            options["weights"] = str(check_allowed_path(weights))
+            stamp = str(os.path.getmtime(options["weights"])) if os.path.exists(options["weights"]) else "0"
+    classes = st.text_input("Class names (comma-separated, optional)", key=keys.MODEL_CLASSES)
+    if classes.strip():
+        options["class_names"] = tuple(c.strip() for c in classes.split(","))
+    return state.file_handle(f"{source}:{stamp}", source, device, tuple(sorted(options.items())))
 
 
 def _parse_floats(text: str, what: str, *, integer: bool = False) -> tuple:
