@@ -60,7 +60,28 @@ def check_operator(operator: object) -> LinearOperator:
     return operator  # type: ignore[return-value]
 
 
-class MatrixOperator:
+class _StoredLayout:
+    """The ``batch``, ``device`` and ``dtype`` of a `LinearOperator` that stores them when it is built (as
+    ``_batch``, ``_device``, ``_dtype``): one definition for the matrix and the function operators."""
+
+    _batch: int
+    _device: torch.device
+    _dtype: torch.dtype
+
+    @property
+    def batch(self) -> int:
+        return self._batch
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+
+class MatrixOperator(_StoredLayout):
     """A symmetric matrix (D, D) shared by ``batch`` rows, or a batch of matrices (N, D, D), as a `LinearOperator`.
 
     ``dtype`` (default: the matrix's) is the precision of the products; ``device`` (default: the matrix's) where.
@@ -89,18 +110,6 @@ class MatrixOperator:
     def size(self) -> int:
         return int(self.matrix.shape[-1])
 
-    @property
-    def batch(self) -> int:
-        return self._batch
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._dtype
-
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         m = self.matrix.to(v.device, v.dtype)
         return v @ m.T if m.dim() == 2 else torch.einsum("nij,n...j->n...i", m, v)
@@ -108,7 +117,7 @@ class MatrixOperator:
     __call__ = matvec
 
 
-class FunctionOperator:
+class FunctionOperator(_StoredLayout):
     """A function ``v -> A v`` with the sizes the solvers need (for operators that are not a class of their own)."""
 
     def __init__(
@@ -129,18 +138,6 @@ class FunctionOperator:
     @property
     def size(self) -> int:
         return self._size
-
-    @property
-    def batch(self) -> int:
-        return self._batch
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._dtype
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         return self.function(v)

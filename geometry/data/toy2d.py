@@ -48,6 +48,24 @@ _SPIRAL_TURNS = 1.0
 _SPIRAL_RADIUS = (0.3, 2.8)
 
 
+def _points_and_noise(name: str, n: object, k: int, noise: object) -> tuple[int, float]:
+    """``n`` checked (an int >= ``k``, one point per class) and the noise's standard deviation (``noise``, or the
+    set's default, scaled by 2/k for spirals), shared by `make_toy2d` and its many-class variant so both check the
+    same way."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
+        raise ValueError(f"expected n as an int >= {k} (one point per class) for {name!r}, got {n!r}")
+    if noise is None:
+        sigma = TOY2D_DEFAULT_NOISE[name] * (2.0 / k if name == "spirals" else 1.0)
+    else:
+        try:
+            sigma = float(noise)
+        except (TypeError, ValueError):
+            raise TypeError(f"expected noise as a number, got {noise!r}") from None
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"expected noise as a finite number >= 0, got {noise!r}")
+    return int(n), sigma
+
+
 def make_toy2d(
     name: str,
     n: int,
@@ -71,18 +89,7 @@ def make_toy2d(
         expected = f"{lo}" if lo == hi else f"{lo}..{hi}"
         raise ValueError(f"expected {expected} classes for {name!r}, got {k!r}")
     k = int(k)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
-        raise ValueError(f"expected n as an int >= {k} (one point per class) for {name!r}, got {n!r}")
-    n = int(n)
-    if noise is None:
-        sigma = TOY2D_DEFAULT_NOISE[name] * (2.0 / k if name == "spirals" else 1.0)
-    else:
-        try:
-            sigma = float(noise)
-        except (TypeError, ValueError):
-            raise TypeError(f"expected noise as a number, got {noise!r}") from None
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"expected noise as a finite number >= 0, got {noise!r}")
+    n, sigma = _points_and_noise(name, n, k, noise)
 
     if name == "moons":
         x, y = make_moons(n, noise=sigma / _MOONS_SCALE, random_state=seed)
@@ -137,18 +144,7 @@ def make_toy2d_any(
     own_lo, own_hi = TOY2D_CLASSES[name]
     if own_lo <= k <= own_hi:
         return make_toy2d(name, n, seed=seed, noise=noise, classes=k)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < k:
-        raise ValueError(f"expected n as an int >= {k} (one point per class) for {name!r}, got {n!r}")
-    n = int(n)
-    if noise is None:
-        sigma = TOY2D_DEFAULT_NOISE[name] * (2.0 / k if name == "spirals" else 1.0)
-    else:
-        try:
-            sigma = float(noise)
-        except (TypeError, ValueError):
-            raise TypeError(f"expected noise as a number, got {noise!r}") from None
-    if not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"expected noise as a finite number >= 0, got {noise!r}")
+    n, sigma = _points_and_noise(name, n, k, noise)
     rng = np.random.default_rng(seed)
     if name == "spirals":
         x, y = _spirals(n, k, sigma, seed)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -82,28 +83,34 @@ class PathResult:
         return self.anchors[p, :count]
 
 
+class PathFields(TypedDict, total=False):
+    """The `PathOptions` fields that `find_path`, `find_paths` and `connectivity_batch` also take as keywords (one
+    that is not None overrides ``options``); declared once so the three signatures do not repeat them."""
+
+    resolution: int | None
+    max_depth: int | None
+    max_anchors: int | None
+    overshoot: float | None
+    samples: int | None
+    strip: int | None
+
+
 def find_path(
     handle: ModelHandle,
     x1: torch.Tensor,
     x2: torch.Tensor,
     *,
     options: PathOptions | None = None,
-    resolution: int | None = None,
-    max_depth: int | None = None,
-    max_anchors: int | None = None,
-    overshoot: float | None = None,
-    samples: int | None = None,
-    strip: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    **fields: Unpack[PathFields],
 ) -> PathResult:
     """A path from ``x1`` to ``x2`` (two inputs of shape ``input_shape``) inside their common predicted class.
 
     Raises ValueError when the model predicts different classes for x1 and x2. ``options``: a `PathOptions` (its
     defaults are this function's); a keyword that is not None overrides the option of the same name.
     """
-    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
-    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
+    opts = options_with(PathOptions, options, dict(fields))
     a = handle.check_inputs(x1)
     b = handle.check_inputs(x2)
     if len(a) != 1 or len(b) != 1:
@@ -117,15 +124,10 @@ def find_paths(
     ends: torch.Tensor,
     *,
     options: PathOptions | None = None,
-    resolution: int | None = None,
-    max_depth: int | None = None,
-    max_anchors: int | None = None,
-    overshoot: float | None = None,
-    samples: int | None = None,
-    strip: int | None = None,
     pair_index: torch.Tensor | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    **fields: Unpack[PathFields],
 ) -> PathResult:
     """Paths between ``starts[p]`` and ``ends[p]`` (P, *input_shape), each inside the class both are predicted as.
 
@@ -139,8 +141,7 @@ def find_paths(
     """
     if not isinstance(handle, ModelHandle):
         raise TypeError(f"expected a ModelHandle, got {type(handle).__name__}")
-    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
-    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
+    opts = options_with(PathOptions, options, dict(fields))
     resolution, max_depth, max_anchors = opts.resolution, opts.max_depth, opts.max_anchors
     overshoot, samples, strip = opts.overshoot, opts.samples, opts.strip
     xa = handle.check_inputs(starts.detach() if isinstance(starts, torch.Tensor) else starts)
@@ -339,22 +340,16 @@ def connectivity_batch(
     num_pairs: int = 20,
     seed: int = 0,
     options: PathOptions | None = None,
-    resolution: int | None = None,
-    max_depth: int | None = None,
-    max_anchors: int | None = None,
-    overshoot: float | None = None,
-    samples: int | None = None,
-    strip: int | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    **fields: Unpack[PathFields],
 ) -> PathResult:
     """Paths between ``num_pairs`` random same-class pairs of ``images`` (N, *input_shape); see ``success_rate``.
 
     Both inputs of a pair are predicted as the same class and, when ``labels`` are given, correctly classified.
     ``options`` and the keywords after it: as in `find_paths`.
     """
-    fields = dict(resolution=resolution, max_depth=max_depth, max_anchors=max_anchors, overshoot=overshoot)
-    opts = options_with(PathOptions, options, {**fields, "samples": samples, "strip": strip})
+    opts = options_with(PathOptions, options, dict(fields))
     x = handle.check_inputs(images.detach() if isinstance(images, torch.Tensor) else images)
     pred = handle.predict(x)
     eligible = None

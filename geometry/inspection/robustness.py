@@ -223,6 +223,33 @@ def _evaluate(
     return np.array(kept), np.array(acc), np.array(margin), np.stack(preds).astype(np.int64)
 
 
+def _sweep_result(
+    factor: str,
+    vals: np.ndarray,
+    measured: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    reference: torch.Tensor,
+    labels: torch.Tensor,
+    reference_kind: str,
+    grid_shape: tuple[int, ...],
+) -> SweepResult:
+    """A `SweepResult` from `_evaluate`'s (kept, accuracy, margin, predictions) arrays: one place that names the
+    fields, for the own-image sweeps (reference: the predictions) and the generated-shape sweeps (the labels)."""
+    kept, acc, margin, preds = measured
+    return SweepResult(
+        factor=factor,
+        values=vals,
+        kept=kept,
+        accuracy=acc,
+        margin=margin,
+        predictions=preds,
+        reference=reference.numpy(),
+        labels=labels.numpy(),
+        reference_kind=reference_kind,
+        grid_shape=grid_shape,
+        unit=_UNITS[factor],
+    )
+
+
 def image_sweep(
     handle: ModelHandle,
     images: torch.Tensor,
@@ -253,7 +280,7 @@ def image_sweep(
     vals = _values(kind, values, grid)
     reference = handle.predict(x)
     lab = _labels(labels, len(x))
-    kept, acc, margin, preds = _evaluate(
+    measured = _evaluate(
         handle,
         lambda v: transform_images(x, kind, vals[v] if vals.ndim == 2 else float(vals[v]), fill=fill),
         len(vals),
@@ -264,19 +291,7 @@ def image_sweep(
         f"{kind} sweep",
     )
     grid_shape = (grid, grid) if kind == "shift" and values is None else ()
-    return SweepResult(
-        factor=kind,
-        values=vals,
-        kept=kept,
-        accuracy=acc,
-        margin=margin,
-        predictions=preds,
-        reference=reference.numpy(),
-        labels=lab.numpy(),
-        reference_kind="prediction",
-        grid_shape=grid_shape,
-        unit=_UNITS[kind],
-    )
+    return _sweep_result(kind, vals, measured, reference, lab, "prediction", grid_shape)
 
 
 def is_shapes_model(handle: ModelHandle) -> bool:
@@ -339,21 +354,9 @@ def shapes_sweep(
             changed = with_factor(base, rotation=float(vals[v]), center=(0.5, 0.5))
         return render_shapes(changed, size=size)
 
-    kept, acc, margin, preds = _evaluate(handle, batch, len(vals), labels, labels, progress, cancel, f"{factor} sweep")
+    measured = _evaluate(handle, batch, len(vals), labels, labels, progress, cancel, f"{factor} sweep")
     grid_shape = (grid, grid) if factor == "position" and values is None else ()
-    return SweepResult(
-        factor=factor,
-        values=vals,
-        kept=kept,
-        accuracy=acc,
-        margin=margin,
-        predictions=preds,
-        reference=labels.numpy(),
-        labels=labels.numpy(),
-        reference_kind="label",
-        grid_shape=grid_shape,
-        unit=_UNITS[factor],
-    )
+    return _sweep_result(factor, vals, measured, labels, labels, "label", grid_shape)
 
 
 def shapes_rotation_sweeps(
@@ -436,23 +439,9 @@ def _labels(labels: torch.Tensor | None, n: int) -> torch.Tensor:
     return lab
 
 
-@memoize(name="geometry.inspection.robustness.image_sweep")
-def cached_image_sweep(
-    handle: ModelHandle,
-    images: torch.Tensor,
-    kind: str,
-    values: Sequence[float] | np.ndarray | None = None,
-    *,
-    labels: torch.Tensor | None = None,
-    fill: float | str = "border",
-    grid: int = 7,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
-) -> SweepResult:
-    """`image_sweep` through the disk cache (``cache=`` picks a `DiskCache`, False bypasses it)."""
-    return image_sweep(
-        handle, images, kind, values, labels=labels, fill=fill, grid=grid, progress=progress, cancel=cancel
-    )
+# `image_sweep` through the disk cache (``cache=`` picks a `DiskCache`, False bypasses it): the function itself
+# wrapped, so the two signatures cannot drift apart.
+cached_image_sweep = memoize(name="geometry.inspection.robustness.image_sweep")(image_sweep)
 
 
 @memoize(name="geometry.inspection.robustness.shapes_sweep")

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -510,6 +510,16 @@ class ReportResults:
 # -- computing each section --------------------------------------------------------------------------------------------
 
 
+class SectionRun(TypedDict, total=False):
+    """How a section runs its computation: the disk cache (None: the app's), the progress callback and the stop token.
+    Every section takes these three keywords and passes them on to its memoized calls; one declaration keeps the
+    seven section signatures from repeating them."""
+
+    cache: DiskCache | None
+    progress: Progress | None
+    cancel: CancelToken | None
+
+
 def model_section(handle: ModelHandle, dataset: Dataset) -> ModelSection:
     card = handle.card
     return ModelSection(
@@ -536,10 +546,7 @@ def model_section(handle: ModelHandle, dataset: Dataset) -> ModelSection:
 def accuracy_section(
     handle: ModelHandle,
     dataset: Dataset,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> AccuracySection:
     labels = dataset.labels
     known = labels >= 0
@@ -558,7 +565,7 @@ def accuracy_section(
             data_name=dataset.name,
             data_split=dataset.split,
         )
-    pred = cached_predictions(handle, dataset.images, progress=progress, cancel=cancel, cache=cache).predicted
+    pred = cached_predictions(handle, dataset.images, **run).predicted
     per = np.full(k, np.nan)
     counts = np.zeros(k, dtype=int)
     for c in range(k):
@@ -584,12 +591,9 @@ def deepfool_section(
     handle: ModelHandle,
     x: torch.Tensor,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> DeepFoolSection:
-    r = cached_deepfool(handle, x, config.deepfool, progress=progress, cancel=cancel, cache=cache)
+    r = cached_deepfool(handle, x, config.deepfool, **run)
     return DeepFoolSection(
         key="deepfool",
         applicable=True,
@@ -612,10 +616,7 @@ def frequency_section(
     handle: ModelHandle,
     x: torch.Tensor,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> FrequencySection:
     shape = tuple(handle.input_shape)
     if len(shape) != 3:
@@ -627,9 +628,7 @@ def frequency_section(
         bands=band_choice(handle, config.bands),
         full=False,
         seed=config.seed,
-        progress=progress,
-        cancel=cancel,
-        cache=cache,
+        **run,
     )
     return FrequencySection(key="frequency", applicable=True, note="", margins=res, input_shape=shape)
 
@@ -638,10 +637,7 @@ def curvature_section(
     handle: ModelHandle,
     x: torch.Tensor,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> CurvatureSection:
     """Curvature at each image's DeepFool boundary point, one image per call: the Curvature page measures one image
     at a time, so with the page's options (`PAGE_CURVATURE`) each image is the page's own cache entry."""
@@ -655,9 +651,9 @@ def curvature_section(
             handle,
             x[i : i + 1],
             options,
-            progress=scaled_progress(progress, i / n, (i + 1) / n),
-            cancel=cancel,
-            cache=cache,
+            progress=scaled_progress(run.get("progress"), i / n, (i + 1) / n),
+            cancel=run.get("cancel"),
+            cache=run.get("cache"),
         )
         for i in range(n)
     ]
@@ -686,10 +682,7 @@ def connectivity_section(
     handle: ModelHandle,
     data: Dataset,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> ConnectivitySection:
     labels = data.labels if bool((data.labels >= 0).all()) else None
     names = tuple(handle.class_names)
@@ -700,9 +693,7 @@ def connectivity_section(
             labels,
             num_pairs=config.connectivity_pairs,
             seed=config.seed,
-            progress=progress,
-            cancel=cancel,
-            cache=cache,
+            **run,
         )
     except ValueError as err:  # e.g. no class with two inputs: the section says so instead of failing the report
         return ConnectivitySection(
@@ -715,10 +706,7 @@ def detection_section(
     handle: ModelHandle,
     x: torch.Tensor,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> DetectionSection:
     res = cached_evaluate_detection(
         handle,
@@ -726,9 +714,7 @@ def detection_section(
         fpr=config.detection_fpr,
         num_directions=config.detection_directions,
         seed=config.seed,
-        progress=progress,
-        cancel=cancel,
-        cache=cache,
+        **run,
     )
     return DetectionSection(key="detection", applicable=True, note="", detection=res, smooth=handle.smooth)
 
@@ -737,10 +723,7 @@ def robustness_section(
     handle: ModelHandle,
     data: Dataset,
     config: ReportConfig,
-    *,
-    cache: DiskCache | None = None,
-    progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    **run: Unpack[SectionRun],
 ) -> RobustnessSection:
     """The own images scaled, shifted, rotated and re-sampled; for a model trained on shapes also generated shapes by
     size, rotation (at several sizes) and position."""
@@ -763,8 +746,9 @@ def robustness_section(
     steps = len(IMAGE_SWEEPS) + (3 if shapes else 0)
 
     def part(i: int) -> Progress | None:
-        return scaled_progress(progress, i / steps, (i + 1) / steps)
+        return scaled_progress(run.get("progress"), i / steps, (i + 1) / steps)
 
+    cache, cancel = run.get("cache"), run.get("cancel")
     labels = data.labels if bool((data.labels >= 0).all()) else None
     sweeps = {
         kind: cached_image_sweep(handle, data.images, kind, labels=labels, cache=cache, cancel=cancel, progress=part(i))
