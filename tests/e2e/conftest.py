@@ -44,6 +44,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **os.environ,
         "BOUNDARY_ATLAS_CACHE": str(tmp_path_factory.mktemp("e2e-cache")),
         "BOUNDARY_ATLAS_MODELS": str(tmp_path_factory.mktemp("e2e-models")),  # what the Train view trains
+        # the Stop test needs a computation of many minutes, which the default time budget (600 s) refuses up front
+        "BOUNDARY_ATLAS_MAX_SECONDS": "86400",
         "PYTHONUNBUFFERED": "1",
     }
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")  # noqa: SIM115 - closed below
