@@ -17,6 +17,7 @@ import time
 
 from geometry.atlas.options import ANALYSES
 from geometry.atlas.shards import DEFAULT_SHARD_SIZE
+from geometry.cli.inputs import load_options, model_and_dataset
 from geometry.cli.progress import ProgressBar
 
 HELP = "measure every image of a data set (margin, curvature, frequency, detection) into a Parquet table"
@@ -43,22 +44,11 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import geometry
     from geometry.atlas import build_atlas, write_atlas
-    from geometry.cli.report import _input_shape
 
     if args.address and args.engine != "ray":
         raise ValueError("expected --address only with --engine ray")
-    options: dict[str, object] = {}
-    if args.arch:
-        options["arch"] = args.arch
-    if args.input_shape:
-        options["input_shape"] = _input_shape(args.input_shape)
-    handle = geometry.load_model(args.model, device=args.device, **options)
-    name = args.data or handle.card.get("dataset")
-    if not name:
-        raise ValueError(f"expected --data: {handle.name!r} has no model card naming its data set")
-    dataset = geometry.load_dataset(name, split=args.split)
+    handle, dataset = model_and_dataset(args, args.data, "--data")
     bar = None if args.no_progress else ProgressBar()
     start = time.perf_counter()
     try:
@@ -72,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             shard_size=args.shard_size,
             limit=args.limit,
             source=args.model,
-            load_options=options,
+            load_options=load_options(args),
             progress=bar,
         )
     finally:

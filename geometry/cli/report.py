@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from geometry.cli.inputs import model_and_dataset
 from geometry.cli.progress import ProgressBar
 from geometry.report.thresholds import Thresholds
 
@@ -65,29 +66,12 @@ def _threshold(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"expected --input-shape as comma-separated ints, e.g. 3,32,32; got {text!r}") from None
-
-
 def run(args: argparse.Namespace) -> int:
-    import geometry
     from geometry.report import ReportConfig, write_report
 
     if args.n is not None and args.quick:
         raise ValueError("expected either --n or --quick, got both")
-    options: dict[str, object] = {}
-    if args.arch:
-        options["arch"] = args.arch
-    if args.input_shape:
-        options["input_shape"] = _input_shape(args.input_shape)
-    handle = geometry.load_model(args.model, device=args.device, **options)
-    name = args.dataset or handle.card.get("dataset")
-    if not name:
-        raise ValueError(f"expected --dataset: {handle.name!r} has no model card naming its data set")
-    dataset = geometry.load_dataset(name, split=args.split)
+    handle, dataset = model_and_dataset(args, args.dataset, "--dataset")
     if args.quick:
         config = ReportConfig.quick()
     elif args.n is not None:
