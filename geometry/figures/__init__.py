@@ -14,6 +14,7 @@ from geometry.figures.common import (
     image_to_uint8,
     probability_bars,
     toy_scatter,
+    view_class_colors,
 )
 from geometry.figures.connectivity import connectivity_figure, path_figure
 from geometry.figures.curvature import (
@@ -72,5 +73,6 @@ __all__ = [
     "spectrum_figure",
     "sweep_figure",
     "toy_scatter",
+    "view_class_colors",
     "vulnerability_figure",
 ]

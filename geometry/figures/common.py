@@ -14,6 +14,7 @@ _PALETTE_10 = qualitative.D3  # 10 colours, the classic class palette
 _PALETTE_24 = qualitative.Light24
 OK_COLOR = "#2ca02c"  # green: kept, joined, the class of the untouched image
 BAD_COLOR = "#d62728"  # red: flipped, failed, not converged
+OTHER_COLOR = "#b0b0b0"  # grey: classes beyond a view's palette, named in the legend instead
 MODEL_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b")  # one per model when several share a figure
 
 
@@ -51,6 +52,26 @@ def class_color(k: int, num_classes: int) -> str:
 def class_colors(num_classes: int) -> list[str]:
     """``[class_color(k, num_classes) for k in range(num_classes)]``."""
     return [class_color(k, num_classes) for k in range(num_classes)]
+
+
+def view_class_colors(present: Sequence[int] | np.ndarray, num_classes: int, *, most: int = 24) -> dict[int, str]:
+    """Colours for the classes that appear in one view, distinct from each other however many the model has.
+
+    With up to 24 classes a class keeps its page-wide colour (`class_color`). With more (1000 ImageNet classes),
+    1000 golden-ratio hues are too close to tell apart, so the classes present in the view get a qualitative
+    palette in order of first appearance in ``present`` (callers pass them most frequent first); past ``most`` the
+    rest share grey (callers name them in the legend / hover instead).
+    """
+    order: list[int] = []
+    for c in np.asarray(present, dtype=np.int64).ravel().tolist():
+        if not 0 <= c < max(num_classes, 1):
+            raise ValueError(f"class index {c} out of range for {num_classes} classes")
+        if c not in order:
+            order.append(c)
+    if num_classes <= 24:
+        return {c: class_color(c, num_classes) for c in order}
+    palette = list(_PALETTE_10) + [c for c in _PALETTE_24 if c not in _PALETTE_10]
+    return {c: (palette[i] if i < min(most, len(palette)) else OTHER_COLOR) for i, c in enumerate(order)}
 
 
 def image_to_uint8(image: torch.Tensor | np.ndarray, *, min_size: int = 96) -> np.ndarray:

@@ -46,3 +46,16 @@ def test_a_figure_takes_the_result_type_it_draws(name):
     text = inspect.getsource(source_module)
     for type_name in annotation.replace("Mapping[str, ", "").replace("]", "").split(" | "):
         assert f"import {type_name}" in text or f", {type_name}" in text or f"{type_name}," in text, type_name
+
+
+def test_view_class_colors_distinct_for_a_1000_class_model():
+    from geometry.figures.common import OTHER_COLOR, class_color, view_class_colors
+
+    present = [907, 3, 511, 3, 42]
+    colors = view_class_colors(present, 1000)
+    assert list(colors) == [907, 3, 511, 42]  # first appearance order, no repeats
+    assert len(set(colors.values())) == 4  # the classes in the view are told apart
+    many = view_class_colors(range(40), 1000, most=24)
+    assert len({many[c] for c in range(24)}) == 24 and all(many[c] == OTHER_COLOR for c in range(24, 40))
+    # with few classes a class keeps its page-wide colour
+    assert view_class_colors([2, 0], 10) == {2: class_color(2, 10), 0: class_color(0, 10)}
